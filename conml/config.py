@@ -1,0 +1,186 @@
+"""Typed config schema and start-up checks, so a misconfigured run fails in its first second.
+
+The fixed parts of the config (trainer, eval, logger, ConML, paths) are dataclasses registered in
+Hydra's ConfigStore: a wrong key or a wrong type fails at composition with the allowed values. The
+composable parts (dataset, model, learner, optimizer, scheduler) are `_target_` trees; their schema
+is the signature of the class they build, checked here before anything is instantiated.
+"""
+
+from __future__ import annotations
+
+import inspect
+import types
+import typing
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, Optional
+
+from hydra.core.config_store import ConfigStore
+from hydra.utils import get_object
+from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
+
+from conml.errors import ConfigError
+from conml.objective import ConMLSettings
+
+
+class WandbMode(str, Enum):
+    online = "online"
+    offline = "offline"
+    disabled = "disabled"
+
+
+@dataclass
+class LoggerConfig:
+    """Weights & Biases run settings; offline by default so that no account is needed."""
+
+    mode: WandbMode = WandbMode.offline
+    project: str = "conml"
+    entity: Optional[str] = None
+    group: Optional[str] = None
+    tags: list[str] = field(default_factory=list)
+    job_type: str = "train"
+    name: Optional[str] = None
+
+
+@dataclass
+class TrainerConfig:
+    """Meta-training loop: steps are meta-batches of `meta_batch_size` tasks."""
+
+    steps: int = 5000
+    meta_batch_size: int = 32
+    log_every: int = 10
+    val_every: int = 500
+    val_episodes: int = 200
+    ckpt_every: int = 500
+    grad_clip: Optional[float] = None
+
+
+@dataclass
+class EvalConfig:
+    """Meta-test on a fixed, seed-addressed episode set of the test split."""
+
+    episodes: int = 1000
+    batch_size: int = 100
+    # Support sizes to meta-test at; None: the dataset's training shots.
+    shots: Optional[list[int]] = None
+    # Query examples per task at meta-test; None: the dataset's default.
+    queries: Optional[int] = None
+    checkpoint: str = "best"
+
+
+@dataclass
+class PathsConfig:
+    output_dir: str = "outputs"
+    data_dir: str = "data"
+
+
+@dataclass
+class TrainConfig:
+    """The whole run; `dataset`, `model`, `learner`, `optimizer`, `scheduler` are `_target_` trees."""
+
+    dataset: Any = MISSING
+    model: Any = MISSING
+    learner: Any = MISSING
+    optimizer: Any = MISSING
+    scheduler: Any = None
+    conml: ConMLSettings = field(default_factory=ConMLSettings)
+    trainer: TrainerConfig = field(default_factory=TrainerConfig)
+    eval: EvalConfig = field(default_factory=EvalConfig)
+    logger: LoggerConfig = field(default_factory=LoggerConfig)
+    paths: PathsConfig = field(default_factory=PathsConfig)
+    name: str = "default"
+    seed: int = 0
+    device: str = "auto"
+    # A run directory to continue (its checkpoints/last.pt), in place and in the same W&B run.
+    resume: Optional[str] = None
+
+
+def register() -> None:
+    """Register the schema and the resolvers the YAML files use."""
+    ConfigStore.instance().store(name="train_schema", node=TrainConfig)
+    if not OmegaConf.has_resolver("first_set"):
+        OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in values if v not in (None, "")), None))
+
+
+# Keys of a `_target_` node that Hydra consumes itself.
+_HYDRA_KEYS = {"_target_", "_partial_", "_recursive_", "_convert_", "_args_"}
+
+
+def check_targets(cfg: DictConfig, supplied: dict[str, set[str]]) -> None:
+    """Check every `_target_` group against the signature of what it builds.
+
+    `supplied` names, per group, the arguments the entrypoint passes at build time (the learner's
+    net, say), which the YAML must not need to set.
+    """
+    for group, extra in supplied.items():
+        node = cfg.get(group)
+        if node is not None:
+            _check_node(node, group, extra)
+
+
+def _check_node(node: DictConfig, path: str, supplied: set[str]) -> None:
+    if "_target_" not in node:
+        raise ConfigError(f"'{path}' has no _target_: say which class or function it builds, e.g. _target_: conml.learners.maml.MAML.")
+    target = node._target_
+    try:
+        built = get_object(target)
+    except Exception as error:  # noqa: BLE001 - any import failure is the user's bad path
+        raise ConfigError(f"{path}._target_ '{target}' cannot be imported ({error}). Check the module path and class name.") from None
+    signature = inspect.signature(built)
+    hints = _type_hints(built)
+    parameters = {name: p for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
+    allowed = sorted(set(parameters) - supplied)
+    for key in node:
+        if key in _HYDRA_KEYS:
+            continue
+        if key in supplied:
+            raise ConfigError(f"{path}.{key} is supplied by the entrypoint at build time and cannot be set in the config.")
+        if key not in parameters and not open_ended:
+            raise ConfigError(f"{path}.{key} is not a setting of {target}. Its settings are: {', '.join(allowed)}.")
+        if key in hints and not OmegaConf.is_missing(node, key):
+            value = OmegaConf.to_container(node[key], resolve=True) if isinstance(node[key], (DictConfig, ListConfig)) else node[key]
+            if isinstance(node[key], DictConfig) and "_target_" in node[key]:
+                continue
+            if not _matches(value, hints[key]):
+                raise ConfigError(f"{path}.{key}={value!r} is not a valid {_describe(hints[key])} (a setting of {target}).")
+    partial = node.get("_partial_", False)
+    missing = [n for n, p in parameters.items() if p.default is p.empty and n not in node and n not in supplied]
+    if missing and not partial:
+        raise ConfigError(f"{path} lacks required setting(s) {', '.join(missing)} of {target}.")
+
+
+def _type_hints(built: Any) -> dict[str, Any]:
+    try:
+        return typing.get_type_hints(built.__init__ if inspect.isclass(built) else built)
+    except Exception:  # noqa: BLE001 - unresolvable hints: fall back to no type checks
+        return {}
+
+
+def _matches(value: Any, hint: Any) -> bool:
+    """Whether a plain config value fits a type hint; hints it cannot judge pass."""
+    origin = typing.get_origin(hint)
+    if hint is Any:
+        return True
+    if origin in (typing.Union, types.UnionType):
+        return any(_matches(value, arm) for arm in typing.get_args(hint))
+    if hint is type(None):
+        return value is None
+    if hint is bool:
+        return isinstance(value, bool)
+    if hint is int:
+        return isinstance(value, int) and not isinstance(value, bool)
+    if hint is float:
+        return isinstance(value, (int, float)) and not isinstance(value, bool)
+    if hint is str:
+        return isinstance(value, str)
+    if origin in (tuple, list, typing.Sequence) or hint in (tuple, list):
+        if not isinstance(value, (list, tuple)):
+            return False
+        args = [a for a in typing.get_args(hint) if a is not Ellipsis]
+        return all(_matches(v, args[0]) for v in value) if len(args) == 1 or Ellipsis in typing.get_args(hint) else True
+    return True
+
+
+def _describe(hint: Any) -> str:
+    return getattr(hint, "__name__", None) or str(hint).replace("typing.", "")

@@ -1,0 +1,1 @@
+"""Meta-learners behind one seam: adapt, predict, represent, episodic_loss."""

@@ -1,0 +1,87 @@
+"""MAML (second order) and first-order MAML, batched over the tasks of a meta-batch.
+
+A task model is the dict of adapted weights {name: [T, *shape]}; psi flattens and concatenates
+them. The inner loop takes gradients of the summed task losses with respect to per-task weight
+views, which gives every task its own gradient in one backward pass.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+
+from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import ConfigError
+from conml.learners.base import Learner
+from conml.nets.task_batched import task_forward, task_params
+from conml.task_kind import TaskKind
+
+AdaptedWeights = dict[str, Tensor]
+
+
+class MAML(Learner):
+    """Model-agnostic meta-learning; `first_order=True` gives FOMAML.
+
+    `inner_lr` is one step size per inner step; `learn_inner_lr` meta-learns them (per-step
+    learning rates). `eval_inner_steps` (default: `inner_steps`) is used at meta-test time; steps
+    beyond the learned ones reuse the last step size. `representation` is psi: the adapted
+    weights themselves (`weights`, as in the paper) or their change from the meta-parameters
+    (`update`), which removes the part all tasks share.
+    """
+
+    representations = ("weights", "update")
+
+    def __init__(
+        self,
+        net: nn.Module,
+        kind: TaskKind,
+        inner_steps: int = 1,
+        inner_lr: float = 0.01,
+        first_order: bool = False,
+        learn_inner_lr: bool = False,
+        eval_inner_steps: int | None = None,
+        representation: str = "weights",
+    ):
+        super().__init__(kind)
+        if inner_steps < 1:
+            raise ConfigError(f"learner.inner_steps must be at least 1, got {inner_steps}.")
+        if representation not in self.representations:
+            raise ConfigError(f"learner.representation must be one of {list(self.representations)}, got '{representation}'.")
+        self.representation = representation
+        self.net = net
+        self.inner_steps = inner_steps
+        self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
+        self.first_order = first_order
+        step_sizes = torch.full((inner_steps,), float(inner_lr))
+        if learn_inner_lr:
+            self.inner_lr = nn.Parameter(step_sizes)
+        else:
+            self.register_buffer("inner_lr", step_sizes)
+
+    def adapt(self, tasks: Tasks) -> AdaptedWeights:
+        meta_training = torch.is_grad_enabled()
+        steps = self.inner_steps if self.training else self.eval_inner_steps
+        # Second order only when an outer gradient will flow; at meta-test each step is detached.
+        create_graph = meta_training and not self.first_order
+        params = task_params(self.net, tasks.num_tasks)
+        with torch.enable_grad():
+            if not meta_training:
+                params = {name: p.detach().requires_grad_() for name, p in params.items()}
+            for step in range(steps):
+                prediction = task_forward(self.net, params, tasks.x)
+                loss = self.kind.loss(prediction, tasks.y, tasks.mask).sum()
+                grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
+                lr = self.inner_lr[min(step, self.inner_steps - 1)]
+                params = {name: p - lr * g for (name, p), g in zip(params.items(), grads)}
+                if not meta_training:
+                    params = {name: p.detach().requires_grad_() for name, p in params.items()}
+        return params
+
+    def predict(self, models: AdaptedWeights, x: Tensor) -> Tensor:
+        return task_forward(self.net, models, x)
+
+    def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
+        if self.representation == "update":
+            meta = dict(self.net.named_parameters())
+            return torch.cat([(w - meta[name]).flatten(1) for name, w in models.items()], dim=1)
+        return torch.cat([w.flatten(1) for w in models.values()], dim=1)

@@ -1,0 +1,125 @@
+"""The ConML meta-objective: L = L_e + lambda * (d_in - d_out).
+
+This is the only module that knows about ConML. It asks the learner for task models learned from
+subsets of each task and from the whole task (support ∪ query), maps them to vectors with the
+learner's `represent` (psi), and adds the contrastive term to the learner's own episodic loss.
+With K = 1 and the support set as the subset it reuses the support-set models that the episodic
+loss already built ("Efficient ConML"), so the only extra work is one adaptation per task.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from enum import Enum
+from typing import Optional
+
+import torch
+from torch import Tensor
+
+from conml.distances import Distance
+from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import ConfigError
+from conml.learners.base import AdaptedModels, Learner
+
+
+class SubsetStrategy(str, Enum):
+    """How the subsets kappa of a task are drawn (pi_kappa)."""
+
+    support = "support"  # kappa = the support set; reuses the support-set models (K must be 1)
+    random = "random"  # kappa_k = a random subset of support ∪ query, per task and per k
+    prefix = "prefix"  # kappa = the first examples of support ∪ query (a prompt prefix)
+
+
+class Terms(str, Enum):
+    """Which contrastive terms are optimised: both, or one of them as an ablation."""
+
+    both = "both"
+    alignment = "alignment"  # L_e + lambda * d_in  ("in-" ablation)
+    discrimination = "discrimination"  # L_e - lambda * d_out  ("out-" ablation)
+
+
+@dataclass
+class ConMLSettings:
+    """ConML's settings; `enabled: false` trains the plain meta-learner through the same code."""
+
+    enabled: bool = True
+    lam: float = 0.1
+    phi: Distance = Distance.cosine
+    num_subsets: int = 1
+    subset: SubsetStrategy = SubsetStrategy.support
+    # Size of random/prefix subsets as a fraction of support ∪ query; None: the support size.
+    subset_fraction: Optional[float] = None
+    terms: Terms = Terms.both
+
+
+@dataclass
+class LossParts:
+    """The meta-training loss and its parts, kept apart for logging."""
+
+    total: Tensor
+    episodic: Tensor
+    d_in: Tensor | None = None
+    d_out: Tensor | None = None
+
+
+class ConMLObjective:
+    """Builds the meta-training loss of one meta-batch for any learner."""
+
+    def __init__(self, settings: ConMLSettings):
+        self.settings = settings
+        if settings.num_subsets < 1:
+            raise ConfigError(f"conml.num_subsets must be at least 1, got {settings.num_subsets}.")
+        if settings.subset == SubsetStrategy.support and settings.num_subsets != 1:
+            raise ConfigError(
+                "conml.subset=support gives the same subset every time, so conml.num_subsets must be 1 "
+                f"(got {settings.num_subsets}); use conml.subset=random to draw several subsets per task."
+            )
+        fraction = settings.subset_fraction
+        if fraction is not None and not 0.0 < fraction <= 1.0:
+            raise ConfigError(f"conml.subset_fraction must lie in (0, 1], got {fraction}.")
+
+    def __call__(self, learner: Learner, batch: EpisodeBatch) -> LossParts:
+        settings = self.settings
+        models = AdaptedModels(learner, batch)
+        episodic = learner.episodic_loss(batch, models)
+        if not settings.enabled:
+            return LossParts(episodic, episodic)
+
+        e_star = learner.represent(models.whole, batch)
+        total, d_in, d_out = episodic, None, None
+        if settings.terms != Terms.discrimination:
+            d_in = torch.stack([settings.phi.rows(e, e_star).mean() for e in self._subset_representations(learner, batch, models)]).mean()
+            total = total + settings.lam * d_in
+        if settings.terms != Terms.alignment:
+            d_out = off_diagonal_mean(settings.phi.pairs(e_star))
+            total = total - settings.lam * d_out
+        return LossParts(total, episodic, d_in, d_out)
+
+    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels) -> list[Tensor]:
+        if self.settings.subset == SubsetStrategy.support:
+            return [learner.represent(models.support, batch)]
+        return [learner.represent(learner.adapt(kappa), batch) for kappa in self.subsets(batch)]
+
+    def subsets(self, batch: EpisodeBatch) -> list[Tasks]:
+        """The K subsets kappa of every task, drawn from support ∪ query."""
+        whole = batch.whole
+        size = self._subset_size(batch)
+        if self.settings.subset == SubsetStrategy.prefix:
+            return [whole.first(size)] * self.settings.num_subsets
+        # Random subsets use the global RNG, which is seeded and checkpointed with the run.
+        scores = torch.rand(self.settings.num_subsets, whole.num_tasks, whole.num_examples, device=whole.x.device)
+        return [whole.take(s.argsort(dim=1)[:, :size]) for s in scores]
+
+    def _subset_size(self, batch: EpisodeBatch) -> int:
+        fraction = self.settings.subset_fraction
+        if fraction is None:
+            return batch.support.num_examples
+        return max(1, int(fraction * batch.whole.num_examples))
+
+
+def off_diagonal_mean(matrix: Tensor) -> Tensor:
+    """Mean over all ordered pairs i != j; zero when there is a single task (no pairs)."""
+    count = matrix.shape[0]
+    if count < 2:
+        return matrix.new_zeros(())
+    return (matrix.sum() - matrix.diagonal().sum()) / (count * (count - 1))
