@@ -53,6 +53,8 @@ class TrainerConfig:
     val_episodes: int = 200
     ckpt_every: int = 500
     grad_clip: Optional[float] = None
+    # Stop after this many validations without improvement (early stopping); None: never.
+    patience: Optional[int] = None
 
 
 @dataclass

@@ -49,6 +49,7 @@ class Trainer:
         self.eval_batch_size, self.config = eval_batch_size, config
         self.step = 0
         self.best: float | None = None
+        self.stale_validations = 0
         self.train_seconds = 0.0
 
     # -- state -------------------------------------------------------------------------------
@@ -60,6 +61,7 @@ class Trainer:
             "scheduler": None if self.scheduler is None else self.scheduler.state_dict(),
             "rng": rng_states(),
             "best": self.best,
+            "stale_validations": self.stale_validations,
             "train_seconds": self.train_seconds,
             "wandb_run_id": self.tracker.run_id,
             "config": self.config,
@@ -72,6 +74,7 @@ class Trainer:
             self.scheduler.load_state_dict(state["scheduler"])
         restore_rng_states(state["rng"])
         self.step, self.best, self.train_seconds = state["step"], state["best"], state["train_seconds"]
+        self.stale_validations = state["stale_validations"]
 
     def save(self, name: str) -> Path:
         """Checkpoint the run; a model with non-finite weights is never written."""
@@ -119,18 +122,26 @@ class Trainer:
                 sums, counted, window_start = {}, 0, time.perf_counter()
             if self.step % settings.val_every == 0 or last:
                 self._validate()
-            if self.step % settings.ckpt_every == 0 or last:
+            if self.step % settings.ckpt_every == 0 or last or self._out_of_patience():
                 self.save("last")
                 window_start = time.perf_counter()
+            if self._out_of_patience():
+                print(f"Early stop at step {self.step}: no validation improvement in {settings.patience} validations.")
+                break
         bar.close()
+
+    def _out_of_patience(self) -> bool:
+        return self.settings.patience is not None and self.stale_validations >= self.settings.patience
 
     def _validate(self) -> None:
         result = evaluate(self.learner, self.source, "val", self.settings.val_episodes, self.eval_batch_size, self.device, progress=False)
         metric = self.source.kind.metric_name
         self.tracker.log({f"val/{metric}": result.mean, f"val/{metric}_ci95": result.ci95}, self.step)
         if self.source.kind.better(result.mean, self.best):
-            self.best = result.mean
+            self.best, self.stale_validations = result.mean, 0
             self.save("best")
+        else:
+            self.stale_validations += 1
 
     def _check_finite(self, means: dict[str, float]) -> None:
         if all(math.isfinite(v) for v in means.values()):

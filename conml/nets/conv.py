@@ -1,0 +1,41 @@
+"""Conv-4 family backbone of few-shot learning: blocks of conv3x3 -> BatchNorm -> ReLU -> maxpool2.
+
+With `out_features` it ends in a linear classifier (MAML-family); without, it is an embedding
+network (ProtoNet, MatchingNet). 64 channels by default (learn2learn's setting; the original MAML
+used 32).
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import nn
+
+
+class ConvNet(nn.Sequential):
+    """`blocks` conv blocks of `hidden` channels, flattened, then an optional linear head."""
+
+    def __init__(
+        self,
+        in_channels: int = 3,
+        hidden: int = 64,
+        blocks: int = 4,
+        out_features: int | None = 5,
+        image_size: int = 84,
+        bn_eps: float = 1e-3,
+    ):
+        layers: list[nn.Module] = []
+        channels = in_channels
+        for _ in range(blocks):
+            layers += [
+                nn.Conv2d(channels, hidden, 3, padding=1),
+                nn.BatchNorm2d(hidden, eps=bn_eps, track_running_stats=False),
+                nn.ReLU(),
+                nn.MaxPool2d(2),
+            ]
+            channels = hidden
+        layers.append(nn.Flatten())
+        super().__init__(*layers)
+        with torch.no_grad():
+            self.embedding_size = self(torch.zeros(2, in_channels, image_size, image_size)).shape[1]
+        if out_features is not None:
+            self.append(nn.Linear(self.embedding_size, out_features))
