@@ -13,6 +13,7 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
+from hydra.errors import InstantiationException
 from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
@@ -45,19 +46,30 @@ def resolve_device(name: str) -> torch.device:
     return device
 
 
+def build(node: DictConfig, **supplied):
+    """instantiate(), letting our own errors from constructors through unwrapped."""
+    try:
+        return instantiate(node, **supplied)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Meta-train and meta-test one configuration in `run_dir`; returns the results dict."""
     check_targets(cfg, SUPPLIED)
     device = resolve_device(cfg.device)
     config = OmegaConf.to_container(cfg, resolve=True)
+    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoints"
     state = _resume_state(cfg, config, checkpoint_dir)
 
     seed_everything(cfg.seed)
-    source = instantiate(cfg.dataset)
-    learner = instantiate(cfg.learner, net=instantiate(cfg.model), kind=source.kind).to(device)
-    optimizer = instantiate(cfg.optimizer, params=learner.parameters())
-    scheduler = None if cfg.scheduler is None else instantiate(cfg.scheduler, optimizer=optimizer)
+    source = build(cfg.dataset)
+    learner = build(cfg.learner, net=build(cfg.model), kind=source.kind).to(device)
+    optimizer = build(cfg.optimizer, params=learner.parameters())
+    scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
     objective = ConMLObjective(OmegaConf.to_object(cfg.conml))
 
     with Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, state and state["wandb_run_id"]) as tracker:
