@@ -13,10 +13,9 @@ from pathlib import Path
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from hydra.errors import InstantiationException
-from hydra.utils import instantiate
 from omegaconf import DictConfig, OmegaConf
 
+from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint, seed_everything
 from conml.config import check_targets, register
 from conml.errors import ConfigError, UserError
@@ -27,33 +26,8 @@ from conml.trainer import Trainer
 
 register()
 
-# Arguments the entrypoint supplies when it builds each `_target_` group.
-SUPPLIED = {"dataset": set(), "model": set(), "learner": {"net", "kind"}, "optimizer": {"params"}, "scheduler": {"optimizer"}}
-
 # Settings a resumed run may change; every other difference means a different experiment.
 RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "eval", "logger", "paths", "device")
-
-
-def resolve_device(name: str) -> torch.device:
-    if name == "auto":
-        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
-    device = torch.device(name)
-    if device.type == "cuda" and not torch.cuda.is_available():
-        raise ConfigError(
-            f"device={name} was requested but this machine has no usable CUDA device "
-            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Use device=cpu or device=auto."
-        )
-    return device
-
-
-def build(node: DictConfig, **supplied):
-    """instantiate(), letting our own errors from constructors through unwrapped."""
-    try:
-        return instantiate(node, **supplied)
-    except InstantiationException as error:
-        if isinstance(error.__cause__, UserError):
-            raise error.__cause__ from None
-        raise
 
 
 def run(cfg: DictConfig, run_dir: Path) -> dict:
@@ -66,8 +40,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     state = _resume_state(cfg, config, checkpoint_dir)
 
     seed_everything(cfg.seed)
-    source = build(cfg.dataset)
-    learner = build(cfg.learner, net=build(cfg.model), kind=source.kind).to(device)
+    source, learner = build_source_and_learner(cfg, device)
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
     objective = ConMLObjective(OmegaConf.to_object(cfg.conml))

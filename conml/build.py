@@ -1,0 +1,44 @@
+"""Turn a composed config into the objects of a run: device, episode source, learner, optimizer."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from hydra.errors import InstantiationException
+from hydra.utils import instantiate
+from omegaconf import DictConfig
+
+from conml.errors import ConfigError, UserError
+
+# Arguments supplied here when each `_target_` group is built, so configs never set them.
+SUPPLIED = {"dataset": set(), "model": set(), "learner": {"net", "kind"}, "optimizer": {"params"}, "scheduler": {"optimizer"}}
+
+
+def resolve_device(name: str) -> torch.device:
+    if name == "auto":
+        return torch.device("cuda" if torch.cuda.is_available() else "cpu")
+    device = torch.device(name)
+    if device.type == "cuda" and not torch.cuda.is_available():
+        raise ConfigError(
+            f"device={name} was requested but this machine has no usable CUDA device "
+            f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Use device=cpu or device=auto."
+        )
+    return device
+
+
+def build(node: DictConfig, **supplied: Any) -> Any:
+    """instantiate(), letting our own errors from constructors through unwrapped."""
+    try:
+        return instantiate(node, **supplied)
+    except InstantiationException as error:
+        if isinstance(error.__cause__, UserError):
+            raise error.__cause__ from None
+        raise
+
+
+def build_source_and_learner(cfg: DictConfig, device: torch.device):
+    """The episode source and the learner (its net built from `model`), on `device`."""
+    source = build(cfg.dataset)
+    learner = build(cfg.learner, net=build(cfg.model), kind=source.kind).to(device)
+    return source, learner
