@@ -2,10 +2,19 @@
 
 from __future__ import annotations
 
+import argparse
+import json
+import sys
+from pathlib import Path
+
 import torch
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from conml.build import build_source_and_learner, resolve_device
+from conml.checkpoint import load_checkpoint
 from conml.data.episode_source import EpisodeSource
+from conml.errors import UserError
 from conml.learners.base import Learner
 from conml.metrics import MeanCI, mean_ci
 from conml.task_kind import scaled_metric
@@ -46,8 +55,51 @@ def meta_test(
     shots: list[int] | None,
     queries: int | None,
 ) -> dict[str, MeanCI]:
-    """Test-split results keyed '<metric>@<k>shot', one entry per support size."""
+    """Test-split results keyed '<metric>@<k>shot', one entry per support size.
+
+    Variable-shot sources (shots None) are keyed '<metric>'. A source with several test sets
+    (Meta-Dataset's per-source sets, from its `test_sets()`) is tested on each, keys prefixed '<set>/'.
+    """
+    test_sets = getattr(source, "test_sets", None)
+    if test_sets is not None:
+        return {
+            f"{name}/{key}": value
+            for name, test_set in test_sets().items()
+            for key, value in meta_test(learner, test_set, episodes, batch_size, device, shots, queries).items()
+        }
+    metric = source.kind.metric_name
     return {
-        f"{source.kind.metric_name}@{k}shot": evaluate(learner, source, "test", episodes, batch_size, device, k, queries)
+        (metric if k is None else f"{metric}@{k}shot"): evaluate(learner, source, "test", episodes, batch_size, device, k, queries)
         for k in (shots or [source.shots])
     }
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Meta-test a finished or interrupted run's checkpoint again, e.g. on more episodes or shots."""
+    parser = argparse.ArgumentParser(prog="python -m conml.evaluate", description=main.__doc__)
+    parser.add_argument("run_dir", type=Path, help="a run folder (outputs/<name>/<date>_<time>)")
+    parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
+    parser.add_argument("--episodes", type=int, help="test tasks (default: the run's eval.episodes)")
+    parser.add_argument("--shots", type=int, nargs="+", help="support sizes (default: the run's eval.shots)")
+    parser.add_argument("--device", default="auto")
+    args = parser.parse_args(argv)
+    try:
+        state = load_checkpoint(args.run_dir / "checkpoints" / f"{args.checkpoint}.pt")
+        cfg = OmegaConf.create(state["config"])
+        device = resolve_device(args.device)
+        source, learner = build_source_and_learner(cfg, device)
+        learner.load_state_dict(state["learner"])
+        episodes = args.episodes or cfg.eval.episodes
+        results = meta_test(learner, source, episodes, cfg.eval.batch_size, device, args.shots or cfg.eval.shots, cfg.eval.queries)
+    except UserError as error:
+        print(f"\nerror: {error}\n", file=sys.stderr)
+        sys.exit(2)
+    out = args.run_dir / f"eval_{args.checkpoint}_{episodes}episodes.json"
+    out.write_text(json.dumps({key: value.as_dict() for key, value in results.items()}, indent=2))
+    for key, value in results.items():
+        print(f"{key:>20}: {value}  ({value.count} tasks)")
+    print(f"written to {out}")
+
+
+if __name__ == "__main__":
+    main()
