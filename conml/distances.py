@@ -1,7 +1,7 @@
 """Distances phi between task-model representations, row-wise and as all-pairs matrices.
 
-Each distance gives `rows(a, b)` for matched rows and `pairs(e)` for the [B, B] matrix between
-all rows of one batch; the matrix form avoids materialising [B, B, d] for large d (MAML's
+Each distance gives `rows(a, b)` for matched rows and `pairs(a, b)` for the [A, B] matrix between
+all rows of a and all rows of b; the matrix form avoids materialising [A, B, d] for large d (MAML's
 adapted weights have ~10^5 entries per task).
 """
 
@@ -19,10 +19,9 @@ def cosine_rows(a: Tensor, b: Tensor) -> Tensor:
     return 1.0 - F.cosine_similarity(a, b, dim=-1, eps=1e-12)
 
 
-def cosine_pairs(e: Tensor) -> Tensor:
-    """1 - cos(e_i, e_j) for all i, j."""
-    unit = F.normalize(e, dim=-1, eps=1e-12)
-    return 1.0 - unit @ unit.transpose(0, 1)
+def cosine_pairs(a: Tensor, b: Tensor) -> Tensor:
+    """1 - cos(a_i, b_j) for all i, j."""
+    return 1.0 - F.normalize(a, dim=-1, eps=1e-12) @ F.normalize(b, dim=-1, eps=1e-12).transpose(0, 1)
 
 
 def sigmoid_squared_rows(a: Tensor, b: Tensor) -> Tensor:
@@ -30,10 +29,10 @@ def sigmoid_squared_rows(a: Tensor, b: Tensor) -> Tensor:
     return torch.sigmoid((a - b).pow(2).sum(-1))
 
 
-def sigmoid_squared_pairs(e: Tensor) -> Tensor:
-    """sigmoid(||e_i - e_j||^2) for all i, j, without a square root (finite gradients at i = j)."""
-    sq = e.pow(2).sum(-1)
-    return torch.sigmoid((sq[:, None] + sq[None, :] - 2.0 * e @ e.transpose(0, 1)).clamp_min(0.0))
+def sigmoid_squared_pairs(a: Tensor, b: Tensor) -> Tensor:
+    """sigmoid(||a_i - b_j||^2) for all i, j, without a square root (finite gradients at a_i = b_j)."""
+    squared = a.pow(2).sum(-1)[:, None] + b.pow(2).sum(-1)[None, :] - 2.0 * a @ b.transpose(0, 1)
+    return torch.sigmoid(squared.clamp_min(0.0))
 
 
 class Distance(str, Enum):
@@ -45,8 +44,8 @@ class Distance(str, Enum):
     def rows(self, a: Tensor, b: Tensor) -> Tensor:
         return _ROWS[self](a, b)
 
-    def pairs(self, e: Tensor) -> Tensor:
-        return _PAIRS[self](e)
+    def pairs(self, a: Tensor, b: Tensor) -> Tensor:
+        return _PAIRS[self](a, b)
 
 
 _ROWS = {Distance.cosine: cosine_rows, Distance.sigmoid_squared: sigmoid_squared_rows}

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor
 
 from conml.distances import Distance
+from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import AdaptedModels, Learner
@@ -54,7 +55,11 @@ class ConMLSettings:
 
 @dataclass
 class LossParts:
-    """The meta-training loss and its parts, kept apart for logging."""
+    """The meta-training loss and its parts, kept apart for logging.
+
+    When a meta-batch is spread over processes, these are this process's shares: their sum over
+    processes is the loss of the whole meta-batch.
+    """
 
     total: Tensor
     episodic: Tensor
@@ -65,8 +70,8 @@ class LossParts:
 class ConMLObjective:
     """Builds the meta-training loss of one meta-batch for any learner."""
 
-    def __init__(self, settings: ConMLSettings):
-        self.settings = settings
+    def __init__(self, settings: ConMLSettings, shard: TaskShard = TaskShard()):
+        self.settings, self.shard = settings, shard
         if settings.num_subsets < 1:
             raise ConfigError(f"conml.num_subsets must be at least 1, got {settings.num_subsets}.")
         if settings.subset == SubsetStrategy.support and settings.num_subsets != 1:
@@ -79,21 +84,32 @@ class ConMLObjective:
             raise ConfigError(f"conml.subset_fraction must lie in (0, 1], got {fraction}.")
 
     def __call__(self, learner: Learner, batch: EpisodeBatch) -> LossParts:
-        settings = self.settings
+        settings, share = self.settings, 1.0 / self.shard.world_size
         models = AdaptedModels(learner, batch)
-        episodic = learner.episodic_loss(batch, models)
+        episodic = share * learner.episodic_loss(batch, models)
         if not settings.enabled:
             return LossParts(episodic, episodic)
 
         e_star = learner.represent(models.whole, batch)
         total, d_in, d_out = episodic, None, None
         if settings.terms != Terms.discrimination:
-            d_in = torch.stack([settings.phi.rows(e, e_star).mean() for e in self._subset_representations(learner, batch, models)]).mean()
+            d_in = share * torch.stack([settings.phi.rows(e, e_star).mean() for e in self._subset_representations(learner, batch, models)]).mean()
             total = total + settings.lam * d_in
         if settings.terms != Terms.alignment:
-            d_out = off_diagonal_mean(settings.phi.pairs(e_star))
+            d_out = self._discrimination(e_star)
             total = total - settings.lam * d_out
         return LossParts(total, episodic, d_in, d_out)
+
+    def _discrimination(self, e_star: Tensor) -> Tensor:
+        """This process's rows of mean_{i != j} phi(e*_i, e*_j) over all tasks of the meta-batch."""
+        everyone = self.shard.gather(e_star)
+        local, total = e_star.shape[0], everyone.shape[0]
+        if total < 2:
+            return e_star.new_zeros(())
+        distances = self.settings.phi.pairs(e_star, everyone)
+        own = torch.arange(local, device=e_star.device)
+        distances = distances.index_put((own, own + self.shard.rank * local), distances.new_zeros(()))
+        return distances.sum() / (total * (total - 1))
 
     def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels) -> list[Tensor]:
         if self.settings.subset == SubsetStrategy.support:
@@ -116,10 +132,3 @@ class ConMLObjective:
             return batch.support.num_examples
         return max(1, int(fraction * batch.whole.num_examples))
 
-
-def off_diagonal_mean(matrix: Tensor) -> Tensor:
-    """Mean over all ordered pairs i != j; zero when there is a single task (no pairs)."""
-    count = matrix.shape[0]
-    if count < 2:
-        return matrix.new_zeros(())
-    return (matrix.sum() - matrix.diagonal().sum()) / (count * (count - 1))

@@ -11,13 +11,17 @@ from conml.config import LoggerConfig, WandbMode
 
 
 class Tracker:
-    """Logs scalars by step to `metrics.jsonl` and to W&B; `finish()` must run, hence `with`."""
+    """Logs scalars by step to `metrics.jsonl` and to W&B; `finish()` must run, hence `with`.
 
-    def __init__(self, run_dir: Path, settings: LoggerConfig, config: dict, group: str, run_id: str | None = None):
+    An inactive tracker (processes other than the main one) records nothing.
+    """
+
+    def __init__(self, run_dir: Path, settings: LoggerConfig, config: dict, group: str, run_id: str | None = None, active: bool = True):
         self.metrics_path = run_dir / "metrics.jsonl"
         self.run = None
+        self.active = active
         mode = WandbMode(settings.mode)
-        if mode != WandbMode.disabled:
+        if active and mode != WandbMode.disabled:
             import wandb
 
             os.environ.setdefault("WANDB_SILENT", "true")
@@ -41,6 +45,8 @@ class Tracker:
         return None if self.run is None else self.run.id
 
     def log(self, metrics: dict[str, float], step: int) -> None:
+        if not self.active:
+            return
         with open(self.metrics_path, "a") as handle:
             handle.write(json.dumps({"step": step, **{k: _plain(v) for k, v in metrics.items()}}) + "\n")
         if self.run is not None:
@@ -52,7 +58,7 @@ class Tracker:
 
     def forget_after(self, step: int) -> None:
         """Drop local lines logged after `step`: a resumed run logs those steps again."""
-        if not self.metrics_path.exists():
+        if not self.active or not self.metrics_path.exists():
             return
         kept = [line for line in self.metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
         self.metrics_path.write_text("".join(line + "\n" for line in kept))

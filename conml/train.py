@@ -18,6 +18,7 @@ from omegaconf import DictConfig, OmegaConf
 from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint, seed_everything
 from conml.config import check_targets, register
+from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError
 from conml.evaluate import meta_test
 from conml.objective import ConMLObjective
@@ -33,7 +34,7 @@ RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.va
 def run(cfg: DictConfig, run_dir: Path) -> dict:
     """Meta-train and meta-test one configuration in `run_dir`; returns the results dict."""
     check_targets(cfg, SUPPLIED)
-    device = resolve_device(cfg.device)
+    shard, device = shard_from_environment(resolve_device(cfg.device))
     config = OmegaConf.to_container(cfg, resolve=True)
     run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoints"
@@ -43,15 +44,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     source, learner = build_source_and_learner(cfg, device)
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
-    objective = ConMLObjective(OmegaConf.to_object(cfg.conml))
+    objective = ConMLObjective(OmegaConf.to_object(cfg.conml), shard)
 
-    with Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, state and state["wandb_run_id"]) as tracker:
-        trainer = Trainer(learner, source, objective, optimizer, scheduler, cfg.trainer, tracker, checkpoint_dir, device, cfg.eval.batch_size, config)
+    run_id = state and state["wandb_run_id"]
+    with Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker:
+        trainer = Trainer(learner, source, objective, optimizer, scheduler, cfg.trainer, tracker, checkpoint_dir, device, cfg.eval.batch_size, config, shard)
         if state is not None:
             trainer.load_state(state)
             tracker.forget_after(trainer.step)
             print(f"Resuming {run_dir} at step {trainer.step} of {cfg.trainer.steps}.")
         trainer.fit()
+        if not shard.is_main:  # meta-testing and results are the main process's
+            return {}
 
         chosen = checkpoint_dir / f"{cfg.eval.checkpoint}.pt"
         learner.load_state_dict(load_checkpoint(chosen)["learner"])

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from conml.checkpoint import restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
 from conml.data.episode_source import EpisodeSource
+from conml.distributed import TaskShard
 from conml.errors import UserError
 from conml.evaluate import evaluate
 from conml.learners.base import Learner
@@ -42,8 +43,9 @@ class Trainer:
         device: torch.device,
         eval_batch_size: int,
         config: dict,
+        shard: TaskShard = TaskShard(),
     ):
-        self.learner, self.source, self.objective = learner, source, objective
+        self.learner, self.source, self.objective, self.shard = learner, source, objective, shard
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.tracker, self.checkpoint_dir, self.device = tracker, checkpoint_dir, device
         self.eval_batch_size, self.config = eval_batch_size, config
@@ -77,26 +79,29 @@ class Trainer:
         self.stale_validations = state["stale_validations"]
 
     def save(self, name: str) -> Path:
-        """Checkpoint the run; a model with non-finite weights is never written."""
+        """Checkpoint the run (main process only); a model with non-finite weights is never written."""
         if not all(torch.isfinite(p).all() for p in self.learner.parameters()):
             self._check_finite({"parameters": math.nan})
         path = self.checkpoint_dir / f"{name}.pt"
-        save_checkpoint(self.state(), path)
+        if self.shard.is_main:
+            save_checkpoint(self.state(), path)
         return path
 
     # -- loop --------------------------------------------------------------------------------
     def fit(self) -> None:
         settings, size = self.settings, self.settings.meta_batch_size
+        offset, local = self.shard.local_tasks(size)
         sums: dict[str, torch.Tensor] = {}
         counted, window_start = 0, time.perf_counter()
-        bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True)
+        bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, disable=not self.shard.is_main)
         self.learner.train()
         while self.step < settings.steps:
             started = time.perf_counter()
-            batch = self.source.sample("train", self.step * size, size).to(self.device)
+            batch = self.source.sample("train", self.step * size + offset, local).to(self.device)
             parts = self.objective(self.learner, batch)
             self.optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
+            self.shard.sum_gradients(self.learner.parameters())
             if settings.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.learner.parameters(), settings.grad_clip)
             self.optimizer.step()

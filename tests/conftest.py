@@ -55,3 +55,13 @@ def run_tiny(tmp_path):
         return summary, run_dir
 
     return _run
+
+
+@pytest.fixture
+def unused_tcp_port() -> int:
+    """A free loopback port for a local process group."""
+    import socket
+
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return probe.getsockname()[1]

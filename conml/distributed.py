@@ -1,0 +1,69 @@
+"""Spread each meta-batch's tasks over processes (torchrun): process r holds tasks r*b .. r*b+b-1.
+
+ConML's d_out compares every task with every other, so the whole-task representations are
+all-gathered with an autograd-aware collective: gradients from other processes' pairs flow back to
+the process that owns the task. Each process's loss is its share of the global loss, and summing the
+processes' gradients gives exactly the single-process meta-gradient of the whole meta-batch.
+"""
+
+from __future__ import annotations
+
+import os
+from dataclasses import dataclass
+
+import torch
+import torch.distributed as dist
+import torch.distributed.nn.functional as collective
+from torch import Tensor
+
+from conml.errors import ConfigError
+
+
+@dataclass(frozen=True)
+class TaskShard:
+    """This process's place among `world_size` processes sharing a meta-batch."""
+
+    rank: int = 0
+    world_size: int = 1
+
+    @property
+    def is_main(self) -> bool:
+        return self.rank == 0
+
+    def local_tasks(self, meta_batch_size: int) -> tuple[int, int]:
+        """(offset, count) of this process's tasks within a meta-batch."""
+        if meta_batch_size % self.world_size:
+            raise ConfigError(
+                f"trainer.meta_batch_size={meta_batch_size} does not split evenly over {self.world_size} processes; "
+                "choose a multiple of the number of processes."
+            )
+        count = meta_batch_size // self.world_size
+        return self.rank * count, count
+
+    def gather(self, local: Tensor) -> Tensor:
+        """Every process's rows, in rank order; gradients flow back to each row's owner."""
+        if self.world_size == 1:
+            return local
+        return torch.cat(collective.all_gather(local), dim=0)
+
+    def sum_gradients(self, parameters) -> None:
+        """Sum gradients over processes (each process's loss is its share of the global loss)."""
+        if self.world_size == 1:
+            return
+        for p in parameters:
+            if p.grad is not None:
+                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+def shard_from_environment(device: torch.device) -> tuple[TaskShard, torch.device]:
+    """Join the process group torchrun describes in the environment (a single process otherwise),
+    and the device this process uses: its own GPU (LOCAL_RANK) when running on CUDA."""
+    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+    if world_size == 1:
+        return TaskShard(), device
+    if device.type == "cuda":
+        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        torch.cuda.set_device(device)
+    if not dist.is_initialized():
+        dist.init_process_group("nccl" if device.type == "cuda" else "gloo")
+    return TaskShard(dist.get_rank(), dist.get_world_size()), device
