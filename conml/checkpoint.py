@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import errno
 import os
 import pickle
 import random
@@ -10,11 +11,18 @@ from pathlib import Path
 import numpy as np
 import torch
 
-from conml.errors import DataError
+from conml.errors import DataError, UserError
+
+
+class OutputError(UserError):
+    """A run's output could not be written (disk full, no permission)."""
 
 
 def save_checkpoint(state: dict, path: Path) -> None:
-    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`."""
+    """Write to a temporary file in the same folder, flush it to disk, then rename over `path`.
+
+    A crash at any point leaves either the previous checkpoint or the new one, never a mix.
+    """
     path.parent.mkdir(parents=True, exist_ok=True)
     tmp = path.with_name(f".{path.name}.{os.getpid()}.tmp")
     try:
@@ -23,6 +31,14 @@ def save_checkpoint(state: dict, path: Path) -> None:
             handle.flush()
             os.fsync(handle.fileno())
         os.replace(tmp, path)
+    except OSError as error:
+        if error.errno in (errno.ENOSPC, errno.EDQUOT, errno.EACCES, errno.EROFS):
+            kept = f"The previous {path.name} is intact." if path.exists() else "No earlier checkpoint exists."
+            raise OutputError(
+                f"Could not write checkpoint {path}: {error.strerror}. {kept} Free space (or fix permissions), "
+                f"or point paths.output_dir / CONML_OUTPUTS at another disk, then continue with resume={path.parent.parent}."
+            ) from None
+        raise
     finally:
         tmp.unlink(missing_ok=True)
     directory = os.open(path.parent, os.O_RDONLY)
@@ -30,6 +46,12 @@ def save_checkpoint(state: dict, path: Path) -> None:
         os.fsync(directory)
     finally:
         os.close(directory)
+
+
+def remove_partial_checkpoints(directory: Path) -> None:
+    """Delete temporary files left by a process killed while writing a checkpoint."""
+    for leftover in directory.glob(".*.pt.*.tmp"):
+        leftover.unlink(missing_ok=True)
 
 
 def load_checkpoint(path: Path) -> dict:

@@ -93,15 +93,16 @@ class TrainConfig:
     name: str = "default"
     seed: int = 0
     device: str = "auto"
-    # A run directory to continue (its checkpoints/last.pt), in place and in the same W&B run.
+    # A run directory to continue (its checkpoints/last.pt), in place and in the same W&B run;
+    # "auto": continue this run folder if it holds a checkpoint (what a requeued job does).
     resume: Optional[str] = None
 
 
 def register() -> None:
     """Register the schema and the resolvers the YAML files use."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
-    if not OmegaConf.has_resolver("first_set"):
-        OmegaConf.register_new_resolver("first_set", lambda *values: next((v for v in values if v not in (None, "")), None))
+    if not OmegaConf.has_resolver("run_dir"):
+        OmegaConf.register_new_resolver("run_dir", lambda resume, fresh: fresh if resume in (None, "", "auto") else resume)
 
 
 # Keys of a `_target_` node that Hydra consumes itself.

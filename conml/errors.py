@@ -4,6 +4,8 @@
 class UserError(Exception):
     """A problem the user can fix (configuration, data, environment); printed without a traceback."""
 
+    exit_code = 2
+
 
 class ConfigError(UserError):
     """A config value or key that cannot work."""

@@ -5,9 +5,11 @@ from __future__ import annotations
 import json
 import math
 import os
+import sys
 from pathlib import Path
 
 from conml.config import LoggerConfig, WandbMode
+from conml.preemption import Preempted
 
 
 class Tracker:
@@ -22,10 +24,7 @@ class Tracker:
         self.active = active
         mode = WandbMode(settings.mode)
         if active and mode != WandbMode.disabled:
-            import wandb
-
-            os.environ.setdefault("WANDB_SILENT", "true")
-            self.run = wandb.init(
+            options = dict(
                 project=settings.project,
                 entity=settings.entity,
                 group=settings.group or group,
@@ -34,11 +33,10 @@ class Tracker:
                 name=settings.name,
                 config=config,
                 dir=str(run_dir),
-                mode=mode.value,
                 id=run_id,
                 resume="allow" if run_id else None,
-                settings=wandb.Settings(console="off"),
             )
+            self.run = _start_wandb(options, mode, run_dir)
 
     @property
     def run_id(self) -> str | None:
@@ -72,6 +70,8 @@ class Tracker:
         return self
 
     def __exit__(self, error_type, error, trace) -> None:
+        if isinstance(error, Preempted) and self.run is not None:
+            self.run.mark_preempting()
         self.finish(failed=error_type is not None)
 
 
@@ -79,3 +79,22 @@ def _plain(value: float) -> float | None:
     """JSON has no NaN/inf; write them as null so the file stays valid."""
     value = float(value)
     return value if math.isfinite(value) else None
+
+
+def _start_wandb(options: dict, mode: WandbMode, run_dir: Path):
+    """Start the W&B run; if online logging fails (not logged in, no network), log offline and say so."""
+    import wandb
+
+    os.environ.setdefault("WANDB_SILENT", "true")
+    try:
+        return wandb.init(**options, mode=mode.value, settings=wandb.Settings(console="off"))
+    except Exception as error:  # noqa: BLE001 - any failure to reach W&B must not stop training
+        if mode != WandbMode.online:
+            raise
+        print(
+            f"warning: W&B online logging is unavailable ({type(error).__name__}: {str(error).strip().splitlines()[0]}). "
+            f"Logging offline to {run_dir / 'wandb'} instead; upload it later with "
+            f"`wandb sync {run_dir / 'wandb'}/offline-run-*` once `wandb login` works.",
+            file=sys.stderr,
+        )
+        return wandb.init(**options, mode="offline", settings=wandb.Settings(console="off"))

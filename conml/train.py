@@ -5,7 +5,9 @@
 
 from __future__ import annotations
 
+import errno
 import json
+import os
 import sys
 import time
 from pathlib import Path
@@ -22,6 +24,7 @@ from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError
 from conml.evaluate import meta_test
 from conml.objective import ConMLObjective
+from conml.preemption import PreemptionGuard
 from conml.tracking import Tracker
 from conml.trainer import Trainer
 
@@ -53,7 +56,8 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             trainer.load_state(state)
             tracker.forget_after(trainer.step)
             print(f"Resuming {run_dir} at step {trainer.step} of {cfg.trainer.steps}.")
-        trainer.fit()
+        with PreemptionGuard() as guard:
+            trainer.fit(guard)
         if not shard.is_main:  # meta-testing and results are the main process's
             return {}
 
@@ -80,14 +84,18 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
 def _resume_state(cfg: DictConfig, config: dict, checkpoint_dir: Path) -> dict | None:
     """The checkpoint to continue from, after checking it belongs to the same experiment."""
     last = checkpoint_dir / "last.pt"
-    if cfg.resume is None:
+    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
+    if cfg.resume == "auto" or (cfg.resume is None and requeued):
+        if not last.exists():
+            return None
+    elif cfg.resume is None:
         if last.exists():
             raise ConfigError(
                 f"{checkpoint_dir.parent} already holds a run (checkpoints/last.pt). Pass resume={checkpoint_dir.parent} "
                 "to continue it, or choose another hydra.run.dir; nothing was overwritten."
             )
         return None
-    if not last.exists():
+    elif not last.exists():
         raise ConfigError(f"resume={cfg.resume}: there is no checkpoints/last.pt in that folder, so there is nothing to continue.")
     state = load_checkpoint(last)
     changed = [key for key in _differences(state["config"], config) if not key.startswith(RESUMABLE_CHANGES)]
@@ -111,12 +119,21 @@ def _print_results(name: str, run_dir: Path, results: dict) -> None:
         print(f"  {key:>20}: {value}  ({value.count} tasks)")
 
 
-@hydra.main(version_base="1.3", config_path="../configs", config_name="train")
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+
+
+@hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
 def main(cfg: DictConfig) -> None:
     try:
         run(cfg, Path(HydraConfig.get().runtime.output_dir))
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)
+        sys.exit(error.exit_code)
+    except OSError as error:
+        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+            raise
+        print(f"\nerror: the disk is full: could not write {error.filename}. Checkpoints already written are intact; "
+              "free space or set paths.output_dir, then continue with resume=<run folder>.\n", file=sys.stderr)
         sys.exit(2)
 
 

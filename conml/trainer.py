@@ -14,7 +14,7 @@ from typing import Any
 import torch
 from tqdm.auto import tqdm
 
-from conml.checkpoint import restore_rng_states, rng_states, save_checkpoint
+from conml.checkpoint import remove_partial_checkpoints, restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
 from conml.data.episode_source import EpisodeSource
 from conml.distributed import TaskShard
@@ -22,6 +22,7 @@ from conml.errors import UserError
 from conml.evaluate import evaluate
 from conml.learners.base import Learner
 from conml.objective import ConMLObjective
+from conml.preemption import Preempted, PreemptionGuard
 from conml.tracking import Tracker
 
 
@@ -88,12 +89,15 @@ class Trainer:
         return path
 
     # -- loop --------------------------------------------------------------------------------
-    def fit(self) -> None:
+    def fit(self, guard: PreemptionGuard | None = None) -> None:
+        """Train to `settings.steps`; on a preemption signal, checkpoint and raise Preempted."""
+        remove_partial_checkpoints(self.checkpoint_dir)
         settings, size = self.settings, self.settings.meta_batch_size
         offset, local = self.shard.local_tasks(size)
         sums: dict[str, torch.Tensor] = {}
         counted, window_start = 0, time.perf_counter()
-        bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, disable=not self.shard.is_main)
+        quiet = {} if self.shard.is_main else {"disable": True}  # leaves TQDM_DISABLE in charge on the main process
+        bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, **quiet)
         self.learner.train()
         while self.step < settings.steps:
             started = time.perf_counter()
@@ -133,7 +137,19 @@ class Trainer:
             if self._out_of_patience():
                 print(f"Early stop at step {self.step}: no validation improvement in {settings.patience} validations.")
                 break
+            if guard is not None and guard.requested is not None:
+                bar.close()
+                self._stop_for_preemption(guard)
         bar.close()
+
+    def _stop_for_preemption(self, guard: PreemptionGuard) -> None:
+        path = self.save("last")
+        action = guard.hand_over()
+        raise Preempted(
+            f"Stopped by signal {guard.requested} at step {self.step} of {self.settings.steps}; checkpoint {path} "
+            f"written; {action}. The run continues from it with resume={path.parent.parent} (or resume=auto in the same run folder).",
+            guard.requested,
+        )
 
     def _out_of_patience(self) -> bool:
         return self.settings.patience is not None and self.stale_validations >= self.settings.patience

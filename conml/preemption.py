@@ -1,0 +1,64 @@
+"""Preemption: SIGTERM / SIGUSR1 (what SLURM sends before it stops a job) become a request to
+checkpoint at the next step boundary, requeue the job and stop, instead of losing the steps since
+the last checkpoint.
+"""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import threading
+from types import FrameType
+
+from conml.errors import UserError
+
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+
+
+class Preempted(UserError):
+    """The run stopped on a preemption signal after writing its checkpoint."""
+
+    def __init__(self, message: str, signum: int):
+        super().__init__(message)
+        self.exit_code = 128 + signum
+
+
+class PreemptionGuard:
+    """Records preemption signals while active; the trainer polls `requested` between steps."""
+
+    def __init__(self):
+        self.requested: int | None = None
+        self._previous: dict[int, object] = {}
+
+    def __enter__(self) -> PreemptionGuard:
+        if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
+            for signum in SIGNALS:
+                self._previous[signum] = signal.signal(signum, self._record)
+        return self
+
+    def __exit__(self, *exc) -> None:
+        for signum, handler in self._previous.items():
+            signal.signal(signum, handler)
+        self._previous.clear()
+
+    def _record(self, signum: int, frame: FrameType | None) -> None:
+        self.requested = signum
+
+    def hand_over(self) -> str:
+        """After the checkpoint: let a launcher's own handler (e.g. submitit's) requeue the job, or
+        requeue it with scontrol under SLURM. Returns what was done, for the user."""
+        signum = self.requested
+        previous = self._previous.get(signum)
+        self.__exit__()
+        if callable(previous):
+            previous(signum, None)
+            return "handed the signal to the launcher"
+        job = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+        job = job or os.environ.get("SLURM_JOB_ID")
+        if not job:
+            return "not running under SLURM, so nothing was requeued"
+        result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)
+        if result.returncode != 0:
+            return f"`scontrol requeue {job}` failed ({result.stderr.strip()}); requeue it by hand"
+        return f"requeued SLURM job {job}"
