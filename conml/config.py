@@ -55,6 +55,8 @@ class TrainerConfig:
     grad_clip: Optional[float] = None
     # Stop after this many validations without improvement (early stopping); None: never.
     patience: Optional[int] = None
+    # Background processes that prepare meta-batches (0: sample in the training process).
+    workers: int = 0
 
 
 @dataclass

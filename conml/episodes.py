@@ -34,6 +34,11 @@ class Tasks:
         move = lambda t: None if t is None else t.to(device, non_blocking=True)  # noqa: E731
         return Tasks(move(self.x), move(self.y), move(self.mask))
 
+    def pin_memory(self) -> Tasks:
+        """Page-locked copies, so the copy to the GPU can overlap compute (used by DataLoader)."""
+        pin = lambda t: None if t is None else t.pin_memory()  # noqa: E731
+        return Tasks(pin(self.x), pin(self.y), pin(self.mask))
+
     def take(self, index: Tensor) -> Tasks:
         """Per-task example selection: index [B, m] of example positions within each task."""
         def gather(t: Tensor | None) -> Tensor | None:
@@ -86,6 +91,10 @@ class EpisodeBatch:
     def to(self, device: torch.device | str) -> EpisodeBatch:
         probe = None if self.probe is None else self.probe.to(device, non_blocking=True)
         return EpisodeBatch(self.support.to(device), self.query.to(device), probe, self.info)
+
+    def pin_memory(self) -> EpisodeBatch:
+        probe = None if self.probe is None else self.probe.pin_memory()
+        return EpisodeBatch(self.support.pin_memory(), self.query.pin_memory(), probe, self.info)
 
 
 def stack_tasks(tasks: list[tuple[Tensor, Tensor]]) -> Tasks:

@@ -17,6 +17,7 @@ from tqdm.auto import tqdm
 from conml.checkpoint import remove_partial_checkpoints, restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
 from conml.data.episode_source import EpisodeSource
+from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
 from conml.evaluate import evaluate
@@ -99,9 +100,11 @@ class Trainer:
         quiet = {} if self.shard.is_main else {"disable": True}  # leaves TQDM_DISABLE in charge on the main process
         bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, **quiet)
         self.learner.train()
+        batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps)
+        stream = meta_batch_stream(batches, settings.workers, pin_memory=self.device.type == "cuda")
         while self.step < settings.steps:
             started = time.perf_counter()
-            batch = self.source.sample("train", self.step * size + offset, local).to(self.device)
+            batch = next(stream).to(self.device)
             parts = self.objective(self.learner, batch)
             self.optimizer.zero_grad(set_to_none=True)
             parts.total.backward()
