@@ -13,7 +13,7 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed.nn.functional as collective
+import torch.distributed._functional_collectives as collective
 from torch import Tensor
 
 from conml.errors import ConfigError
@@ -44,7 +44,7 @@ class TaskShard:
         """Every process's rows, in rank order; gradients flow back to each row's owner."""
         if self.world_size == 1:
             return local
-        return torch.cat(collective.all_gather(local), dim=0)
+        return collective.all_gather_tensor_autograd(local, gather_dim=0, group=dist.group.WORLD)
 
     def sum_gradients(self, parameters) -> None:
         """Sum gradients over processes (each process's loss is its share of the global loss)."""
