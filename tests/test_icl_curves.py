@@ -1,0 +1,83 @@
+"""Curves of error against in-context examples: baselines, the comparison metrics, the CLI."""
+
+from __future__ import annotations
+
+import json
+import pytest
+import torch
+
+from conml.data.functions import DecisionTrees, FunctionTasks, LinearFunctions
+from conml.errors import ConfigError
+from conml.evaluate import evaluate
+from conml.icl_baselines import averaging, nearest_neighbours
+from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_minimum_error, shot_spare
+from conml.learners.icl import InContextLearner
+from conml.nets.gpt2 import GPT2
+from conml.task_kind import REGRESSION
+from scripts.icl_curves import main as icl_curves_cli
+
+ICL_TINY = ["model.width=16", "model.depth=1", "model.heads=2", "eval.shots=[4]", "eval.episodes=16", "eval.batch_size=8"]
+
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+def test_least_squares_solves_noiseless_linear_prompts_from_d_points():
+    source = FunctionTasks(LinearFunctions(), dims=5, points=11)
+    curves = {c.name: c for c in baseline_curves(source, episodes=64, batch_size=32)}
+    least_squares = curves["least squares"]
+    assert least_squares.shots == list(range(11))
+    assert max(least_squares.mean[5:]) < 1e-8  # d = 5 points determine w
+    assert min(least_squares.mean[:4]) > 0.5  # fewer points leave directions unknown
+    assert least_squares.mean[0] == pytest.approx(curves["averaging"].mean[0])  # both predict 0 with no examples
+
+
+def test_averaging_and_nearest_neighbours_by_hand():
+    x = torch.tensor([[[1.0], [2.0], [4.0], [2.5]]])
+    y = torch.tensor([[2.0, 6.0, 8.0, 1.0]])
+    # averaging: x_i y_i = 2, 12, 32, so w_k = 2, 7, 46/3 over the first k pairs; predictions at x_{k+1}
+    assert torch.allclose(averaging(x, y), torch.tensor([[0.0, 2.0 * 2, 7.0 * 4, 46 / 3 * 2.5]]))
+    # 2 nearest earlier points: none; {1}; {2, 1}; {2, 4} for x = 2.5
+    assert torch.allclose(nearest_neighbours(x, y, neighbours=2), torch.tensor([[0.0, 2.0, 4.0, 7.0]]))
+
+
+def test_relative_minimum_error_and_shot_spare_by_hand():
+    icl = Curve("icl", [0, 1, 2, 3, 4, 5], [5.0, 4.0, 3.0, 2.0, 1.5, 1.6], [0.0] * 6)
+    conml = Curve("conml", [0, 1, 2, 3, 4, 5], [4.0, 3.0, 1.2, 1.0, 0.9, 1.1], [0.0] * 6)
+    assert relative_minimum_error(icl, conml) == pytest.approx(0.9 / 1.5)
+    assert shot_spare(icl, conml) == 2 - 4  # conml reaches 1.5 with 2 shots, icl needs 4
+    assert shot_spare(conml, icl) is None  # icl never gets down to 0.9
+    assert shot_spare(icl, icl) == 0
+
+
+def test_learner_curve_agrees_with_meta_testing_at_each_shot():
+    torch.manual_seed(0)
+    learner = InContextLearner(GPT2(in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION)
+    source = FunctionTasks(DecisionTrees(2), dims=3, points=6)
+    curve = learner_curve("icl", learner, source, episodes=10, batch_size=4, device=torch.device("cpu"))
+    for k in (0, 2, 5):
+        at_k = evaluate(learner, source, "test", 10, 3, torch.device("cpu"), shots=k, queries=1, progress=False)
+        assert curve.mean[k] == pytest.approx(at_k.mean, rel=1e-5)
+
+
+def test_cli_compares_two_runs_and_writes_curves(run_tiny, tmp_path):
+    _, plain = run_tiny(["experiment=table5_linear_regression_icl_toy_plain", *ICL_TINY], name="plain")
+    _, conml = run_tiny(["experiment=table5_linear_regression_icl_toy_conml", *ICL_TINY], name="conml")
+    metrics = icl_curves_cli([str(plain), str(conml), "--out", str(tmp_path / "curves")])
+    payload = json.loads((tmp_path / "curves" / "curves.json").read_text())
+    names = [c["name"] for c in payload["curves"]]
+    assert names[:2] == ["table5_linear_regression_icl_toy_plain", "table5_linear_regression_icl_toy_conml"]
+    assert {"least squares", "averaging", "3-nearest neighbours"} <= set(names)
+    assert all(len(c["mean"]) == 11 for c in payload["curves"])
+    assert payload["metrics"]["relative_minimum_error"] == pytest.approx(metrics["relative_minimum_error"]) and metrics["relative_minimum_error"] > 0
+    assert (tmp_path / "curves" / "curves.png").stat().st_size > 0
+
+    _, trees = run_tiny(["experiment=table5_decision_tree_icl_toy_plain", *ICL_TINY], name="trees")
+    with pytest.raises(ConfigError, match="other tasks"):
+        icl_curves_cli([str(plain), str(trees), "--out", str(tmp_path / "mixed")])

@@ -1,0 +1,113 @@
+"""The in-context learner: causal GPT-2, the learner seam on prompts, the shared probe, training."""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+import torch
+
+from conml.data.functions import FunctionTasks, LinearFunctions
+from conml.distances import Distance
+from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.base import AdaptedModels
+from conml.learners.icl import InContextLearner
+from conml.nets.gpt2 import GPT2
+from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
+from conml.task_kind import REGRESSION
+
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
+ICL_TINY = ["experiment=table5_linear_regression_icl_toy_plain", "model.width=16", "model.depth=2", "model.heads=2"]
+
+
+def _learner(dims: int = 4, seed: int = 0) -> InContextLearner:
+    torch.manual_seed(seed)
+    return InContextLearner(GPT2(in_features=dims, width=16, depth=2, heads=2, max_positions=32), REGRESSION)
+
+
+def _batch(count: int = 3, points: int = 7) -> EpisodeBatch:
+    return FunctionTasks(LinearFunctions(), dims=4, points=points, meta_batch_size=count).sample("train", 0, count)
+
+
+def test_gpt2_output_sees_only_earlier_tokens():
+    net = GPT2(in_features=3, width=16, depth=2, heads=4, max_positions=10)
+    tokens = torch.randn(2, 8, 3)
+    changed = tokens.clone()
+    changed[:, 5:] = torch.randn(2, 3, 3)
+    before, after = net(tokens), net(changed)
+    assert torch.allclose(before[:, :5], after[:, :5], atol=1e-6)
+    assert not torch.allclose(before[:, 5:], after[:, 5:])
+
+
+def test_one_pass_gives_every_prefix_prediction():
+    learner, batch = _learner(), _batch()
+    whole = batch.whole
+    with torch.no_grad():
+        prefixes, at_probe = learner.prefix_predictions(whole, batch.probe)
+        for k in range(whole.num_examples):
+            alone = learner.predict(learner.adapt(whole.first(k)), whole.x[:, k : k + 1])
+            assert torch.allclose(prefixes[:, k], alone[:, 0], atol=1e-5)
+        assert torch.allclose(at_probe, learner.represent(learner.adapt(whole), batch), atol=1e-5)
+
+
+def test_queries_do_not_see_each_other():
+    learner, batch = _learner(), _batch()
+    with torch.no_grad():
+        models = learner.adapt(batch.support)
+        together = learner.predict(models, batch.whole.x[:, :3])
+        apart = torch.cat([learner.predict(models, batch.whole.x[:, i : i + 1]) for i in range(3)], dim=1)
+    assert torch.allclose(together, apart, atol=1e-6)
+
+
+def test_the_probe_is_shared_by_every_task_of_the_batch():
+    learner, batch = _learner(), _batch(count=4)
+    with torch.no_grad():
+        e = learner.represent(learner.adapt(batch.whole), batch)
+        for task in range(4):
+            prompt = Tasks(batch.whole.x[task : task + 1], batch.whole.y[task : task + 1])
+            alone = learner.predict(learner.adapt(prompt), batch.probe.view(1, 1, 4))
+            assert torch.allclose(e[task], alone[0, 0], atol=1e-6)
+    assert e.shape == (4, 1) and e.std() > 0  # one scalar per task, different across tasks
+
+
+def test_conml_reuses_the_whole_prompt_pass_for_e_star():
+    learner, batch = _learner(), _batch(count=4)
+    models = AdaptedModels(learner, batch)
+    loss = learner.episodic_loss(batch, models)
+    cached = models.whole.probe_reading[1]
+    assert learner.represent(models.whole, batch) is cached
+    settings = ConMLSettings(lam=0.02, phi=Distance.sigmoid_squared, subset=SubsetStrategy.prefix, subset_fraction=0.5)
+    parts = ConMLObjective(settings)(learner, batch)
+    with torch.no_grad():
+        e_star = learner.predict(learner.adapt(batch.whole), batch.probe.expand(4, 1, 4))[:, 0]
+        e_half = learner.predict(learner.adapt(batch.whole.first(3)), batch.probe.expand(4, 1, 4))[:, 0]
+    assert torch.allclose(parts.episodic, loss)
+    assert torch.allclose(parts.d_in, torch.sigmoid((e_half - e_star).pow(2).sum(-1)).mean(), atol=1e-6)
+
+
+def test_evaluate_is_the_error_at_the_query_after_k_examples():
+    learner = _learner()
+    source = FunctionTasks(LinearFunctions(), dims=4, points=7)
+    batch = source.sample("test", 0, 5, shots=3, queries=1)
+    with torch.no_grad():
+        prefixes, _ = learner.prefix_predictions(source.sample("test", 0, 5).whole)
+    expected = (prefixes[:, 3, 0] - batch.query.y[:, 0, 0]).pow(2)
+    assert torch.allclose(learner.evaluate(batch), expected, atol=1e-5)
+
+
+def test_a_short_training_run_lowers_the_loss(run_tiny):
+    overrides = [*ICL_TINY, "dataset.dims=2", "dataset.points=6", "optimizer.lr=0.003", "trainer.meta_batch_size=32"]
+    overrides += ["trainer.steps=40", "trainer.log_every=10", "trainer.val_every=40", "trainer.ckpt_every=40", "eval.shots=[5]"]
+    _, run_dir = run_tiny(overrides)
+    lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
+    losses = [line["train/loss"] for line in lines if "train/loss" in line]
+    assert len(losses) == 4
+    assert sum(losses[-2:]) / 2 < 0.8 * losses[0], losses
