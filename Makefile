@@ -4,8 +4,9 @@ SHELL := bash
 UV := $(or $(shell command -v uv 2>/dev/null),$(HOME)/.local/bin/uv)
 RUN := $(UV) run --frozen
 ARGS ?=
+SOURCE ?=
 
-.PHONY: help setup train test test-slow environment.yml
+.PHONY: help setup train test test-slow environment.yml data-metadataset data-miniimagenet data-tieredimagenet
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -15,7 +16,7 @@ $(HOME)/.local/bin/uv:
 	python3 -m pip install --user --quiet uv
 
 setup: | $(UV)  ## create or update .venv from uv.lock
-	$(UV) sync --frozen
+	$(UV) sync --frozen --compile-bytecode
 
 train: setup  ## meta-train and meta-test the default run (sine waves, MAML + ConML); ARGS="key=value ..."
 	$(RUN) python -m conml.train $(ARGS)
@@ -28,3 +29,15 @@ test-slow: setup  ## the slow tests as well
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock
 	$(RUN) python scripts/export_environment.py > environment.yml
+
+data-metadataset: setup  ## index + cache converted Meta-Dataset records once: RECORDS=<records folder> [ARGS="--image-size 126 --workers 16"]
+	@test -n "$(RECORDS)" || { echo "error: set RECORDS=<folder of converted Meta-Dataset records> (docs/datasets_metadataset.md)" >&2; exit 2; }
+	$(RUN) python scripts/prepare_metadataset.py --records "$(RECORDS)" --out "$${CONML_DATA:-data}/metadataset" $(ARGS)
+
+data-miniimagenet: setup  ## prepare miniImageNet from SOURCE=<download folder> (split CSVs + images/, or the pickles) into data/miniimagenet
+	@test -n "$(SOURCE)" || { echo "usage: make data-miniimagenet SOURCE=<download folder>  (docs/datasets_imagenet.md)" >&2; exit 2; }
+	$(RUN) python scripts/prepare_miniimagenet.py --source "$(SOURCE)" $(ARGS)
+
+data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download folder> (*_images_png.pkl + *_labels.pkl) into data/tieredimagenet
+	@test -n "$(SOURCE)" || { echo "usage: make data-tieredimagenet SOURCE=<download folder>  (docs/datasets_imagenet.md)" >&2; exit 2; }
+	$(RUN) python scripts/prepare_tieredimagenet.py --source "$(SOURCE)" $(ARGS)

@@ -6,6 +6,7 @@ import os
 from pathlib import Path
 
 import pytest
+import torch
 from hydra import compose, initialize_config_dir
 from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, open_dict
@@ -14,6 +15,8 @@ from conml.config import register
 
 os.environ.setdefault("WANDB_SILENT", "true")
 os.environ.setdefault("TQDM_DISABLE", "1")
+# The test models are tiny: one thread avoids oversubscribing small CI machines (10x slower otherwise).
+torch.set_num_threads(1)
 register()
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

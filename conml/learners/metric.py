@@ -1,0 +1,91 @@
+"""What ProtoNet and MatchingNet share: an embedding network, labelled support embeddings as the
+task model, and psi = the class means concatenated in label order.
+
+The embedding network runs with BatchNorm statistics per task (tasks are folded into channel
+groups by `task_forward`), so a task's embeddings never depend on the other tasks of the batch
+or on the evaluation batch size. For meta-training and meta-testing each task's support and
+query are embedded in one pass, as learn2learn's ProtoNet does; the support-set and whole-task
+models are both cut from that pass, so ConML costs these learners no extra forward pass.
+"""
+
+from __future__ import annotations
+
+from abc import abstractmethod
+from dataclasses import dataclass
+
+import torch
+from torch import Tensor, nn
+
+from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.base import AdaptedModels, Learner
+from conml.nets.task_batched import task_forward, task_params
+from conml.task_kind import TaskKind
+
+
+@dataclass(frozen=True)
+class LabelledEmbeddings:
+    """A metric learner's task models: embeddings [T, n, d] of each task's examples with labels [T, n]."""
+
+    embeddings: Tensor
+    labels: Tensor
+    mask: Tensor | None
+    ways: int
+
+    def one_hot(self, ways: int | None = None) -> Tensor:
+        """Labels as [T, n, ways] indicators; padded examples are all zero."""
+        indicators = nn.functional.one_hot(self.labels, ways or self.ways).to(self.embeddings.dtype)
+        return indicators if self.mask is None else indicators * self.mask.unsqueeze(-1).to(indicators.dtype)
+
+    def class_means(self, ways: int | None = None) -> Tensor:
+        """[T, ways, d]; a class without examples has a zero mean."""
+        indicators = self.one_hot(ways)
+        sums = indicators.transpose(1, 2) @ self.embeddings
+        return sums / indicators.sum(1).clamp_min(1.0).unsqueeze(-1)
+
+
+def class_count(labels: Tensor) -> int:
+    """Classes of an episode whose labels are 0..ways-1 (one host sync; ways differ between train and test)."""
+    return int(labels.max()) + 1
+
+
+class MetricLearner(Learner):
+    """Adapts by embedding the support set; subclasses say how queries are classified against it."""
+
+    def __init__(self, net: nn.Module, kind: TaskKind):
+        super().__init__(kind)
+        self.net = net
+
+    @abstractmethod
+    def classify(self, support: LabelledEmbeddings, queries: Tensor) -> Tensor:
+        """Logits [T, q, ways] of query embeddings [T, q, d]."""
+
+    def embed(self, x: Tensor) -> Tensor:
+        """[T, n, *image] -> [T, n, d], with BatchNorm statistics per task."""
+        return task_forward(self.net, task_params(self.net, x.shape[0]), x)
+
+    def adapt(self, tasks: Tasks) -> LabelledEmbeddings:
+        return LabelledEmbeddings(self.embed(tasks.x), tasks.y, tasks.mask, class_count(tasks.y))
+
+    def predict(self, models: LabelledEmbeddings, x: Tensor) -> Tensor:
+        return self.classify(models, self.embed(x))
+
+    def represent(self, models: LabelledEmbeddings, batch: EpisodeBatch) -> Tensor:
+        # A subset may lack some classes; its psi still has a (zero) slot for each, in label order.
+        return models.class_means(class_count(batch.whole.y)).flatten(1)
+
+    def _embed_episode(self, batch: EpisodeBatch) -> tuple[LabelledEmbeddings, LabelledEmbeddings, Tensor]:
+        """Support models, whole-task models and query embeddings from one pass over support ∪ query."""
+        whole = batch.whole
+        embeddings = self.embed(whole.x)
+        ways, cut = class_count(whole.y), batch.support.num_examples
+        support = LabelledEmbeddings(embeddings[:, :cut], batch.support.y, batch.support.mask, ways)
+        return support, LabelledEmbeddings(embeddings, whole.y, whole.mask, ways), embeddings[:, cut:]
+
+    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
+        models.support, models.whole, queries = self._embed_episode(batch)
+        return self.kind.loss(self.classify(models.support, queries), batch.query.y, batch.query.mask).mean()
+
+    def evaluate(self, batch: EpisodeBatch) -> Tensor:
+        with torch.no_grad():
+            support, _, queries = self._embed_episode(batch)
+            return self.kind.metric(self.classify(support, queries), batch.query.y, batch.query.mask)

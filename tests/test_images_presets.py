@@ -1,0 +1,100 @@
+"""Every Table 3 / Table 4 preset: it pins its paper cell, and it meta-trains and meta-tests on a tiny
+prepared miniImageNet / tieredImageNet (real download formats, cached at 16x16, Conv-4 of width 4)."""
+
+from __future__ import annotations
+
+import itertools
+from pathlib import Path
+
+import pytest
+
+from conml.train import run
+from tests.conftest import CONFIGS, TINY, compose_config
+from tests.images_fixture import one_thread, prepared_datasets  # noqa: F401 (autouse)
+
+SIZE = 16
+LEARNER_TARGETS = {
+    "maml": "conml.learners.maml.MAML",
+    "fomaml": "conml.learners.maml.MAML",
+    "reptile": "conml.learners.reptile.Reptile",
+    "protonet": "conml.learners.protonet.ProtoNet",
+    "matchingnet": "conml.learners.matchingnet.MatchingNet",
+}
+# The Conv-4 learners' cells of Tables 3 and 4 (the SCNAPs rows are tested with Simple CNAPs).
+PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("table[34]_*.yaml") if p.stem.split("_")[2] in LEARNER_TARGETS)
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    return prepared_datasets(tmp_path_factory.mktemp("images"), SIZE)
+
+
+def test_every_cell_of_tables_3_and_4_has_a_preset():
+    cells = itertools.product([("table3", "miniimagenet"), ("table4", "tieredimagenet")], LEARNER_TARGETS, (1, 5), ("baseline", "conml"))
+    assert PRESETS == sorted(f"{table}_{dataset}_{learner}_{shots}shot_{variant}" for (table, dataset), learner, shots, variant in cells)
+
+
+def check_cell(preset: str, cfg) -> None:
+    """The settings that make `preset` its paper cell (those the tiny run does not shrink)."""
+    _, dataset, learner, shots, variant = preset.split("_")
+    assert cfg.name == preset and cfg.dataset.name == dataset and f"{cfg.dataset.shots}shot" == shots
+    assert cfg.dataset.ways == 5 and cfg.eval.queries == 15
+    assert cfg.learner._target_ == LEARNER_TARGETS[learner]
+    assert cfg.conml.enabled == (variant == "conml") and cfg.conml.lam == 0.1
+    if learner in ("maml", "fomaml"):
+        assert cfg.learner.first_order == (learner == "fomaml") and cfg.learner.inner_lr == 0.5
+        assert cfg.dataset.queries == cfg.dataset.shots and cfg.model.out_features == 5
+    if learner == "reptile":
+        assert cfg.dataset.shots + cfg.dataset.train_queries == 15 and cfg.optimizer._target_ == "torch.optim.SGD"
+    if learner == "protonet":
+        assert cfg.dataset.train_ways == (30 if shots == "1shot" else 20)
+
+
+@pytest.mark.parametrize("learner", LEARNER_TARGETS)
+def test_learner_recipe_sizes(learner):
+    cfg = compose_config([f"experiment=table3_miniimagenet_{learner}_1shot_conml"])
+    assert cfg.trainer.meta_batch_size == 32, "ConML's image experiments use 32 tasks per meta-batch"
+    assert cfg.model.hidden == (64 if learner in ("protonet", "matchingnet") else 32), "Conv-4 width of the learner's original setting"
+
+
+def tiny_run(preset: str, data_dir: Path, run_dir: Path, extra: tuple[str, ...] = ("model.hidden=4",)):
+    """Compose `preset` shrunk to 2 steps of 2 tasks on the tiny data, check its cell, run it."""
+    overrides = [
+        *TINY,
+        f"experiment={preset}",
+        f"paths.data_dir={data_dir}",
+        f"model.image_size={SIZE}",
+        "trainer.steps=2",
+        "trainer.meta_batch_size=2",
+        "trainer.val_episodes=2",
+        "eval.episodes=2",
+        "eval.batch_size=2",
+        *extra,
+    ]
+    if "_reptile_" in preset:
+        overrides.append("learner.eval_inner_steps=2")
+    cfg = compose_config(overrides)
+    check_cell(preset, cfg)
+    summary = run(cfg, run_dir)
+    shots = preset.split("_")[3]
+    assert summary["steps"] == 2 and (run_dir / "results.json").exists()
+    assert list(summary["test"]) == [f"accuracy@{shots}"]
+    assert 0.0 <= summary["test"][f"accuracy@{shots}"]["mean"] <= 100.0
+
+
+@pytest.mark.parametrize("preset", PRESETS)
+def test_preset_meta_trains_and_meta_tests(preset, data_dir, tmp_path):
+    tiny_run(preset, data_dir, tmp_path)
+
+
+@pytest.mark.parametrize(
+    "preset, extra",
+    [
+        ("table3_miniimagenet_maml_1shot_conml", ("model=resnet12", "model.channels=[4,4]")),
+        ("table4_tieredimagenet_protonet_5shot_conml", ("model=resnet12", "model.channels=[4,4]")),
+        ("table4_tieredimagenet_protonet_1shot_conml", ("model.hidden=4", "dataset/augmentation=lee2019", "dataset.preload=false")),
+    ],
+    ids=["maml-resnet12", "protonet-resnet12", "protonet-augmented-memory-mapped"],
+)
+def test_backbone_and_data_variants_run(preset, extra, data_dir, tmp_path):
+    tiny_run(preset, data_dir, tmp_path, extra)
