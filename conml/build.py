@@ -38,7 +38,26 @@ def build(node: DictConfig, **supplied: Any) -> Any:
 
 
 def build_source_and_learner(cfg: DictConfig, device: torch.device):
-    """The episode source and the learner (its net built from `model`), on `device`."""
+    """The episode source and the learner (its net built from `model`), on `device`, checked to fit each other."""
     source = build(cfg.dataset)
     learner = build(cfg.learner, net=build(cfg.model), kind=source.kind).to(device)
+    check_fit(cfg, source, learner, device)
     return source, learner
+
+
+def check_fit(cfg: DictConfig, source, learner, device: torch.device) -> None:
+    """Meta-test two validation tasks before anything else, so that a model built for other inputs
+    (another image size, input width or number of ways) fails at start-up with the shapes involved."""
+    batch = source.sample("val", 0, 2).to(device)
+    try:
+        learner.evaluate(batch)
+    except RuntimeError as error:
+        if not any(hint in str(error) for hint in ("shape", "size", "mat1", "dimension")):
+            raise
+        first = str(error).strip().splitlines()[0]
+        raise ConfigError(
+            f"The model ({cfg.model._target_}) cannot take the episodes of the dataset ({cfg.dataset._target_}): "
+            f"support inputs have shape {tuple(batch.support.x.shape)} [tasks, examples, ...] and labels {tuple(batch.support.y.shape)}, "
+            f"and the model failed with: {first}. Make the model settings match the data, e.g. model.image_size "
+            "(and the image size the dataset was prepared at), model.in_features, or model.out_features = dataset.ways."
+        ) from None

@@ -64,3 +64,9 @@ def test_start_up_checks_refuse_bad_settings(overrides, expected, tmp_path):
         run(compose_config([*TINY, *overrides]), tmp_path)
     for text in expected:
         assert text in str(error.value)
+
+
+def test_model_that_does_not_fit_the_data_is_refused_at_start_up(tmp_path):
+    with pytest.raises(ConfigError, match=r"support inputs have shape \(2, 10, 1\)") as error:
+        run(compose_config([*TINY, "model.in_features=3"]), tmp_path)
+    assert "model.in_features" in str(error.value)

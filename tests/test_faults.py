@@ -148,3 +148,56 @@ def test_wandb_without_login_falls_back_to_offline(tmp_path, monkeypatch, capsys
     run(compose_config([*TINY, "logger.mode=online"]), tmp_path / "run")
     assert "Logging offline" in capsys.readouterr().err
     assert list((tmp_path / "run" / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_wandb_unreachable_falls_back_to_offline(tmp_path, monkeypatch, capsys):
+    import wandb
+
+    real_init = wandb.init
+
+    def unreachable(*args, mode=None, **kwargs):
+        if mode == "online":
+            raise wandb.errors.CommError("could not reach api.wandb.ai")
+        return real_init(*args, mode=mode, **kwargs)
+
+    monkeypatch.setattr(wandb, "init", unreachable)
+    run(compose_config([*TINY, "logger.mode=online"]), tmp_path)
+    assert "CommError: could not reach api.wandb.ai" in capsys.readouterr().err
+    assert list((tmp_path / "wandb").glob("offline-run-*/run-*.wandb"))
+
+
+def test_sigterm_is_recorded_and_the_previous_handler_restored():
+    from conml.preemption import PreemptionGuard
+
+    before = signal.getsignal(signal.SIGTERM)
+    with PreemptionGuard() as guard:
+        os.kill(os.getpid(), signal.SIGTERM)
+        deadline = time.monotonic() + 5
+        while guard.requested is None and time.monotonic() < deadline:
+            time.sleep(0.01)
+        assert guard.requested == signal.SIGTERM
+    assert signal.getsignal(signal.SIGTERM) == before
+
+
+def test_damaged_checkpoint_is_named_on_resume(tmp_path):
+    from conml.errors import DataError
+
+    run(compose_config(TINY), tmp_path)
+    (tmp_path / "checkpoints" / "last.pt").write_bytes(b"not a checkpoint")
+    with pytest.raises(DataError, match="last.pt cannot be read"):
+        run(compose_config([*TINY, f"resume={tmp_path}"]), tmp_path)
+
+
+@pytest.mark.slow
+def test_kill_9_at_random_points_then_resume_matches(tmp_path):
+    import random
+
+    straight = run(compose_config(LONG), tmp_path / "straight")
+    run_dir, chance = tmp_path / "killed", random.Random(0)
+    for _ in range(3):
+        process = subprocess.Popen(command_line([*LONG, "resume=auto"], run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        time.sleep(chance.uniform(4.0, 12.0))  # start-up plus a random share of training
+        process.kill()
+        process.wait()
+    resumed = run(compose_config([*LONG, "resume=auto"]), run_dir)
+    assert resumed["test"] == straight["test"]

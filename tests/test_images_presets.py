@@ -98,3 +98,13 @@ def test_preset_meta_trains_and_meta_tests(preset, data_dir, tmp_path):
 )
 def test_backbone_and_data_variants_run(preset, extra, data_dir, tmp_path):
     tiny_run(preset, data_dir, tmp_path, extra)
+
+
+def test_model_for_another_image_size_is_refused_at_start_up(data_dir, tmp_path):
+    """The cache holds 16x16 images; a Conv-4 head sized for 84x84 inputs is stopped before training."""
+    from conml.errors import ConfigError
+
+    overrides = [*TINY, "experiment=table3_miniimagenet_maml_1shot_conml", f"paths.data_dir={data_dir}", "model.hidden=4"]
+    with pytest.raises(ConfigError, match="model.image_size") as error:
+        run(compose_config(overrides), tmp_path)
+    assert f"{SIZE}, {SIZE})" in str(error.value)
