@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test test-slow environment.yml data-metadataset data-miniimagenet data-tieredimagenet
+.PHONY: help setup train test test-slow bench environment.yml data-metadataset data-miniimagenet data-tieredimagenet
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -26,6 +26,9 @@ test: setup  ## the default test suite
 
 test-slow: setup  ## the slow tests as well
 	$(RUN) pytest -q -m "slow or not slow" $(ARGS)
+
+bench: setup  ## benchmarks B1-B6 vs `higher` and a per-task loop, with correctness gates (CPU: small sizes, ~5 min); GPU: ARGS="--device cuda --out outputs/bench/bench_cuda.json"
+	$(RUN) python scripts/bench.py --out outputs/bench/bench.json $(ARGS)
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock
 	$(RUN) python scripts/export_environment.py > environment.yml

@@ -21,6 +21,7 @@ from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from conml.errors import ConfigError
 from conml.objective import ConMLSettings
+from conml.performance import PerformanceSettings
 
 
 class WandbMode(str, Enum):
@@ -88,6 +89,7 @@ class TrainConfig:
     optimizer: Any = MISSING
     scheduler: Any = None
     conml: ConMLSettings = field(default_factory=ConMLSettings)
+    performance: PerformanceSettings = field(default_factory=PerformanceSettings)
     trainer: TrainerConfig = field(default_factory=TrainerConfig)
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)

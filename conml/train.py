@@ -24,6 +24,7 @@ from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError
 from conml.evaluate import meta_test
 from conml.objective import ConMLObjective
+from conml.performance import apply_performance
 from conml.preemption import PreemptionGuard
 from conml.tracking import Tracker
 from conml.trainer import Trainer
@@ -48,6 +49,7 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
     objective = ConMLObjective(OmegaConf.to_object(cfg.conml), shard)
+    objective = apply_performance(OmegaConf.to_object(cfg.performance), device, learner, objective)
 
     run_id = state and state["wandb_run_id"]
     with Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker:

@@ -2,21 +2,41 @@
 
 Tasks are folded into the batch instead of looped over: per-task linear layers become one batched
 matmul, per-task convolutions one grouped convolution (groups = tasks), and per-task BatchNorm one
-`F.batch_norm` over tasks x channels. Every op is an ordinary autograd op, so second-order
-meta-gradients are exact, which `torch.func.vmap` over native BatchNorm does not guarantee.
+`F.batch_norm` over tasks x channels. Everything is differentiated by ordinary autograd, so
+second-order meta-gradients are exact, which `torch.func.vmap` over native BatchNorm does not
+guarantee. The grouped convolution has its own double backward (see `_GroupedConv2d`), so a
+meta-iteration costs the same number of kernels whatever the number of tasks.
+
+Between consecutive image layers (conv, BatchNorm, activations, pooling) activations stay folded
+as [n, T*C, H, W], tasks as channel groups, so a Conv-4 body costs one layout change in and one
+out rather than two per layer. A net moved to `torch.channels_last` runs its convolutions in that
+layout (faster with tensor cores).
+
+A parameter given without the task axis ([*shape] instead of [T, *shape]) is shared by all tasks:
+metric learners embed every task with the same weights, and per-task BatchNorm statistics are all
+that differ between tasks. A shared convolution then runs as one dense convolution over the
+folded activations viewed as [n*T, C, H, W] (the same memory), which is cheaper than a grouped one.
 """
 
 from __future__ import annotations
 
 from typing import Mapping
 
+import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
+from torch.autograd.function import once_differentiable
 
 # Layers that hold no parameters act on each example independently, so they run on [T*n, ...].
 _PARAMETER_FREE = (
     nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Identity,
     nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
+)
+# Parameter-free layers that treat every channel of an image on its own, so they also run on the
+# folded [n, T*C, H, W] layout unchanged.
+_CHANNELWISE = (
+    nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Identity,
+    nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout,
 )
 
 
@@ -26,25 +46,47 @@ def task_params(net: nn.Module, num_tasks: int) -> dict[str, Tensor]:
 
 
 def task_forward(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix: str = "") -> Tensor:
-    """module(x) for every task at once: params[name] is [T, *shape], x is [T, n, *features]."""
+    """module(x) for every task at once: params[name] is [T, *shape] or shared [*shape], x is [T, n, *features]."""
+    tasks = x.shape[0]
+    out, folded = _forward(module, params, x, prefix, tasks, folded=False)
+    return _unfold(out, tasks) if folded else out
+
+
+def _forward(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix: str, tasks: int, folded: bool) -> tuple[Tensor, bool]:
+    """One module on activations that are task-major [T, n, ...] or, when `folded`, [n, T*C, H, W]."""
     if isinstance(module, nn.Sequential):
         for name, child in module.named_children():
-            x = task_forward(child, params, x, f"{prefix}{name}.")
-        return x
-    if isinstance(module, nn.Linear):
-        return _linear(x, params[prefix + "weight"], params.get(prefix + "bias"))
+            x, folded = _forward(child, params, x, f"{prefix}{name}.", tasks, folded)
+        return x, folded
     if isinstance(module, nn.Conv2d):
-        return _conv2d(module, x, params[prefix + "weight"], params.get(prefix + "bias"))
+        return _conv2d(module, x if folded else _fold(x), params[prefix + "weight"], params.get(prefix + "bias"), tasks), True
     if isinstance(module, nn.BatchNorm2d):
-        return _batch_norm(module, x, params.get(prefix + "weight"), params.get(prefix + "bias"))
+        weight, bias = (_per_task(params.get(prefix + key), 1, tasks) for key in ("weight", "bias"))
+        return _batch_norm(module, x if folded else _fold(x), weight, bias), True
+    if folded and isinstance(module, _CHANNELWISE):
+        return module(x), True
+    if folded:
+        x = _unfold(x, tasks)
+    if isinstance(module, nn.Linear):
+        weight, bias = params[prefix + "weight"], params.get(prefix + "bias")
+        if weight.dim() == 2:  # shared by all tasks
+            return F.linear(x, weight, bias), False
+        return _linear(x, weight, bias), False
     if hasattr(module, "task_forward"):
-        return module.task_forward(params, x, prefix)
+        return module.task_forward(params, x, prefix), False
     if isinstance(module, _PARAMETER_FREE):
-        return module(x.flatten(0, 1)).unflatten(0, x.shape[:2])
+        return module(x.flatten(0, 1)).unflatten(0, x.shape[:2]), False
     raise TypeError(
         f"task_forward does not know how to run {type(module).__name__} ('{prefix.rstrip('.')}') with "
         "per-task parameters; give the module a task_forward(params, x, prefix) method."
     )
+
+
+def _per_task(param: Tensor | None, dims: int, tasks: int) -> Tensor | None:
+    """A parameter of `dims` dimensions shared by all tasks, repeated per task ([T, *shape])."""
+    if param is None or param.dim() > dims:
+        return param
+    return param.unsqueeze(0).expand(tasks, *param.shape)
 
 
 def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
@@ -56,37 +98,121 @@ def _linear(x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
     return out.reshape(*x.shape[:-1], weight.shape[1])
 
 
-def _to_channels(x: Tensor) -> Tensor:
+def _fold(x: Tensor) -> Tensor:
     """[T, n, C, H, W] -> [n, T*C, H, W]: tasks become channel groups."""
     tasks, n = x.shape[:2]
     return x.transpose(0, 1).reshape(n, tasks * x.shape[2], *x.shape[3:])
 
 
-def _from_channels(x: Tensor, tasks: int) -> Tensor:
-    """[n, T*C, H, W] -> [T, n, C, H, W]."""
+def _unfold(x: Tensor, tasks: int) -> Tensor:
+    """[n, T*C, H, W] -> [T, n, C, H, W] (a view)."""
     n = x.shape[0]
     return x.reshape(n, tasks, -1, *x.shape[2:]).transpose(0, 1)
 
 
-def _conv2d(module: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None) -> Tensor:
-    tasks = x.shape[0]
-    out = F.conv2d(
-        _to_channels(x),
-        weight.reshape(-1, *weight.shape[2:]),
-        None if bias is None else bias.reshape(-1),
-        module.stride,
-        module.padding,
-        module.dilation,
-        groups=tasks * module.groups,
+def _channels_last(module: nn.Module) -> bool:
+    """Whether the net was moved to channels_last (`net.to(memory_format=torch.channels_last)`)."""
+    weight = module.weight
+    return weight.dim() == 4 and not weight.is_contiguous() and weight.is_contiguous(memory_format=torch.channels_last)
+
+
+def _conv2d(module: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None, tasks: int) -> Tensor:
+    if module.padding_mode != "zeros" or isinstance(module.padding, str):
+        raise TypeError(
+            f"task_forward runs Conv2d with zero padding given as numbers; this one has "
+            f"padding={module.padding!r}, padding_mode={module.padding_mode!r}."
+        )
+    if weight.dim() == 4:  # shared by all tasks: one dense convolution over n*T images
+        images = x.unflatten(1, (tasks, -1)).flatten(0, 1)
+        if _channels_last(module):
+            images = images.contiguous(memory_format=torch.channels_last)
+        out = F.conv2d(images, weight, bias, module.stride, module.padding, module.dilation, module.groups)
+        return out.unflatten(0, (x.shape[0], tasks)).flatten(1, 2)
+    weight = weight.reshape(-1, *weight.shape[2:])
+    if _channels_last(module):
+        x, weight = x.contiguous(memory_format=torch.channels_last), weight.contiguous(memory_format=torch.channels_last)
+    geometry = (tuple(module.stride), tuple(module.padding), tuple(module.dilation), tasks * module.groups)
+    return _GroupedConv2d.apply(x, weight, None if bias is None else bias.reshape(-1), geometry)
+
+
+def _convolution(x: Tensor, weight: Tensor, bias: Tensor | None, geometry: tuple) -> Tensor:
+    stride, padding, dilation, groups = geometry
+    return torch.convolution(x, weight, bias, stride, padding, dilation, False, (0, 0), groups)
+
+
+def _convolution_backward(grad_out: Tensor, x: Tensor, weight: Tensor, geometry: tuple, want_x: bool, want_weight: bool):
+    stride, padding, dilation, groups = geometry
+    grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
+        grad_out, x, weight, None, stride, padding, dilation, False, (0, 0), groups, (want_x, want_weight, False)
     )
-    return _from_channels(out, tasks)
+    return grad_x, grad_weight
+
+
+class _GroupedConv2d(torch.autograd.Function):
+    """A convolution whose double backward is a few grouped convolutions, whatever the groups.
+
+    PyTorch's own double backward of a grouped convolution computes one of its terms group by
+    group (a convolution and two slices per task), which would undo task batching in
+    second-order MAML. The first backward is the native one.
+    """
+
+    @staticmethod
+    def forward(ctx, x: Tensor, weight: Tensor, bias: Tensor | None, geometry: tuple) -> Tensor:
+        device = x.device.type
+        if torch.is_autocast_enabled(device):
+            # Cast here, as autocast would inside the convolution, so that what backward sees
+            # (saved tensors, incoming gradients) has one dtype.
+            dtype = torch.get_autocast_dtype(device)
+            x, weight, bias = (None if t is None else t.to(dtype) for t in (x, weight, bias))
+        ctx.save_for_backward(x, weight)
+        ctx.geometry = geometry
+        return _convolution(x, weight, bias, geometry)
+
+    @staticmethod
+    def backward(ctx, grad_out: Tensor):
+        x, weight = ctx.saved_tensors
+        want_x, want_weight, want_bias = ctx.needs_input_grad[:3]
+        grad_x, grad_weight = _ConvolutionBackward.apply(grad_out, x, weight, ctx.geometry, want_x, want_weight)
+        grad_bias = grad_out.sum((0, 2, 3)) if want_bias else None
+        return grad_x, grad_weight, grad_bias, None
+
+
+class _ConvolutionBackward(torch.autograd.Function):
+    """(grad_x, grad_weight) of a convolution, with the adjoint of each written as grouped convolutions.
+
+    grad_x = d<g, conv(x, w)>/dx and grad_weight = d<g, conv(x, w)>/dw are linear in g, x and w, so
+    <gg_x, grad_x> = <g, conv(gg_x, w)> and <gg_w, grad_weight> = <g, conv(x, gg_w)>; their
+    derivatives are convolutions and first backwards of convolutions.
+    """
+
+    @staticmethod
+    def forward(ctx, grad_out: Tensor, x: Tensor, weight: Tensor, geometry: tuple, want_x: bool, want_weight: bool):
+        ctx.save_for_backward(grad_out, x, weight)
+        ctx.geometry = geometry
+        return _convolution_backward(grad_out, x, weight, geometry, want_x, want_weight)
+
+    @staticmethod
+    @once_differentiable
+    def backward(ctx, gg_x: Tensor | None, gg_weight: Tensor | None):
+        grad_out, x, weight = ctx.saved_tensors
+        geometry = ctx.geometry
+        d_grad_out = d_x = d_weight = None
+        if ctx.needs_input_grad[0]:
+            terms = [_convolution(gg_x, weight, None, geometry)] if gg_x is not None else []
+            if gg_weight is not None:
+                terms.append(_convolution(x, gg_weight, None, geometry))
+            d_grad_out = sum(terms) if terms else None
+        if ctx.needs_input_grad[1] and gg_weight is not None:
+            d_x = _convolution_backward(grad_out, x, gg_weight, geometry, True, False)[0]
+        if ctx.needs_input_grad[2] and gg_x is not None:
+            d_weight = _convolution_backward(grad_out, gg_x, weight, geometry, False, True)[1]
+        return d_grad_out, d_x, d_weight, None, None, None
 
 
 def _batch_norm(module: nn.BatchNorm2d, x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
     # Statistics of each task's own examples (transductive, as MAML implementations do at train and test).
-    tasks = x.shape[0]
-    out = F.batch_norm(
-        _to_channels(x),
+    return F.batch_norm(
+        x,
         None,
         None,
         None if weight is None else weight.reshape(-1),
@@ -94,4 +220,3 @@ def _batch_norm(module: nn.BatchNorm2d, x: Tensor, weight: Tensor | None, bias: 
         training=True,
         eps=module.eps,
     )
-    return _from_channels(out, tasks)

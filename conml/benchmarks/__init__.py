@@ -1,0 +1,5 @@
+"""Benchmarks B1-B6 of docs/benchmarks.md: the project's learners timed against peers in one process.
+
+Each case builds its implementations on the same tensors, checks a correctness gate before its
+timings count, then times them interleaved (so load from other processes hits all of them alike).
+"""

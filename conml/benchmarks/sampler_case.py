@@ -1,0 +1,173 @@
+"""B6: episode sampling, and its share of a meta-training step.
+
+Image episodes come from a synthetic miniImageNet-format cache written to a temporary folder:
+the project keeps the split on the device as uint8 and gathers, augments and normalises there;
+the peer decodes each image from a PNG file per episode, as a torch Dataset over an image folder
+does (PNG, being lossless, lets the gate check that both draw exactly the same episodes). Sine-wave
+tasks are drawn by the project's CPU sampler. Each sampler is set against the project's MAML
+meta-iteration on the same episodes.
+"""
+
+from __future__ import annotations
+
+import copy
+import tempfile
+from dataclasses import replace
+from pathlib import Path
+
+import numpy as np
+import torch
+from PIL import Image
+
+from conml.benchmarks.gates import GateResult
+from conml.benchmarks.maml_peers import ProjectMAML, meta_iteration
+from conml.benchmarks.results import CaseResult
+from conml.benchmarks.scale import BenchRun
+from conml.benchmarks.setups import MAMLSetup, network
+from conml.benchmarks.timing import Variant, measure
+from conml.data.images.augment import Augmentation
+from conml.data.images.cache import SPLITS, CacheWriter
+from conml.data.images.sampler import draw_episode
+from conml.data.images.source import IMAGENET_MEAN, IMAGENET_STD, FewShotImages
+from conml.data.seeding import episode_rng
+from conml.data.sinusoid import SineWaves
+from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.maml import MAML
+from conml.nets.mlp import MLP
+from conml.objective import ConMLObjective, ConMLSettings
+from conml.task_kind import REGRESSION
+
+CLASSES, PER_CLASS = 20, 30
+
+
+def write_cache(root: Path, image_size: int) -> list[Path]:
+    """A miniImageNet-format cache of noise images, plus the train images as PNG files."""
+    rng = np.random.default_rng(0)
+    writer = CacheWriter(root, "miniimagenet", "synthetic", image_size)
+    train = rng.integers(0, 256, size=(CLASSES * PER_CLASS, image_size, image_size, 3), dtype=np.uint8)
+    for split in SPLITS:
+        images = train if split == "train" else rng.integers(0, 256, size=train.shape, dtype=np.uint8)
+        writer.write_split(split, [f"{split}{c}" for c in range(CLASSES)], [PER_CLASS] * CLASSES, iter(images))
+    writer.finish()
+    files = []
+    for index, pixels in enumerate(train):
+        files.append(root / "png" / f"{index}.png")
+        files[-1].parent.mkdir(exist_ok=True)
+        Image.fromarray(pixels).save(files[-1])
+    return files
+
+
+class PngEpisodes:
+    """The same episodes, decoded image by image from PNG files (the Dataset-over-a-folder way)."""
+
+    def __init__(self, source: FewShotImages, files: list[Path]):
+        self.source, self.files = source, files
+        self.mean = torch.tensor(IMAGENET_MEAN).view(3, 1, 1)
+        self.std = torch.tensor(IMAGENET_STD).view(3, 1, 1)
+
+    def sample(self, first: int, count: int) -> EpisodeBatch:
+        source, shape = self.source, self.source.train_shape
+        indices, labels = [], []
+        for index in range(first, first + count):
+            episode = draw_episode(episode_rng(source.seed, "train", index), source.offsets["train"], source.splits["train"].counts, shape)
+            indices += [*episode.support, *episode.query]
+            labels.append(np.concatenate([episode.support_labels, episode.query_labels]))
+        x = torch.stack([self._load(i) for i in indices]).to(source.device).unflatten(0, (count, -1))
+        y = torch.from_numpy(np.stack(labels)).to(source.device)
+        cut = shape.ways * shape.shots
+        return EpisodeBatch(Tasks(x[:, :cut], y[:, :cut]), Tasks(x[:, cut:], y[:, cut:]))
+
+    def _load(self, index: int) -> torch.Tensor:
+        """Decode, then ToTensor and Normalize, one image at a time (a Dataset's __getitem__)."""
+        pixels = torch.from_numpy(np.array(Image.open(self.files[index]).convert("RGB"))).permute(2, 0, 1).float().div(255.0)
+        return (pixels - self.mean) / self.std
+
+
+def _sampling(sample, tasks: int):
+    step = [0]
+
+    def run() -> None:
+        sample(step[0] * tasks, tasks)
+        step[0] += 1
+
+    return run
+
+
+def image_case(setup: MAMLSetup, run: BenchRun, root: Path, files: list[Path]) -> CaseResult:
+    device = run.device
+    settings = dict(ways=setup.ways, shots=setup.shots, queries=setup.queries, device=str(device), preload=True, verify=False)
+    plain = FewShotImages(str(root), "miniimagenet", **settings)
+    augmented = FewShotImages(str(root), "miniimagenet", augmentation=Augmentation(crop_padding=setup.image_size // 10), **settings)
+    png = PngEpisodes(plain, files)
+    ours, theirs = plain.sample("train", 0, setup.tasks), png.sample(0, setup.tasks)
+    gates = [_counts_gate(ours, setup), _same_episodes_gate(ours, theirs)]
+    label = f"miniImageNet format, {setup.ways}w{setup.shots}s q{setup.queries} B={setup.tasks} {setup.image_size}px"
+    result = CaseResult("B6", "episode sampling", label, "preloaded uint8 on device", gates)
+    if not result.passed:
+        return result
+    net = network(setup).to(device)
+    variants = [
+        Variant("preloaded uint8 on device", _sampling(lambda first, count: plain.sample("train", first, count), setup.tasks)),
+        Variant("  + per-image augmentation", _sampling(lambda first, count: augmented.sample("train", first, count), setup.tasks)),
+        Variant("PNG decode per episode", _sampling(png.sample, setup.tasks)),
+        Variant("MAML meta-iteration (project)", meta_iteration(ProjectMAML(copy.deepcopy(net), setup), plain.sample("train", 0, setup.tasks))),
+    ]
+    result.timings, failures = measure(variants, run)
+    result.notes += failures
+    _note_share(result, "MAML meta-iteration (project)")
+    return result
+
+
+def _counts_gate(batch: EpisodeBatch, setup: MAMLSetup) -> GateResult:
+    """Every task has `shots` support and `queries` query examples of each of its `ways` labels."""
+    wrong = 0
+    for tasks, per_class in ((batch.support, setup.shots), (batch.query, setup.queries)):
+        counts = torch.nn.functional.one_hot(tasks.y, setup.ways).sum(1)
+        wrong += int((counts != per_class).any(1).sum())
+    return GateResult("class/shot counts as specified (tasks wrong)", float(wrong), 0.0)
+
+
+def _same_episodes_gate(ours: EpisodeBatch, theirs: EpisodeBatch) -> GateResult:
+    """The PNG peer yields the project's images and labels (max pixel difference; inf if labels differ)."""
+    labels = torch.equal(ours.support.y, theirs.support.y) and torch.equal(ours.query.y, theirs.query.y)
+    error = max((a - b).abs().max().item() for a, b in ((ours.support.x, theirs.support.x), (ours.query.x, theirs.query.x)))
+    return GateResult("PNG peer = project episodes (max pixel difference)", error if labels else float("inf"), 1e-5)
+
+
+def sine_case(run: BenchRun, tasks: int) -> CaseResult:
+    source = SineWaves(shots=10, queries=10)
+    result = CaseResult("B6", "episode sampling", f"sine waves 10-shot B={tasks}", "sampler (CPU, per-task generators)", [])
+    torch.manual_seed(0)
+    learner = MAML(MLP(1, (40, 40), 1), REGRESSION, inner_steps=1, inner_lr=0.01).to(run.device)
+    objective = ConMLObjective(ConMLSettings(enabled=False))
+    batch = source.sample("train", 0, tasks).to(run.device)
+    optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
+
+    def maml_step() -> None:
+        optimizer.zero_grad(set_to_none=True)
+        objective(learner, batch).total.backward()
+        optimizer.step()
+
+    sample = _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)
+    result.timings, failures = measure([Variant(result.subject, sample), Variant("MAML meta-iteration (project, 1-40-40-1)", maml_step)], run)
+    result.notes += failures
+    _note_share(result, "MAML meta-iteration (project, 1-40-40-1)")
+    return result
+
+
+def _note_share(result: CaseResult, step: str) -> None:
+    if result.subject not in result.timings or step not in result.timings:
+        return
+    sampler, iteration = result.timings[result.subject].median_ms, result.timings[step].median_ms
+    result.notes.append(f"sampling takes {100 * sampler / (sampler + iteration):.1f}% of a training step (sampling + meta-iteration)")
+
+
+def b6(run: BenchRun) -> list[CaseResult]:
+    scale = run.scale
+    base = MAMLSetup(tasks=1, shots=1, queries=scale.queries, image_size=scale.image_size, inner_steps=scale.inner_steps)
+    grid = [(scale.meta_batches[1], 1)] if scale.name == "small" else [(b, s) for b in scale.meta_batches for s in scale.shots]
+    with tempfile.TemporaryDirectory() as folder:
+        root = Path(folder) / "miniimagenet"
+        files = write_cache(root, scale.image_size)
+        results = [image_case(replace(base, tasks=b, shots=s), run, root, files) for b, s in grid]
+    return results + [sine_case(run, scale.meta_batches[1])]
