@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test test-slow bench environment.yml data-metadataset data-miniimagenet data-tieredimagenet
+.PHONY: help setup train test test-slow bench environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -44,3 +44,6 @@ data-miniimagenet: setup  ## prepare miniImageNet from SOURCE=<download folder> 
 data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download folder> (*_images_png.pkl + *_labels.pkl) into data/tieredimagenet
 	@test -n "$(SOURCE)" || { echo "usage: make data-tieredimagenet SOURCE=<download folder>  (docs/datasets_imagenet.md)" >&2; exit 2; }
 	$(RUN) python scripts/prepare_tieredimagenet.py --source "$(SOURCE)" $(ARGS)
+
+data-same-different: setup  ## write the same-different episodes to data/same_different (~25 GB; optional, episodes are also drawn on the fly); ARGS="--workers 8"
+	$(RUN) python scripts/prepare_same_different.py $(ARGS)

@@ -67,6 +67,6 @@ def test_start_up_checks_refuse_bad_settings(overrides, expected, tmp_path):
 
 
 def test_model_that_does_not_fit_the_data_is_refused_at_start_up(tmp_path):
-    with pytest.raises(ConfigError, match=r"support inputs have shape \(2, 10, 1\)") as error:
+    with pytest.raises(ConfigError, match=r"support inputs have shape \(1, 10, 1\)") as error:
         run(compose_config([*TINY, "model.in_features=3"]), tmp_path)
     assert "model.in_features" in str(error.value)

@@ -1,0 +1,51 @@
+"""Kim, Ricci & Serre (2018) CNNs for same-different, as instantiated by Gupta et al. (2025).
+
+Every conv layer is followed by BatchNorm, ReLU and 3x3 max-pooling with stride 2 (padding 1).
+The first layer has its own kernel size and padding; later layers use 2x2 kernels with padding 1
+and double the filters. The head is `fc_layers` fully connected layers of `fc_units` with ReLU
+and dropout, then a linear 2-way classifier. Weights are Xavier-uniform, biases zero, BatchNorm
+gamma 1 and beta 0. Conv2/Conv4/Conv6 are settings of this one class (configs/model/kim_conv*.yaml).
+"""
+
+from __future__ import annotations
+
+from torch import nn
+
+
+class KimConvNet(nn.Sequential):
+    """Conv blocks of `channels` filters, flattened, then the fully connected head."""
+
+    def __init__(
+        self,
+        channels: list[int] = [18, 36, 72, 144, 288, 576],
+        first_kernel: int = 6,
+        first_padding: int = 2,
+        kernel: int = 2,
+        padding: int = 1,
+        fc_units: int = 1024,
+        fc_layers: int = 3,
+        dropout: float = 0.5,
+        out_features: int = 2,
+        in_channels: int = 3,
+        image_size: int = 128,
+    ):
+        layers: list[nn.Module] = []
+        previous, size = in_channels, image_size
+        for index, width in enumerate(channels):
+            k, p = (first_kernel, first_padding) if index == 0 else (kernel, padding)
+            layers += [nn.Conv2d(previous, width, k, padding=p), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)]
+            convolved = size + 2 * p - k + 1
+            size = (convolved + 2 - 3) // 2 + 1
+            previous = width
+        layers.append(nn.Flatten())
+        features = embedding_size = previous * size * size
+        for _ in range(fc_layers):
+            layers += [nn.Linear(features, fc_units), nn.ReLU(), nn.Dropout(dropout)]
+            features = fc_units
+        layers.append(nn.Linear(features, out_features))
+        super().__init__(*layers)
+        self.embedding_size = embedding_size
+        for module in self.modules():
+            if isinstance(module, (nn.Conv2d, nn.Linear)):
+                nn.init.xavier_uniform_(module.weight)
+                nn.init.zeros_(module.bias)
