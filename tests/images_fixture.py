@@ -19,8 +19,6 @@ import pickle
 from pathlib import Path
 
 import numpy as np
-import pytest
-import torch
 from PIL import Image
 
 from conml.data.images.miniimagenet import prepare_miniimagenet
@@ -114,12 +112,3 @@ def prepared_datasets(folder: Path, image_size: int) -> Path:
     tiered = write_tiered_pickles(folder / "raw" / "tieredimagenet", PRESET_CLASSES, PRESET_IMAGES_PER_CLASS)
     prepare_tieredimagenet(tiered, data / "tieredimagenet", image_size=image_size)
     return data
-
-
-@pytest.fixture(autouse=True)
-def one_thread():
-    """These tests' tensors are tiny: one thread runs them fastest, and more only contend on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)

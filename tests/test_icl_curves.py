@@ -19,13 +19,6 @@ from scripts.icl_curves import main as icl_curves_cli
 ICL_TINY = ["model.width=16", "model.depth=1", "model.heads=2", "eval.shots=[4]", "eval.episodes=16", "eval.batch_size=8"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_least_squares_solves_noiseless_linear_prompts_from_d_points():

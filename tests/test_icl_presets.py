@@ -5,7 +5,6 @@ from __future__ import annotations
 from pathlib import Path
 
 import pytest
-import torch
 
 from tests.conftest import CONFIGS, compose_config
 
@@ -13,13 +12,6 @@ PRESETS = sorted(path.stem for path in (CONFIGS / "experiment").glob("table5_*.y
 SHRINK = ["model.width=16", "model.depth=1", "model.heads=2", "trainer.val_episodes=2", "eval.episodes=2", "eval.batch_size=2"]
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny models run fastest on one thread, above all on a machine shared with other jobs."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def test_every_cell_has_a_preset():

@@ -16,7 +16,6 @@ from conml.data.images.tieredimagenet import prepare_tieredimagenet
 from conml.errors import DataError
 from conml.train import run
 from tests.conftest import TINY, compose_config
-from tests.images_fixture import one_thread  # noqa: F401 (autouse)
 from tests.images_fixture import SPLITS, class_images, wnid, write_mini_csv, write_mini_pickles, write_tiered_pickles
 
 CLASSES = {"train": 3, "val": 2, "test": 2}

@@ -23,7 +23,6 @@ from conml.nets.resnet12 import ResNet12
 from conml.nets.task_batched import task_forward, task_params
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
-from tests.images_fixture import one_thread  # noqa: F401 (autouse)
 from tests.test_maml_gradients import reference_loss as maml_reference_loss
 
 TASKS, WAYS, SHOTS, QUERIES = 3, 3, 2, 2

@@ -10,7 +10,7 @@ import pytest
 
 from conml.train import run
 from tests.conftest import CONFIGS, TINY, compose_config
-from tests.images_fixture import one_thread, prepared_datasets  # noqa: F401 (autouse)
+from tests.images_fixture import prepared_datasets
 
 SIZE = 16
 LEARNER_TARGETS = {

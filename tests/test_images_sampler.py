@@ -12,7 +12,7 @@ from conml.data.images.sampler import EpisodeShape, draw_episode
 from conml.data.images.source import FewShotImages
 from conml.data.seeding import episode_rng
 from conml.errors import ConfigError
-from tests.images_fixture import one_thread, write_mini_pickles  # noqa: F401 (one_thread: autouse)
+from tests.images_fixture import write_mini_pickles
 
 CLASSES = {"train": 8, "val": 6, "test": 6}
 PER_CLASS = 10

@@ -53,13 +53,6 @@ def small(model: str) -> KimConvNet:
     return build(model, channels=[2] * len(settings(model)["channels"]), fc_units=8)
 
 
-@pytest.fixture(autouse=True)
-def one_thread():
-    """Tiny tensors: one thread avoids thread-pool overhead (and oversubscription on a shared CPU)."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 @pytest.mark.parametrize("model, learner", [(a[0], "conventional") for a in ARCHITECTURES] + [("kim_conv2", "maml"), ("kim_conv6", "fomaml")])

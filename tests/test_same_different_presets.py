@@ -9,7 +9,6 @@ from omegaconf import OmegaConf
 
 from tests.conftest import CONFIGS, compose_config
 from tests.test_same_different_episodes import object_folder
-from tests.test_same_different_models import one_thread  # noqa: F401 (autouse fixture)
 
 PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("samediff_*.yaml"))
 

@@ -29,13 +29,6 @@ SHORT = ["trainer.steps=1", "trainer.meta_batch_size=2", "trainer.val_every=1", 
 METADATASET_PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("metadataset_*.yaml"))
 
 
-@pytest.fixture(autouse=True)
-def single_thread():
-    """These tensors are tiny: one thread avoids OpenMP's spinning, which dominates on a shared CPU."""
-    threads = torch.get_num_threads()
-    torch.set_num_threads(1)
-    yield
-    torch.set_num_threads(threads)
 
 
 def learner(width: int = WIDTH, **settings) -> SimpleCNAPs:

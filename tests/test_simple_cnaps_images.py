@@ -14,7 +14,7 @@ from conml.nets.resnet18 import FilmResNet18
 from conml.train import run
 from tests.conftest import CONFIGS, TINY, compose_config
 from tests.images_fixture import prepared_datasets
-from tests.test_simple_cnaps import NARROW, SHORT, WIDTH, single_thread  # noqa: F401 - fixture
+from tests.test_simple_cnaps import NARROW, SHORT, WIDTH
 
 PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("table[34]_*_scnaps_*.yaml"))
 CHECKPOINTS = {"miniimagenet": "pretrained_resnet_mini_imagenet.pt.tar", "tieredimagenet": "pretrained_resnet_tiered_imagenet.pt.tar"}
