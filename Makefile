@@ -47,3 +47,24 @@ data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download fold
 
 data-same-different: setup  ## write the same-different episodes to data/same_different (~25 GB; optional, episodes are also drawn on the fly); ARGS="--workers 8"
 	$(RUN) python scripts/prepare_same_different.py $(ARGS)
+
+# Paper tables: one Hydra multirun over a table's presets and seeds, then the table beside the paper's
+# numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (output in the sweep folder).
+TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke) $(ARGS)
+
+.PHONY: table-2 table-3 table-4 table-5 table-samediff table-samediff-order table-samediff-loo
+
+table-2: setup  ## ConML Table 2 (sine: MAML vs ConML, clustering scores, ablations); ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
+	$(call TABLE,table2)
+table-3: setup  ## ConML Table 3 (miniImageNet, six learners without / with ConML); needs the prepared dataset
+	$(call TABLE,table3)
+table-4: setup  ## ConML Table 4 (tieredImageNet, six learners without / with ConML); needs the prepared dataset
+	$(call TABLE,table4)
+table-5: setup  ## ConML Table 5 (in-context learning: relative minimum error, shot spare)
+	$(call TABLE,table5)
+table-samediff: setup  ## Same-different Table A1 (Conv2/4/6, conventional vs FOMAML, seeds 42-51)
+	$(call TABLE,samediff)
+table-samediff-order: setup  ## Same-different Table B1 (Conv6, first- vs second-order MAML)
+	$(call TABLE,samediff_order)
+table-samediff-loo: setup  ## Same-different leave-one-out (Conv6 FOMAML, 10 held-out tasks x 10 seeds)
+	$(call TABLE,samediff_loo)

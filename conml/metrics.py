@@ -35,3 +35,27 @@ def mean_ci(values) -> MeanCI:
 def relative_gain(baseline: list[float], improved: list[float]) -> float:
     """ConML's "relative gain": sum of improved accuracies over sum of baseline accuracies, minus 1."""
     return sum(improved) / sum(baseline) - 1.0
+
+
+def mean_t_ci(values) -> MeanCI:
+    """Mean ± t(0.975, n-1) * std / sqrt(n): the 95% CI for a handful of seeds, where 1.96 would be too narrow."""
+    from scipy.stats import t  # imported here: training, which imports this module, never needs scipy
+
+    values = np.asarray(values, dtype=np.float64).ravel()
+    if values.size < 2:
+        return mean_ci(values)
+    half = t.ppf(0.975, values.size - 1) * values.std(ddof=1) / math.sqrt(values.size)
+    return MeanCI(float(values.mean()), float(half), int(values.size))
+
+
+def clustering_scores(vectors, labels) -> dict[str, float]:
+    """How well vectors cluster by their labels: Silhouette (higher is better), Davies-Bouldin (lower),
+    Calinski-Harabasz (higher), in sklearn's Euclidean definitions."""
+    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score  # slow import, see above
+
+    vectors, labels = np.asarray(vectors, dtype=np.float64), np.asarray(labels)
+    return {
+        "silhouette": float(silhouette_score(vectors, labels)),
+        "davies_bouldin": float(davies_bouldin_score(vectors, labels)),
+        "calinski_harabasz": float(calinski_harabasz_score(vectors, labels)),
+    }

@@ -1,0 +1,90 @@
+"""Figures beside the paper tables: task models in 2-D, d_in / d_out distributions, error against shots.
+
+Plotting only: callers hand over the numbers (conml/representation_analysis.py computes them).
+Figures are written as PNG and, optionally, logged to a W&B run of the table's group.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import numpy as np
+from matplotlib.figure import Figure
+
+from conml.config import WandbMode
+
+
+def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
+    """[n, d] -> [n, 2] by PCA (centred SVD) or t-SNE."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if method == "pca":
+        centred = vectors - vectors.mean(0)
+        _, _, basis = np.linalg.svd(centred, full_matrices=False)
+        return centred @ basis[:2].T
+    from sklearn.manifold import TSNE  # slow import, needed only here
+
+    return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(vectors)
+
+
+def representation_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """One column per learner, rows PCA and t-SNE, of task-model vectors coloured by task (ConML Fig. 2a/2d)."""
+    figure = Figure(figsize=(3.2 * len(panels), 6.2), layout="constrained")
+    axes = figure.subplots(2, len(panels), squeeze=False)
+    for column, (label, (vectors, tasks)) in enumerate(panels.items()):
+        for row, method in enumerate(("pca", "tsne")):
+            points = embed_2d(vectors, method)
+            ax = axes[row, column]
+            ax.scatter(points[:, 0], points[:, 1], c=np.unique(tasks, return_inverse=True)[1], cmap="tab10", s=12)
+            ax.set(title=f"{label} ({'PCA' if method == 'pca' else 't-SNE'})", xticks=[], yticks=[])
+    figure.savefig(path, dpi=130)
+    return path
+
+
+def distance_figure(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+    """Histograms of d_in and d_out per learner (ConML Fig. 2b/2e), on a log axis: distances between
+    adapted weights are heavy-tailed over several decades."""
+    figure = Figure(figsize=(10, 3.6), layout="constrained")
+    axes = figure.subplots(1, 2)
+    for column, ax in enumerate(axes):
+        values = [np.asarray(pair[column]) for pair in distances.values()]
+        positive = np.concatenate([v[v > 0] for v in values])
+        bins = np.geomspace(positive.min(), positive.max(), 60)
+        for label, v in zip(distances, values):
+            ax.hist(v[v > 0], bins=bins, histtype="step", linewidth=1.4, label=label)
+        ax.set_xscale("log")
+    axes[0].set(title="d_in: subset model vs whole-task model", xlabel="phi", ylabel="count")
+    axes[1].set(title="d_out: whole-task models of different tasks", xlabel="phi")
+    axes[1].legend()
+    figure.savefig(path, dpi=130)
+    return path
+
+
+def curve_figure(curves: dict[str, tuple[list[float], list[float], list[float]]], path: Path, xlabel: str, ylabel: str, log_y: bool = False) -> Path:
+    """Error against shots, one line (mean, with a band of ± spread) per learner (ConML Fig. 2c, 3)."""
+    figure = Figure(figsize=(5.5, 4), layout="constrained")
+    ax = figure.subplots()
+    for label, (x, mean, spread) in curves.items():
+        line = ax.plot(x, mean, marker="o", markersize=3, label=label)[0]
+        ax.fill_between(x, np.subtract(mean, spread), np.add(mean, spread), color=line.get_color(), alpha=0.2)
+    ax.set(xlabel=xlabel, ylabel=ylabel)
+    if log_y:
+        ax.set_yscale("log")
+    ax.legend()
+    figure.savefig(path, dpi=130)
+    return path
+
+
+def log_figures(paths: list[Path], project: str, group: str, mode: str, run_dir: Path, table_markdown: str | None = None) -> None:
+    """Log the figures (and the table) to one W&B run of `project`, job type 'table', in the table's group."""
+    if WandbMode(mode) == WandbMode.disabled or not paths:
+        return
+    import wandb
+
+    run_dir.mkdir(parents=True, exist_ok=True)
+    run = wandb.init(project=project, group=group, job_type="table", name=f"{group}-figures", dir=str(run_dir), mode=mode, settings=wandb.Settings(console="off"))
+    try:
+        run.log({path.stem: wandb.Image(str(path)) for path in paths})
+        if table_markdown is not None:
+            run.summary["table_markdown"] = table_markdown
+    finally:
+        run.finish()

@@ -1,0 +1,92 @@
+"""The measures table cells are made of: a test metric, a per-run analysis, relative gain and time."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Callable
+
+from conml.metrics import relative_gain
+from conml.tables.runs import Run
+from conml.tables.spec import Lookup, RunKey
+
+
+@dataclass(frozen=True)
+class MetaTestMetric:
+    """A run's meta-test mean at `metrics` ('accuracy@5shot'); several are averaged (equal task counts)."""
+
+    run: RunKey
+    metrics: tuple[str, ...]
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (self.run,)
+
+    def __call__(self, find: Lookup) -> float | None:
+        found = find(self.run)
+        if found is None or any(key not in found.test for key in self.metrics):
+            return None
+        return sum(found.test[key]["mean"] for key in self.metrics) / len(self.metrics)
+
+
+@dataclass(frozen=True)
+class Analysis:
+    """A per-run computation on the trained model (cached in the run folder), returning named numbers."""
+
+    name: str
+    compute: Callable[[Run], dict]
+
+
+@dataclass(frozen=True)
+class AnalysisValue:
+    """One number of a run's analysis; a {mean, ...} entry gives its mean."""
+
+    run: RunKey
+    analysis: Analysis
+    key: str
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (self.run,)
+
+    def __call__(self, find: Lookup) -> float | None:
+        found = find(self.run)
+        result = None if found is None else found.analysis(self.analysis.name, self.analysis.compute)
+        if result is None:
+            return None
+        value = result[self.key]
+        return value["mean"] if isinstance(value, dict) else value
+
+
+@dataclass(frozen=True)
+class RelativeGain:
+    """ConML's relative gain in percent: 100 * (sum of improved metrics / sum of baseline metrics - 1)."""
+
+    baseline: tuple[MetaTestMetric, ...]
+    improved: tuple[MetaTestMetric, ...]
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return tuple(m.run for m in (*self.baseline, *self.improved))
+
+    def __call__(self, find: Lookup) -> float | None:
+        base = [m(find) for m in self.baseline]
+        better = [m(find) for m in self.improved]
+        if None in base or None in better:
+            return None
+        return 100.0 * relative_gain(base, better)
+
+
+@dataclass(frozen=True)
+class RelativeTime:
+    """Total meta-training time of the improved runs over that of the baseline runs."""
+
+    baseline: tuple[RunKey, ...]
+    improved: tuple[RunKey, ...]
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (*self.baseline, *self.improved)
+
+    def __call__(self, find: Lookup) -> float | None:
+        base = [find(key) for key in self.baseline]
+        better = [find(key) for key in self.improved]
+        seconds = [None if run is None else run.train_seconds for run in (*base, *better)]
+        if None in seconds:
+            return None
+        return sum(seconds[len(base) :]) / sum(seconds[: len(base)])

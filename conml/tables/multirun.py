@@ -1,0 +1,62 @@
+"""The Hydra multirun that fills a table: its presets x seeds (x the table's own sweep), in one sweep folder.
+
+Every run of one invocation lands under `<outputs>/tables/<table>/<date>_<time>/<job>/`, so the
+table is aggregated from exactly the runs that invocation made; older sweeps stay untouched
+and can be aggregated again (or together) with `scripts/table.py aggregate`.
+"""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from datetime import datetime
+from pathlib import Path
+
+from conml.tables.spec import Table
+
+EXPERIMENTS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
+
+
+def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str], list[str]]:
+    """The table's presets split into those that exist in configs/experiment and those that do not."""
+    present = [p for p in table.presets if (experiments / f"{p}.yaml").exists()]
+    return present, [p for p in table.presets if p not in present]
+
+
+def sweep_parameters(table: Table, presets: list[str], seeds: tuple[int, ...], smoke: bool, overrides: list[str]) -> dict[str, str]:
+    """Hydra overrides by key: presets, seeds, the table's sweep, its smoke shrinkage, then the user's (which win).
+
+    Keys of settings that only the presets' groups have (model.width of a transformer, say) carry
+    Hydra's '++': the sweep's own config is composed before any preset is applied, where a plain
+    override of a key the default groups lack would fail. '++key' and 'key' replace each other.
+    """
+    parameters = {"experiment": ",".join(presets), "seed": ",".join(str(s) for s in seeds), **table.sweep}
+    updates = list(table.smoke.items()) if smoke else []
+    for override in overrides:
+        key, separator, value = override.partition("=")
+        if not separator:
+            raise ValueError(f"'{override}' is not a Hydra override of the form key=value.")
+        updates.append((key, value))
+    for key, value in updates:
+        for existing in [k for k in parameters if k.lstrip("+") == key.lstrip("+")]:
+            del parameters[existing]
+        parameters[key] = value
+    return parameters
+
+
+def output_root(parameters: dict[str, str]) -> Path:
+    """Where runs go: paths.output_dir if overridden, else $CONML_OUTPUTS, else outputs/ (as configs/train.yaml)."""
+    return Path(parameters.get("paths.output_dir") or os.environ.get("CONML_OUTPUTS") or "outputs")
+
+
+def new_sweep_dir(table: Table, parameters: dict[str, str], smoke: bool) -> Path:
+    stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
+    return output_root(parameters) / "tables" / (f"{table.name}-smoke" if smoke else table.name) / stamp
+
+
+def multirun(parameters: dict[str, str], sweep_dir: Path) -> int:
+    """Run `python -m conml.train -m` over the parameters into `sweep_dir`; returns its exit status."""
+    command = [sys.executable, "-m", "conml.train", "-m", *(f"{k}={v}" for k, v in parameters.items()), f"hydra.sweep.dir={sweep_dir}"]
+    print("+ python " + " ".join(command[1:]), flush=True)
+    return subprocess.run(command).returncode

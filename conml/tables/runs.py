@@ -1,0 +1,141 @@
+"""Finished runs as a table sees them: their results.json, config and, when local, their run folder.
+
+Runs are found by scanning folders for `results.json` (any depth, so one sweep folder or the whole
+`outputs/` both work), or fetched from a W&B project through the public API. Expensive per-run
+analyses (clustering of task models, error curves) are cached next to the run's results.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Iterable
+
+import torch
+from omegaconf import OmegaConf
+
+from conml.build import build_source_and_learner
+from conml.checkpoint import load_checkpoint
+from conml.errors import DataError
+
+
+@dataclass
+class Run:
+    """One finished job: `test` maps '<metric>@<k>shot' to {mean, ci95, count}."""
+
+    name: str
+    seed: int
+    steps: int
+    test: dict[str, dict]
+    config: dict
+    train_seconds: float | None = None
+    peak_memory_mb: float | None = None
+    run_dir: Path | None = None
+    finished_at: float = 0.0
+    source: str = "local"
+    _cache: dict = field(default_factory=dict, repr=False)
+
+    def setting(self, path: str) -> Any:
+        """A value of the run's config by dotted path ('dataset.held_out'); None when absent."""
+        node: Any = self.config
+        for part in path.split("."):
+            if not isinstance(node, dict) or part not in node:
+                return None
+            node = node[part]
+        return node
+
+    def load(self, device: torch.device, checkpoint: str | None = None):
+        """(episode source, learner) rebuilt from the run's checkpoint (default: the one it was tested with)."""
+        if self.run_dir is None:
+            raise DataError(f"Run {self.name} (seed {self.seed}) came from W&B and has no local checkpoint to analyse.")
+        chosen = checkpoint or self.setting("eval.checkpoint") or "best"
+        state = load_checkpoint(self.run_dir / "checkpoints" / f"{chosen}.pt")
+        source, learner = build_source_and_learner(OmegaConf.create(state["config"]), device)
+        learner.load_state_dict(state["learner"])
+        return source, learner.eval()
+
+    def analysis(self, name: str, compute: Callable[[Run], dict]) -> dict | None:
+        """`compute(self)`, cached in <run_dir>/analysis/<name>.json; None for runs without a folder.
+
+        The cache holds the training steps it was computed at, so a resumed (longer) run is
+        analysed again.
+        """
+        if name in self._cache:
+            return self._cache[name]
+        if self.run_dir is None:
+            return None
+        path = self.run_dir / "analysis" / f"{name}.json"
+        cached = json.loads(path.read_text()) if path.exists() else None
+        if cached is None or cached.get("steps") != self.steps:
+            cached = {"steps": self.steps, **compute(self)}
+            path.parent.mkdir(exist_ok=True)
+            path.write_text(json.dumps(cached, indent=2))
+        self._cache[name] = cached
+        return cached
+
+
+def read_run(path: Path) -> Run:
+    """The run whose results.json is `path`."""
+    try:
+        results = json.loads(path.read_text())
+        return Run(
+            name=results["name"],
+            seed=int(results["seed"]),
+            steps=int(results["steps"]),
+            test=results["test"],
+            config=results.get("config", {}),
+            train_seconds=results.get("train_seconds"),
+            peak_memory_mb=results.get("peak_memory_mb"),
+            run_dir=path.parent,
+            finished_at=path.stat().st_mtime,
+        )
+    except (json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise DataError(
+            f"{path} is not a results.json written by `python -m conml.train` ({type(error).__name__}: {error}). "
+            "Delete it or re-run that job."
+        ) from None
+
+
+def collect_runs(roots: Iterable[Path]) -> list[Run]:
+    """Every run with a results.json under `roots` (each a run folder or any folder above run folders)."""
+    runs = []
+    for root in roots:
+        root = Path(root)
+        if not root.exists():
+            raise DataError(f"Runs folder {root} does not exist. Pass the sweep folder that `scripts/table.py run` printed, or outputs/.")
+        paths = [root / "results.json"] if (root / "results.json").exists() else sorted(root.rglob("results.json"))
+        runs += [read_run(p) for p in paths]
+    return runs
+
+
+def wandb_runs(project: str, groups: Iterable[str], api: Any = None) -> list[Run]:
+    """Finished runs of the W&B groups `groups` in `project` ('entity/project'), via the public API.
+
+    Only the logged summary (test results) and config are there: analyses that need a
+    checkpoint are shown as missing for these runs.
+    """
+    if api is None:
+        import wandb
+
+        api = wandb.Api()
+    runs = []
+    for group in groups:
+        for remote in api.runs(project, filters={"group": group, "state": "finished"}):
+            summary, config = dict(remote.summary), dict(remote.config)
+            test = {
+                key[len("test/") :]: {"mean": value, "ci95": summary.get(f"{key}_ci95"), "count": None}
+                for key, value in summary.items()
+                if key.startswith("test/") and not key.endswith("_ci95")
+            }
+            runs.append(
+                Run(
+                    name=config.get("name", group),
+                    seed=int(config.get("seed", 0)),
+                    steps=int(summary.get("_step", 0)),
+                    test=test,
+                    config=config,
+                    source=f"wandb:{project}/{remote.id}",
+                )
+            )
+    return runs

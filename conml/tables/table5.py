@@ -1,0 +1,125 @@
+"""ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL, compared by their error curves.
+
+Paper numbers: conml.md §3.5, Table 5 [source S1] (mean ± CI). Per seed, the error-vs-examples
+curves of the plain and the ConML run of one function class (seed s against seed s, on the same
+test prompts) give the relative minimum error and the shot spare (conml/icl_curves.py).
+The `toy` presets match the paper's prompt lengths (10, 10, 20, 40 shots; d = 5, as in the
+authors' released ctoy.yaml); `table5_paper` uses the Garg et al. scale presets instead.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from pathlib import Path
+
+from conml.build import resolve_device
+from conml.figures import curve_figure
+from conml.icl_curves import Curve, learner_curve, relative_minimum_error, shot_spare
+from conml.metrics import mean_ci
+from conml.tables.measures import Analysis
+from conml.tables.runs import Run
+from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
+
+# function class: (row, Rel. Min. Error (mean, ci), Shot Spare (mean, ci)).
+PAPER = {
+    "linear_regression": ("LR (10 shot)", (0.42, 0.09), (-4.68, 0.45)),
+    "sparse_linear_regression": ("SLR (10 shot)", (0.49, 0.06), (-3.94, 0.62)),
+    "decision_tree": ("DT (20 shot)", (0.81, 0.12), (-4.22, 1.29)),
+    "relu_net": ("NN (40 shot)", (0.74, 0.19), (-11.25, 2.07)),
+}
+
+
+def _curve(run: Run) -> dict:
+    source, learner = run.load(resolve_device("auto"))
+    device = next(learner.parameters()).device
+    found = learner_curve(run.name, learner, source, run.setting("eval.episodes"), run.setting("eval.batch_size"), device)
+    return {"shots": found.shots, "mean": found.mean, "ci95": found.ci95}
+
+
+ICL_CURVE = Analysis("icl_curve", _curve)
+
+
+def _load_curve(run: Run) -> Curve:
+    found = run.analysis(ICL_CURVE.name, ICL_CURVE.compute)
+    return Curve(run.name, found["shots"], found["mean"], found["ci95"])
+
+
+@dataclass(frozen=True)
+class CurveComparison:
+    """Relative minimum error or shot spare of the improved run's curve against the baseline's (NaN: never reached)."""
+
+    baseline: RunKey
+    improved: RunKey
+    statistic: str
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (self.baseline, self.improved)
+
+    def __call__(self, find: Lookup) -> float | None:
+        base, better = find(self.baseline), find(self.improved)
+        if base is None or better is None or base.run_dir is None or better.run_dir is None:
+            return None
+        base_curve, better_curve = _load_curve(base), _load_curve(better)
+        if self.statistic == "relative_minimum_error":
+            return relative_minimum_error(base_curve, better_curve)
+        spare = shot_spare(base_curve, better_curve)
+        return math.nan if spare is None else float(spare)
+
+
+def _preset(function: str, scale: str, variant: str) -> str:
+    return f"table5_{function}_icl_{scale}_{variant}"
+
+
+def _figures_for(scale: str):
+    def figures(runs: list[Run], out_dir: Path) -> list[Path]:
+        """Error against in-context examples per function class, mean ± 95% CI over seeds (ConML Fig. 3)."""
+        paths = []
+        for function, (row, _, _) in PAPER.items():
+            curves = {}
+            for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
+                found = [_load_curve(r) for r in runs if r.name == _preset(function, scale, variant) and r.run_dir is not None]
+                if found:
+                    stats = [mean_ci([c.mean[k] for c in found]) for k in range(len(found[0].shots))]
+                    curves[f"{label} ({len(found)} seeds)"] = (found[0].shots, [s.mean for s in stats], [s.ci95 for s in stats])
+            if curves:
+                paths.append(curve_figure(curves, out_dir / f"table5_{function}_curves.png", f"in-context examples ({row})", "squared error"))
+        return paths
+
+    return figures
+
+
+def icl_table(scale: str) -> Table:
+    cells = []
+    for function, (row, error, spare) in PAPER.items():
+        base, improved = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
+        cells.append(Cell(row, Column("Rel. Min. Error ↓", digits=2), CurveComparison(base, improved, "relative_minimum_error"), Paper(*error)))
+        cells.append(Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(base, improved, "shot_spare"), Paper(*spare)))
+    return Table(
+        name="table5" if scale == "toy" else f"table5_{scale}",
+        title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} presets)",
+        source="Wu et al., Learning to Learn with Contrastive Meta-Objective, Table 5 (NeurIPS 2024 submission text; conml.md §3.5)",
+        cells=tuple(cells),
+        smoke={
+            "++model.width": "16",
+            "++model.depth": "1",
+            "++model.heads": "2",
+            "trainer.steps": "2",
+            "trainer.meta_batch_size": "4",
+            "trainer.val_every": "2",
+            "trainer.ckpt_every": "2",
+            "trainer.val_episodes": "2",
+            "eval.episodes": "4",
+            "eval.batch_size": "4",
+            "logger.mode": "disabled",
+        },
+        notes=(
+            "Curves: squared error at point k+1 from the first k points on the run's eval.episodes test prompts; "
+            "ConML-ICL seed s is compared with ICL seed s. A shot spare is undefined for a seed whose ConML curve never reaches the ICL minimum.",
+        ),
+        figures=_figures_for(scale),
+    )
+
+
+TABLE5 = icl_table("toy")
+TABLE5_PAPER = icl_table("paper")
