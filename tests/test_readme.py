@@ -18,5 +18,5 @@ def test_readme_lists_every_group_option():
 def test_make_targets_named_in_the_readme_exist():
     readme, makefile = (ROOT / "README.md").read_text(), (ROOT / "Makefile").read_text()
     targets = set(re.findall(r"^([a-zA-Z0-9_.-]+):", makefile, flags=re.M))
-    named = set(re.findall(r"\bmake ([a-z][a-z0-9-]+)", readme))
+    named = set(re.findall(r"\bmake ([a-z][a-z0-9-]*[a-z0-9])(?![\w-])", readme))  # not the generic "make table-N"
     assert named and named <= targets, f"README.md names make targets that do not exist: {sorted(named - targets)}"
