@@ -8,7 +8,7 @@ meta-training time. One function builds both tables; only the dataset and the nu
 from __future__ import annotations
 
 from conml.tables.measures import RelativeGain, RelativeTime, MetaTestMetric
-from conml.tables.spec import Cell, Column, Paper, RunKey, Table
+from conml.tables.spec import Cell, Column, Paper, RunKey, TWO_STEPS, Table
 
 # learner: (1-shot w/o, 1-shot ConML, 5-shot w/o, 5-shot ConML as (mean, ci)), relative gain %, relative time.
 MINIIMAGENET = {
@@ -59,14 +59,7 @@ def image_table(number: int, dataset: str, paper: dict, notes: tuple[str, ...] =
             "++dataset.train_queries": "null",
             "dataset.queries": "1",
             "eval.queries": "1",
-            "trainer.steps": "2",
-            "trainer.meta_batch_size": "2",
-            "trainer.val_every": "2",
-            "trainer.ckpt_every": "2",
-            "trainer.val_episodes": "2",
-            "eval.episodes": "2",
-            "eval.batch_size": "2",
-            "logger.mode": "disabled",
+            **TWO_STEPS,
         },
         notes=(
             "Rel. gain = (ConML 1-shot + 5-shot accuracy) / (baseline 1-shot + 5-shot) - 1, per seed; "

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
+from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, TWO_STEPS, Table
 
 TASKS = ("regular", "lines", "open", "wider_line", "scrambled", "random_color", "arrows", "irregular", "filled", "original")
 SUPPORT_SIZES = (4, 6, 8, 10)
@@ -40,14 +40,7 @@ SMOKE = {
     "++dataset.tasks": "[lines,arrows]",
     "++dataset.support_sizes": "[4]",
     "++dataset.episodes": "[4,2,2]",
-    "trainer.steps": "2",
-    "trainer.meta_batch_size": "2",
-    "trainer.val_every": "2",
-    "trainer.ckpt_every": "2",
-    "trainer.val_episodes": "2",
-    "eval.episodes": "2",
-    "eval.batch_size": "2",
-    "logger.mode": "disabled",
+    **TWO_STEPS,
 }
 # B1 and leave-one-out are Conv6 + MAML only, so their smoke runs can also be narrow and adapt once.
 SMOKE_CONV6_MAML = {**SMOKE, "++model.channels": "[2,2,2,2,2,2]", "++learner.inner_steps": "1", "++learner.eval_inner_steps": "1"}

@@ -12,6 +12,18 @@ from typing import Any, Callable, Optional, Protocol
 
 from conml.tables.runs import Run
 
+# Smoke mode's shared part: two meta-training steps of two tasks, a tiny evaluation, no W&B.
+TWO_STEPS = {
+    "trainer.steps": "2",
+    "trainer.meta_batch_size": "2",
+    "trainer.val_every": "2",
+    "trainer.ckpt_every": "2",
+    "trainer.val_episodes": "2",
+    "eval.episodes": "2",
+    "eval.batch_size": "2",
+    "logger.mode": "disabled",
+}
+
 
 @dataclass(frozen=True)
 class RunKey:
