@@ -58,6 +58,8 @@ class TrainerConfig:
     patience: Optional[int] = None
     # Background processes that prepare meta-batches (0: sample in the training process).
     workers: int = 0
+    # Measure ConML's gradient share (train/conml_grad_share) every this many steps; 0: never.
+    grad_share_every: int = 50
 
 
 @dataclass

@@ -31,6 +31,21 @@ class SubsetStrategy(str, Enum):
     prefix = "prefix"  # kappa = the first examples of support ∪ query (a prompt prefix)
 
 
+class Centring(str, Enum):
+    """What is subtracted from every representation before phi.
+
+    `meta_batch`: e <- e - mean_{tau in b} e*_tau, the mean whole-task representation of the meta-batch
+    (all processes), for e^kappa and e* alike. It keeps the learner's psi but removes what all tasks of
+    the meta-batch share: MAML's adapted weights theta - alpha*g_tau become -alpha*(g_tau - mean g), whose
+    cosine distances are O(1) instead of O((alpha*|g| / |theta|)^2). The mean carries gradient, so for a
+    learner whose psi depends on theta only through a shared shift (FOMAML, Reptile) ConML then has no
+    gradient path at all.
+    """
+
+    none = "none"
+    meta_batch = "meta_batch"
+
+
 class Terms(str, Enum):
     """Which contrastive terms are optimised: both, or one of them as an ablation."""
 
@@ -51,6 +66,7 @@ class ConMLSettings:
     # Size of random/prefix subsets as a fraction of support ∪ query; None: the support size.
     subset_fraction: Optional[float] = None
     terms: Terms = Terms.both
+    centring: Centring = Centring.none
 
 
 @dataclass
@@ -65,6 +81,8 @@ class LossParts:
     episodic: Tensor
     d_in: Tensor | None = None
     d_out: Tensor | None = None
+    # lambda * (d_in - d_out), or its one optimised term in an ablation: total = episodic + contrastive.
+    contrastive: Tensor | None = None
 
 
 class ConMLObjective:
@@ -91,14 +109,23 @@ class ConMLObjective:
             return LossParts(episodic, episodic)
 
         e_star = learner.represent(models.whole, batch)
-        total, d_in, d_out = episodic, None, None
+        centre = self._centre(e_star)
+        e_star = e_star - centre
+        contrastive, d_in, d_out = e_star.new_zeros(()), None, None
         if settings.terms != Terms.discrimination:
-            d_in = share * torch.stack([settings.phi.rows(e, e_star).mean() for e in self._subset_representations(learner, batch, models)]).mean()
-            total = total + settings.lam * d_in
+            subsets = [e - centre for e in self._subset_representations(learner, batch, models)]
+            d_in = share * torch.stack([settings.phi.rows(e, e_star).mean() for e in subsets]).mean()
+            contrastive = contrastive + settings.lam * d_in
         if settings.terms != Terms.alignment:
             d_out = self._discrimination(e_star)
-            total = total - settings.lam * d_out
-        return LossParts(total, episodic, d_in, d_out)
+            contrastive = contrastive - settings.lam * d_out
+        return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
+
+    def _centre(self, e_star: Tensor) -> Tensor:
+        """The point every representation is measured from (see `Centring`)."""
+        if self.settings.centring == Centring.none:
+            return e_star.new_zeros(())
+        return self.shard.gather(e_star).mean(0)
 
     def _discrimination(self, e_star: Tensor) -> Tensor:
         """This process's rows of mean_{i != j} phi(e*_i, e*_j) over all tasks of the meta-batch."""

@@ -11,6 +11,7 @@ import os
 import sys
 import time
 from pathlib import Path
+from statistics import median
 
 import hydra
 import torch
@@ -75,11 +76,15 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
             "train_seconds": trainer.train_seconds,
             "test_seconds": time.perf_counter() - started,
             "peak_memory_mb": torch.cuda.max_memory_allocated() / 2**20 if device.type == "cuda" else None,
+            "conml_grad_share_median": median(trainer.grad_shares) if trainer.grad_shares else None,
+            "conml_grad_share_measurements": len(trainer.grad_shares),
             "test": {key: value.as_dict() for key, value in results.items()},
         }
         tracker.summarize({f"test/{key}": value.mean for key, value in results.items()} | {f"test/{key}_ci95": value.ci95 for key, value in results.items()})
+        if trainer.grad_shares:
+            tracker.summarize({"train/conml_grad_share_median": summary["conml_grad_share_median"]})
         (run_dir / "results.json").write_text(json.dumps({**summary, "config": config}, indent=2))
-    _print_results(cfg.name, run_dir, results)
+    _print_results(cfg.name, run_dir, results, summary["conml_grad_share_median"], len(trainer.grad_shares))
     return summary
 
 
@@ -115,10 +120,13 @@ def _differences(old: object, new: object, prefix: str = "") -> list[str]:
     return [] if old == new else [prefix.rstrip(".")]
 
 
-def _print_results(name: str, run_dir: Path, results: dict) -> None:
+def _print_results(name: str, run_dir: Path, results: dict, grad_share: float | None, measurements: int) -> None:
     print(f"\n{name}: meta-test results (mean ± 95% CI) — {run_dir / 'results.json'}")
     for key, value in results.items():
         print(f"  {key:>20}: {value}  ({value.count} tasks)")
+    if grad_share is not None:
+        print(f"  {'conml_grad_share':>20}: {grad_share:.3g}  (median of {measurements} measurements of "
+              "|grad lambda*(d_in - d_out)| / |grad L_e|)")
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"

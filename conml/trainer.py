@@ -21,10 +21,15 @@ from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
 from conml.evaluate import evaluate
+from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, gradient_share, inert_warning
 from conml.learners.base import Learner
 from conml.objective import ConMLObjective
 from conml.preemption import Preempted, PreemptionGuard
 from conml.tracking import Tracker
+
+
+# ConML's term this many times the episodic loss means lambda is far too large.
+DOMINANCE_RATIO = 100.0
 
 
 class TrainingDiverged(UserError):
@@ -55,6 +60,8 @@ class Trainer:
         self.best: float | None = None
         self.stale_validations = 0
         self.train_seconds = 0.0
+        self.grad_shares: list[float] = []
+        self.dominance_warned = False
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -67,6 +74,7 @@ class Trainer:
             "best": self.best,
             "stale_validations": self.stale_validations,
             "train_seconds": self.train_seconds,
+            "grad_shares": self.grad_shares,
             "wandb_run_id": self.tracker.run_id,
             "config": self.config,
         }
@@ -79,6 +87,7 @@ class Trainer:
         restore_rng_states(state["rng"])
         self.step, self.best, self.train_seconds = state["step"], state["best"], state["train_seconds"]
         self.stale_validations = state["stale_validations"]
+        self.grad_shares = list(state.get("grad_shares", []))
 
     def save(self, name: str) -> Path:
         """Checkpoint the run (main process only); a model with non-finite weights is never written."""
@@ -106,16 +115,20 @@ class Trainer:
             started = time.perf_counter()
             batch = next(stream).to(self.device)
             parts = self.objective(self.learner, batch)
+            measure = self._measures_share_now(parts.contrastive)
             self.optimizer.zero_grad(set_to_none=True)
-            parts.total.backward()
+            parts.total.backward(retain_graph=measure)
             self.shard.sum_gradients(self.learner.parameters())
+            if measure:
+                self._measure_share(parts.contrastive, bar)
             if settings.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.learner.parameters(), settings.grad_clip)
             self.optimizer.step()
             if self.scheduler is not None:
                 self.scheduler.step()
             self.step += 1
-            for key, value in (("loss", parts.total), ("loss_episodic", parts.episodic), ("d_in", parts.d_in), ("d_out", parts.d_out)):
+            logged = (("loss", parts.total), ("loss_episodic", parts.episodic), ("loss_conml", parts.contrastive), ("d_in", parts.d_in), ("d_out", parts.d_out))
+            for key, value in logged:
                 if value is not None:
                     sums[key] = sums.get(key, 0.0) + value.detach()
             counted += 1
@@ -127,6 +140,7 @@ class Trainer:
                 elapsed = time.perf_counter() - window_start
                 means = {f"train/{k}": float(v) / counted for k, v in sums.items()}  # one host sync per window
                 self._check_finite(means)
+                self._warn_if_conml_dominates(means, bar)
                 means["train/lr"] = self.optimizer.param_groups[0]["lr"]
                 means["train/tasks_per_s"] = counted * size / max(elapsed, 1e-9)
                 self.tracker.log(means, self.step)
@@ -144,6 +158,34 @@ class Trainer:
                 bar.close()
                 self._stop_for_preemption(guard)
         bar.close()
+
+    def _measures_share_now(self, contrastive: torch.Tensor | None) -> bool:
+        every = self.settings.grad_share_every
+        return contrastive is not None and contrastive.requires_grad and bool(every) and self.step % every == 0
+
+    def _measure_share(self, contrastive: torch.Tensor, bar: tqdm) -> None:
+        """Log ConML's gradient share of this step; warn once if the first measurements show it inert."""
+        share, conml_norm, episodic_norm = gradient_share(contrastive, list(self.learner.parameters()), self.shard)
+        self.grad_shares.append(share)
+        self.tracker.log({"train/conml_grad_share": share, "train/conml_grad_norm": conml_norm, "train/episodic_grad_norm": episodic_norm}, self.step + 1)
+        first = self.grad_shares[:MEASUREMENTS_BEFORE_VERDICT]
+        if len(self.grad_shares) == MEASUREMENTS_BEFORE_VERDICT and max(first) < INERT_BELOW and self.shard.is_main:
+            settings = self.objective.settings
+            bar.write(inert_warning(first, settings.lam, getattr(self.learner, "representations", None)))
+
+    def _warn_if_conml_dominates(self, means: dict[str, float], bar: tqdm) -> None:
+        """Warn once when ConML's term outweighs the episodic loss by orders of magnitude (a lambda far too large)."""
+        conml, episodic = means.get("train/loss_conml"), means["train/loss_episodic"]
+        if conml is None or self.dominance_warned or abs(conml) <= DOMINANCE_RATIO * max(abs(episodic), 1e-12):
+            return
+        self.dominance_warned = True
+        if self.shard.is_main:
+            bar.write(
+                f"warning: ConML's term lambda*(d_in - d_out) = {conml:.4g} outweighs the episodic loss {episodic:.4g} "
+                f"by more than {DOMINANCE_RATIO:g}x at step {self.step} (conml.lam={self.objective.settings.lam:g}); "
+                "the meta-learner is then trained for the contrastive term, not for its tasks. Lower conml.lam "
+                "(the paper uses 0.1 for images, 0.02 for in-context learning)."
+            )
 
     def _stop_for_preemption(self, guard: PreemptionGuard) -> None:
         path = self.save("last")

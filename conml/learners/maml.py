@@ -13,6 +13,7 @@ from torch import Tensor, nn
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import Learner
+from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
 from conml.nets.task_batched import task_forward, task_params
 from conml.task_kind import TaskKind
 
@@ -24,12 +25,11 @@ class MAML(Learner):
 
     `inner_lr` is one step size per inner step; `learn_inner_lr` meta-learns them (per-step
     learning rates). `eval_inner_steps` (default: `inner_steps`) is used at meta-test time; steps
-    beyond the learned ones reuse the last step size. `representation` is psi: the adapted
-    weights themselves (`weights`, as in the paper) or their change from the meta-parameters
-    (`update`), which removes the part all tasks share.
+    beyond the learned ones reuse the last step size. `representation` is psi (see
+    `conml.learners.weight_representation`).
     """
 
-    representations = ("weights", "update")
+    representations = WEIGHT_REPRESENTATIONS
 
     def __init__(
         self,
@@ -45,9 +45,7 @@ class MAML(Learner):
         super().__init__(kind)
         if inner_steps < 1:
             raise ConfigError(f"learner.inner_steps must be at least 1, got {inner_steps}.")
-        if representation not in self.representations:
-            raise ConfigError(f"learner.representation must be one of {list(self.representations)}, got '{representation}'.")
-        self.representation = representation
+        self.representation = check_weight_representation(representation)
         self.net = net
         self.inner_steps = inner_steps
         self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
@@ -81,7 +79,4 @@ class MAML(Learner):
         return task_forward(self.net, models, x)
 
     def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
-        if self.representation == "update":
-            meta = dict(self.net.named_parameters())
-            return torch.cat([(w - meta[name]).flatten(1) for name, w in models.items()], dim=1)
-        return torch.cat([w.flatten(1) for w in models.values()], dim=1)
+        return represent_weights(models, self.net, self.representation)

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import ConfigError
 from conml.learners.base import AdaptedModels, Learner
 from conml.nets.task_batched import task_forward, task_params
 from conml.task_kind import TaskKind
@@ -49,11 +50,21 @@ def class_count(labels: Tensor) -> int:
 
 
 class MetricLearner(Learner):
-    """Adapts by embedding the support set; subclasses say how queries are classified against it."""
+    """Adapts by embedding the support set; subclasses say how queries are classified against it.
 
-    def __init__(self, net: nn.Module, kind: TaskKind):
+    `representation` is psi: `prototypes` (the paper: the class means in label order), or `centred`
+    (each class mean minus the task's mean class mean). Embeddings after a ReLU are non-negative and
+    share a large common component, so raw prototypes of unrelated tasks point almost the same way;
+    centring keeps only how a task's classes differ from one another.
+    """
+
+    representations = ("prototypes", "centred")
+
+    def __init__(self, net: nn.Module, kind: TaskKind, representation: str = "prototypes"):
         super().__init__(kind)
-        self.net = net
+        if representation not in self.representations:
+            raise ConfigError(f"learner.representation must be one of {list(self.representations)}, got '{representation}'.")
+        self.net, self.representation = net, representation
 
     @abstractmethod
     def classify(self, support: LabelledEmbeddings, queries: Tensor) -> Tensor:
@@ -71,7 +82,13 @@ class MetricLearner(Learner):
 
     def represent(self, models: LabelledEmbeddings, batch: EpisodeBatch) -> Tensor:
         # A subset may lack some classes; its psi still has a (zero) slot for each, in label order.
-        return models.class_means(class_count(batch.whole.y)).flatten(1)
+        ways = class_count(batch.whole.y)
+        means = models.class_means(ways)
+        if self.representation == "centred":
+            present = (models.one_hot(ways).sum(1) > 0).to(means.dtype).unsqueeze(-1)
+            centre = (means * present).sum(1, keepdim=True) / present.sum(1, keepdim=True).clamp_min(1.0)
+            means = (means - centre) * present
+        return means.flatten(1)
 
     def _embed_episode(self, batch: EpisodeBatch) -> tuple[LabelledEmbeddings, LabelledEmbeddings, Tensor]:
         """Support models, whole-task models and query embeddings from one pass over support ∪ query."""

@@ -22,6 +22,7 @@ from torch import Tensor, nn
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import AdaptedModels, Learner
+from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
 from conml.nets.task_batched import task_forward, task_params
 from conml.task_kind import TaskKind
 
@@ -29,7 +30,10 @@ AdaptedWeights = dict[str, Tensor]
 
 
 class Reptile(Learner):
+    """`representation` is psi (see `conml.learners.weight_representation`)."""
+
     inner_optimizers = ("adam", "sgd")
+    representations = WEIGHT_REPRESENTATIONS
 
     def __init__(
         self,
@@ -43,13 +47,14 @@ class Reptile(Learner):
         inner_optimizer: str = "adam",
         adam_betas: tuple[float, float] = (0.0, 0.999),
         adam_eps: float = 1e-8,
+        representation: str = "weights",
     ):
         super().__init__(kind)
         if inner_optimizer not in self.inner_optimizers:
             raise ConfigError(f"learner.inner_optimizer must be one of {list(self.inner_optimizers)}, got '{inner_optimizer}'.")
         if inner_steps < 1:
             raise ConfigError(f"learner.inner_steps must be at least 1, got {inner_steps}.")
-        self.net = net
+        self.net, self.representation = net, check_weight_representation(representation)
         self.inner_steps, self.inner_lr, self.inner_batch_size = inner_steps, inner_lr, inner_batch_size
         self.eval_inner_steps = inner_steps if eval_inner_steps is None else eval_inner_steps
         self.eval_inner_batch_size = inner_batch_size if eval_inner_batch_size is None else eval_inner_batch_size
@@ -85,7 +90,7 @@ class Reptile(Learner):
         return task_forward(self.net, models, x)
 
     def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
-        return torch.cat([w.flatten(1) for w in models.values()], dim=1)
+        return represent_weights(models, self.net, self.representation)
 
     def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
         meta = dict(self.net.named_parameters())
