@@ -27,11 +27,11 @@ def test_workers_yield_the_in_process_stream_and_never_repeat_a_task():
 
 
 def test_evaluation_set_is_identical_across_runs_and_machines():
-    # Inputs are uniform draws scaled by exact IEEE operations from torch's CPU generator, whose
-    # stream is platform-independent; this fingerprint was recorded once and must never change.
+    # Inputs are counter-based uint64 hashes scaled by exact IEEE operations, the same on every
+    # platform; this fingerprint was recorded once and must never change.
     test_set = SineWaves(seed=0).sample("test", 0, 8)
     assert fingerprint(test_set.support.x) == SINE_TEST_SUPPORT_X
     assert fingerprint(SineWaves(seed=0).sample("test", 0, 8).support.x) == SINE_TEST_SUPPORT_X
 
 
-SINE_TEST_SUPPORT_X = "f02c9782aa3f687a"
+SINE_TEST_SUPPORT_X = "ac6adada5fe245c6"

@@ -6,14 +6,14 @@ import math
 
 import torch
 
-from conml.data.seeding import episode_generator
+from conml.data.seeding import episode_uniforms
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.task_kind import REGRESSION
 
 
 class SineWaves:
-    """K-shot sine-wave tasks; each task draws its own amplitude and phase, support and query points."""
+    """K-shot sine-wave tasks; task i of a split draws amplitude, phase and points from its own counter-based stream."""
 
     kind = REGRESSION
 
@@ -34,18 +34,13 @@ class SineWaves:
     def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
         shots = self.shots if shots is None else shots
         queries = self.queries if queries is None else queries
-        draws = [self._task(split, first + i, shots + queries) for i in range(count)]
-        x = torch.stack([d[0] for d in draws])
-        y = torch.stack([d[1] for d in draws])
+        draws = torch.from_numpy(episode_uniforms(self.seed, split, first, count, 2 + shots + queries)).float()
+        amplitude, phase = _scale(draws[:, :1], self.amplitude), _scale(draws[:, 1:2], self.phase)
+        x = _scale(draws[:, 2:], self.x_range).unsqueeze(2)
+        y = amplitude[:, :, None] * torch.sin(x - phase[:, :, None])
         return EpisodeBatch(Tasks(x[:, :shots], y[:, :shots]), Tasks(x[:, shots:], y[:, shots:]))
 
-    def _task(self, split: str, index: int, size: int) -> tuple[torch.Tensor, torch.Tensor]:
-        g = episode_generator(self.seed, split, index)
-        amplitude, phase = (_uniform(g, bounds, 1) for bounds in (self.amplitude, self.phase))
-        x = _uniform(g, self.x_range, size).unsqueeze(1)
-        return x, amplitude * torch.sin(x - phase)
 
-
-def _uniform(g: torch.Generator, bounds: tuple[float, float], size: int) -> torch.Tensor:
+def _scale(unit: torch.Tensor, bounds: tuple[float, float]) -> torch.Tensor:
     low, high = bounds
-    return low + (high - low) * torch.rand(size, generator=g)
+    return low + (high - low) * unit
