@@ -8,8 +8,7 @@ prompt forward per prediction), maps them to psi, and computes
     d_out = mean over ordered pairs tau != tau' of phi(e*_tau, e*_tau'),
 and the learner's episodic loss. `ConMLObjective` must give the same values (1e-10) and the same
 gradients of L_e, lambda * d_in and lambda * d_out for every meta-parameter (1e-8 relative);
-parameters psi does not depend on must get none, all others some. (ICL: float32 tolerances, as its
-learner returns float32 predictions; see test_icl_keeps_float64.) Further checks: a task's psi and loss do not depend on the
+parameters psi does not depend on must get none, all others some. Further checks: a task's psi and loss do not depend on the
 other tasks of the batch or on BatchNorm running statistics, and repeating the batch leaves d_in
 unchanged and changes d_out as its definition says (no stray factor of B).
 """
@@ -365,15 +364,12 @@ CASES = {
     "simple_cnaps": Case(simple_cnaps(), LARGE_IMAGES, simple_cnaps_reference, no_conml_gradient=("set_encoder.convs.*.bias",)),
     "simple_cnaps-offset": Case(simple_cnaps(representation="offset"), LARGE_IMAGES, simple_cnaps_reference, no_conml_gradient=("set_encoder.convs.*.bias",)),
     # The final biases shift every prediction at the probe alike, and phi sees only differences.
-    # The learner returns float32 outputs from a float64 net (see test_icl_keeps_float64), hence float32 tolerances.
     "icl": Case(
         lambda _: InContextLearner(context_sensitive_gpt2(), REGRESSION),
         prompt_batch,
         icl_reference,
         ICL_SETTINGS,
         no_conml_gradient=("net.final_norm.bias", "net.read_out.bias"),
-        value_tolerance=1e-6,
-        gradient_rtol=1e-4,
     ),
 }
 
@@ -459,11 +455,6 @@ def test_simple_cnaps_frozen_resnet_is_no_meta_parameter(tmp_path):
     assert all(p.grad is not None for p in [*learner.set_encoder.parameters(), *learner.film.parameters()])
 
 
-@pytest.mark.xfail(
-    strict=True,
-    reason="conml/learners/icl.py InContextLearner._run returns self.net(tokens).float(): a float64 net's predictions, "
-    "and so d_in and d_out, are float32 (the episodic loss is float64 only because y is)",
-)
 def test_icl_keeps_float64(tmp_path):
     case = CASES["icl"]
     torch.manual_seed(0)

@@ -90,7 +90,7 @@ class InContextLearner(Learner):
     def _run(self, tokens: Tensor) -> Tensor:
         enabled = self.mixed_precision and tokens.is_cuda
         with torch.autocast(device_type=tokens.device.type, dtype=torch.bfloat16, enabled=enabled):
-            return self.net(tokens).float()
+            return self.net(tokens).to(tokens.dtype)  # back from bf16 under autocast; float64 stays float64
 
 
 def interleave(tasks: Tasks) -> Tensor:
