@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import json
+
 import numpy as np
 import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from conml.data.same_different.cache import VERSION
 from conml.data.same_different.episodes import SameDifferentEpisodes
 from conml.data.same_different.naturalistic import ObjectPairs
 from conml.errors import ConfigError, DataError
@@ -98,6 +101,16 @@ def test_missing_or_mismatched_cache_says_how_to_build_it(tmp_path):
         SameDifferentEpisodes(root=str(tmp_path), cached=True, seed=3)
     with pytest.raises(DataError, match="support4_train_images.npy"):
         SameDifferentEpisodes(tasks=["arrows"], root=str(tmp_path), cached=True).sample("train", 0, 1)
+
+
+def test_a_cache_of_an_older_stimulus_version_is_refused(tmp_path):
+    (tmp_path / "manifest.json").write_text(json.dumps({"seed": 0, "queries": 2}))  # unversioned: the old wider_line strokes
+    old = f"stimuli of version 1, but this code draws version {VERSION}.*Delete that folder and rebuild it with `make data-same-different`"
+    with pytest.raises(DataError, match=old):
+        SameDifferentEpisodes(root=str(tmp_path), cached=True)
+    with pytest.raises(DataError, match=old):
+        prepare(tmp_path, ["lines"], [4], [1, 1, 1], workers=1)
+    assert not (tmp_path / "lines").exists(), "nothing is added to an old cache"
 
 
 def object_folder(path, count: int = 20):

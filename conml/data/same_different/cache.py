@@ -1,7 +1,7 @@
 """The on-disk episode cache: exactly the episodes the generators make, stored as uint8 arrays.
 
 Layout under the cache root:
-    manifest.json                                   seed and queries the episodes were made with
+    manifest.json                                   stimulus version, seed and queries of the episodes
     <task>/support<S>_<split>_images.npy            uint8 [episodes, S + queries, 128, 128, 3]
     <task>/support<S>_<split>_labels.npy            uint8 [episodes, S + queries] (1 = same)
 Each episode holds its support images, then its query images. Arrays are memory-mapped on read.
@@ -20,6 +20,10 @@ from conml.errors import DataError
 
 MANIFEST = "manifest.json"
 PREPARE = "make data-same-different"
+# The version of the stimuli a cache holds, increased whenever the generators draw other pixels.
+# 1 (manifests without a version): wider_line strokes were the pixels within 1 px of the segment.
+# 2: wider_line strokes follow OpenCV's thick-line rule.
+VERSION = 2
 
 
 def array_paths(root: Path, task: str, support: int, split: str) -> tuple[Path, Path]:
@@ -28,12 +32,26 @@ def array_paths(root: Path, task: str, support: int, split: str) -> tuple[Path, 
     return folder / f"support{support}_{split}_images.npy", folder / f"support{support}_{split}_labels.npy"
 
 
+def check_version(root: Path, manifest: dict) -> None:
+    """Refuse a cache whose images another version of the generators drew."""
+    found = manifest.get("version", 1)
+    if found != VERSION:
+        raise DataError(
+            f"The same-different cache at {root} holds stimuli of version {found}, but this code draws version {VERSION} "
+            "(the section 'Cache versions' of docs/same_different.md says what changed), so its episodes are not the ones "
+            f"a run would draw. Delete that folder and rebuild it with `{PREPARE}` (or build a new one elsewhere with "
+            f"`{PREPARE} ARGS=\"--root <folder>\"` and set dataset.root=<folder>), or set dataset.cached=false to draw "
+            "the episodes on the fly."
+        )
+
+
 def write_manifest(root: Path, seed: int, queries: int) -> None:
     """Record the settings of a new cache, or refuse to mix episodes made with other settings."""
-    wanted = {"seed": seed, "queries": queries}
+    wanted = {"version": VERSION, "seed": seed, "queries": queries}
     path = root / MANIFEST
     if path.exists():
         found = json.loads(path.read_text())
+        check_version(root, found)
         if found != wanted:
             raise DataError(
                 f"{path} says its episodes were made with {found}, not {wanted}. Write this cache to another "
@@ -85,9 +103,11 @@ class EpisodeCache:
                 "dataset.cached=false to generate the episodes on the fly (the same episodes, more CPU time)."
             )
         found = json.loads(manifest.read_text())
-        if found != {"seed": seed, "queries": queries}:
+        check_version(self.root, found)
+        if (found["seed"], found["queries"]) != (seed, queries):
             raise DataError(
-                f"The cache at {self.root} was made with {found}, but this run asks for seed={seed}, queries={queries}. "
+                f"The cache at {self.root} was made with seed={found['seed']}, queries={found['queries']}, but this run asks "
+                f"for seed={seed}, queries={queries}. "
                 f"Set dataset.seed/dataset.queries to the cached values, or rebuild the cache with `{PREPARE}`."
             )
 

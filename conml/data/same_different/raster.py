@@ -10,6 +10,8 @@ from __future__ import annotations
 import numpy as np
 from scipy import ndimage
 
+from conml.data.same_different.thick_line import thick_segment_pixels
+
 SIZE = 128
 WHITE = 255
 BLACK = (0, 0, 0)
@@ -41,23 +43,9 @@ def segment_pixels(p0, p1) -> tuple[np.ndarray, np.ndarray]:
     return xs, ys
 
 
-def _thick_segment_pixels(p0, p1, thickness: int) -> tuple[np.ndarray, np.ndarray]:
-    """Pixels whose centres lie within thickness/2 of the segment (a line with round caps)."""
-    radius = thickness / 2
-    (x0, y0), (x1, y1) = np.asarray(p0, float), np.asarray(p1, float)
-    low_x, high_x = int(np.floor(min(x0, x1) - radius)), int(np.ceil(max(x0, x1) + radius))
-    low_y, high_y = int(np.floor(min(y0, y1) - radius)), int(np.ceil(max(y0, y1) + radius))
-    ys, xs = np.mgrid[low_y : high_y + 1, low_x : high_x + 1]
-    dx, dy = x1 - x0, y1 - y0
-    length2 = dx * dx + dy * dy
-    t = np.zeros_like(xs, dtype=float) if length2 == 0 else np.clip(((xs - x0) * dx + (ys - y0) * dy) / length2, 0, 1)
-    near = (xs - (x0 + t * dx)) ** 2 + (ys - (y0 + t * dy)) ** 2 <= radius * radius
-    return xs[near], ys[near]
-
-
 def line(image: np.ndarray, p0, p1, colour=BLACK, thickness: int = 1) -> None:
-    """Draw a segment; thickness > 1 gives a round-capped stroke, as OpenCV's thick lines."""
-    xs, ys = segment_pixels(p0, p1) if thickness == 1 else _thick_segment_pixels(p0, p1, thickness)
+    """Draw a segment; thickness > 1 draws OpenCV's thick stroke (see `thick_line`)."""
+    xs, ys = segment_pixels(p0, p1) if thickness == 1 else thick_segment_pixels(p0, p1, thickness, image.shape[:2])
     _plot(image, xs, ys, colour)
 
 
