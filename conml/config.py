@@ -62,6 +62,13 @@ class TrainerConfig:
     grad_share_every: int = 50
 
 
+class Checkpoint(str, Enum):
+    """Which checkpoint is meta-tested at the end of a run."""
+
+    best = "best"  # the best validation score
+    last = "last"  # the final step
+
+
 @dataclass
 class EvalConfig:
     """Meta-test on a fixed, seed-addressed episode set of the test split."""
@@ -72,7 +79,7 @@ class EvalConfig:
     shots: Optional[list[int]] = None
     # Query examples per task at meta-test; None: the dataset's default.
     queries: Optional[int] = None
-    checkpoint: str = "best"
+    checkpoint: Checkpoint = Checkpoint.best
 
 
 @dataclass

@@ -1,5 +1,10 @@
 """Errors that reach the user as one clear paragraph instead of a traceback."""
 
+from __future__ import annotations
+
+import sys
+from typing import NoReturn
+
 
 class UserError(Exception):
     """A problem the user can fix (configuration, data, environment); printed without a traceback."""
@@ -13,3 +18,13 @@ class ConfigError(UserError):
 
 class DataError(UserError):
     """A dataset that is missing, partial or corrupt."""
+
+
+def report(error: UserError) -> None:
+    """Print `error` as one paragraph on stderr."""
+    print(f"\nerror: {error}\n", file=sys.stderr)
+
+
+def exit_with(error: UserError) -> NoReturn:
+    report(error)
+    sys.exit(error.exit_code)

@@ -1,6 +1,6 @@
-"""Preemption: SIGTERM / SIGUSR1 (what SLURM sends before it stops a job) become a request to
-checkpoint at the next step boundary, requeue the job and stop, instead of losing the steps since
-the last checkpoint.
+"""Preemption and interruption: SIGTERM / SIGUSR1 (what SLURM sends before it stops a job) and
+SIGINT (Ctrl-C) become a request to checkpoint at the next step boundary and stop, instead of losing
+the steps since the last checkpoint; a preempted job is also requeued. A second Ctrl-C stops at once.
 """
 
 from __future__ import annotations
@@ -9,18 +9,19 @@ import os
 import signal
 import subprocess
 import threading
+from pathlib import Path
 from types import FrameType
 
 from conml.errors import UserError
 
-SIGNALS = (signal.SIGTERM, signal.SIGUSR1)
+SIGNALS = (signal.SIGTERM, signal.SIGUSR1, signal.SIGINT)
 
 
 class Preempted(UserError):
-    """The run stopped on a preemption signal after writing its checkpoint."""
+    """The run stopped on a preemption signal or Ctrl-C after writing its checkpoint; exits with 128 + signal."""
 
-    def __init__(self, message: str, signum: int):
-        super().__init__(message)
+    def __init__(self, signum: int, step: int, steps: int, checkpoint: Path, action: str):
+        super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step} of {steps}: checkpoint {checkpoint} written{'; ' + action if action else ''}.")
         self.exit_code = 128 + signum
 
 
@@ -43,6 +44,11 @@ class PreemptionGuard:
         self._previous.clear()
 
     def _record(self, signum: int, frame: FrameType | None) -> None:
+        if signum == signal.SIGINT:
+            if self.requested == signal.SIGINT:
+                raise KeyboardInterrupt
+            # os.write: printing from a signal handler can collide with the interrupted print
+            os.write(2, b"\nCtrl-C: stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one).\n")
         self.requested = signum
 
     def hand_over(self) -> str:
@@ -51,6 +57,8 @@ class PreemptionGuard:
         signum = self.requested
         previous = self._previous.get(signum)
         self.__exit__()
+        if signum == signal.SIGINT:  # the user stopped the run: nothing to requeue
+            return ""
         if callable(previous):
             previous(signum, None)
             return "handed the signal to the launcher"

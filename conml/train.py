@@ -8,25 +8,31 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import sys
 import time
+import traceback
 from pathlib import Path
 from statistics import median
 
 import hydra
 import torch
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf, open_dict
 
 from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint, seed_everything
+from conml.checks import check_evaluation, check_settings
 from conml.config import check_targets, register
 from conml.distributed import shard_from_environment
-from conml.errors import ConfigError, UserError
+from conml.errors import ConfigError, UserError, exit_with, report
 from conml.evaluate import meta_test
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
-from conml.preemption import PreemptionGuard
+from conml.preemption import Preempted, PreemptionGuard
+from conml.run_folder import check_free, existed_before, hold, remove_unused
+from conml.run_log import RunLog
 from conml.tracking import Tracker
 from conml.trainer import Trainer
 
@@ -36,35 +42,43 @@ register()
 RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "eval", "logger", "paths", "device")
 
 
-def run(cfg: DictConfig, run_dir: Path) -> dict:
-    """Meta-train and meta-test one configuration in `run_dir`; returns the results dict."""
+def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
+    """Meta-train and meta-test one configuration in `run_dir`; returns the results dict.
+
+    Every check that can refuse the run (settings, run folder, resume, dataset, device, model fit)
+    comes first: nothing is written until all have passed. `log` copies what the run prints to train.log.
+    """
+    check_settings(cfg)
     check_targets(cfg, SUPPLIED)
     shard, device = shard_from_environment(resolve_device(cfg.device))
     config = OmegaConf.to_container(cfg, resolve=True)
-    run_dir.mkdir(parents=True, exist_ok=True)
     checkpoint_dir = run_dir / "checkpoints"
-    state = _resume_state(cfg, config, checkpoint_dir)
+    if shard.is_main:
+        check_free(run_dir)
+    state = _resume_state(cfg, config, run_dir)
 
     seed_everything(cfg.seed)
     source, learner = build_source_and_learner(cfg, device)
+    check_evaluation(cfg, source)
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
     objective = ConMLObjective(OmegaConf.to_object(cfg.conml), shard)
     objective = apply_performance(OmegaConf.to_object(cfg.performance), device, learner, objective)
 
     run_id = state and state["wandb_run_id"]
-    with Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker:
+    with hold(run_dir, cfg, log, active=shard.is_main), Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker:
         trainer = Trainer(learner, source, objective, optimizer, scheduler, cfg.trainer, tracker, checkpoint_dir, device, cfg.eval.batch_size, config, shard)
         if state is not None:
             trainer.load_state(state)
             tracker.forget_after(trainer.step)
-            print(f"Resuming {run_dir} at step {trainer.step} of {cfg.trainer.steps}.")
+        if shard.is_main:
+            print(_start_line(cfg, run_dir, device, trainer.step))
         with PreemptionGuard() as guard:
             trainer.fit(guard)
         if not shard.is_main:  # meta-testing and results are the main process's
             return {}
 
-        chosen = checkpoint_dir / f"{cfg.eval.checkpoint}.pt"
+        chosen = checkpoint_dir / f"{cfg.eval.checkpoint.value}.pt"
         learner.load_state_dict(load_checkpoint(chosen)["learner"])
         started = time.perf_counter()
         results = meta_test(learner, source, cfg.eval.episodes, cfg.eval.batch_size, device, cfg.eval.shots, cfg.eval.queries)
@@ -88,9 +102,16 @@ def run(cfg: DictConfig, run_dir: Path) -> dict:
     return summary
 
 
-def _resume_state(cfg: DictConfig, config: dict, checkpoint_dir: Path) -> dict | None:
-    """The checkpoint to continue from, after checking it belongs to the same experiment."""
-    last = checkpoint_dir / "last.pt"
+def _start_line(cfg: DictConfig, run_dir: Path, device: torch.device, step: int) -> str:
+    """What is about to happen, where, and on which device (as `device=auto` resolved it)."""
+    where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
+    doing = f"Resuming {run_dir} at step {step} of {cfg.trainer.steps}" if step else f"Meta-training {cfg.trainer.steps} steps in {run_dir}"
+    return f"{cfg.name}, seed {cfg.seed}: {doing}, on {where} (device={cfg.device})."
+
+
+def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:
+    """The checkpoint to continue from, after checking it belongs to the same experiment and fits this run's settings."""
+    last = run_dir / "checkpoints" / "last.pt"
     requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
     if cfg.resume == "auto" or (cfg.resume is None and requeued):
         if not last.exists():
@@ -98,12 +119,14 @@ def _resume_state(cfg: DictConfig, config: dict, checkpoint_dir: Path) -> dict |
     elif cfg.resume is None:
         if last.exists():
             raise ConfigError(
-                f"{checkpoint_dir.parent} already holds a run (checkpoints/last.pt). Pass resume={checkpoint_dir.parent} "
+                f"{run_dir} already holds a run (checkpoints/last.pt). Pass resume={run_dir} "
                 "to continue it, or choose another hydra.run.dir; nothing was overwritten."
             )
         return None
-    elif not last.exists():
-        raise ConfigError(f"resume={cfg.resume}: there is no checkpoints/last.pt in that folder, so there is nothing to continue.")
+    else:
+        _check_resume_folder(Path(cfg.resume), run_dir)
+        if not last.exists():
+            raise ConfigError(f"resume={cfg.resume}: that folder holds no checkpoints/last.pt, so there is no run to continue in it.")
     state = load_checkpoint(last)
     changed = [key for key in _differences(state["config"], config) if not key.startswith(RESUMABLE_CHANGES)]
     if changed:
@@ -111,7 +134,25 @@ def _resume_state(cfg: DictConfig, config: dict, checkpoint_dir: Path) -> dict |
             f"resume={cfg.resume}: the run was started with different settings for {', '.join(changed)}. "
             "Resume with the original values, or start a new run."
         )
+    if state["step"] > cfg.trainer.steps:
+        raise ConfigError(
+            f"The run in {run_dir} is already at step {state['step']}, beyond trainer.steps={cfg.trainer.steps}. "
+            f"Continue it with trainer.steps={state['step']} or more (the step budget may change on resume)."
+        )
     return state
+
+
+def _check_resume_folder(folder: Path, run_dir: Path) -> None:
+    if not existed_before(folder):
+        raise ConfigError(
+            f"resume={folder}: there is no such folder. Pass the folder of the run to continue, as printed when it "
+            "started (outputs/<name>/<date>_<time>), or resume=auto to continue this run folder if it holds a run."
+        )
+    if folder.resolve() != run_dir.resolve():
+        raise ConfigError(
+            f"resume={folder} but this run's folder is {run_dir}: a run continues in its own folder. "
+            "Leave hydra.run.dir (and multirun, -m) out when resuming."
+        )
 
 
 def _differences(old: object, new: object, prefix: str = "") -> list[str]:
@@ -133,18 +174,69 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
-def main(cfg: DictConfig) -> None:
+def main(cfg: DictConfig) -> dict:
+    """The command line: one run, and every way it can end as one paragraph and an exit code.
+
+    A refused run leaves no trace: the folders made for it are removed again. In a multirun, a job
+    that fails reports its error and returns it, so that the other jobs still run; an interrupt
+    (Ctrl-C, preemption) stops the whole multirun.
+    """
+    hydra_cfg = HydraConfig.get()
+    run_dir = Path(hydra_cfg.runtime.output_dir)
+    multirun = hydra_cfg.mode == RunMode.MULTIRUN
+    if multirun and cfg.logger.name is None:
+        with open_dict(cfg):
+            cfg.logger.name = run_dir.name  # the W&B run is named like its job folder, by its swept values
+    with RunLog() as log:
+        try:
+            return run(cfg, run_dir, log)
+        except Preempted as error:
+            print(f"\n{error} Continue with: {_resume_command(run_dir)}\n", file=sys.stderr)
+            sys.exit(error.exit_code)
+        except KeyboardInterrupt:
+            remove_unused(run_dir)
+            last = run_dir / "checkpoints" / "last.pt"
+            after = f"The run's last checkpoint is {last}; continue with: {_resume_command(run_dir)}" if last.exists() else "There is no checkpoint to continue from."
+            print(f"\nInterrupted. {after}\n", file=sys.stderr)
+            sys.exit(130)
+        except (UserError, OSError) as raised:
+            remove_unused(run_dir)
+            error = _as_user_error(raised)
+            if not multirun:
+                exit_with(error)
+            report(error)
+            return {"error": str(error)}
+        except Exception as error:  # noqa: BLE001 - a bug in one job must not stop the others
+            if not multirun:
+                raise
+            traceback.print_exc()
+            return {"error": f"{type(error).__name__}: {error}"}
+
+
+def _as_user_error(error: UserError | OSError) -> UserError:
+    """A full disk as one paragraph; any other OSError is a bug and is raised as it is."""
+    if isinstance(error, UserError):
+        return error
+    if error.errno not in (errno.ENOSPC, errno.EDQUOT):
+        raise error
+    return UserError(
+        f"The disk is full: could not write {error.filename}. Checkpoints already written are intact; "
+        "free space or set paths.output_dir, then continue with resume=<run folder>."
+    )
+
+
+def _resume_command(run_dir: Path) -> str:
+    """The command that continues the run in `run_dir`: this run's overrides, with resume=<run_dir>."""
+    overrides = [o for o in HydraConfig.get().overrides.task if o.split("=", 1)[0].lstrip("+~") != "resume"]
+    return shlex.join(["python", "-m", "conml.train", *overrides, f"resume={_shown(run_dir)}"])
+
+
+def _shown(path: Path) -> Path:
+    """`path` relative to the working directory when it lies below it."""
     try:
-        run(cfg, Path(HydraConfig.get().runtime.output_dir))
-    except UserError as error:
-        print(f"\nerror: {error}\n", file=sys.stderr)
-        sys.exit(error.exit_code)
-    except OSError as error:
-        if error.errno not in (errno.ENOSPC, errno.EDQUOT):
-            raise
-        print(f"\nerror: the disk is full: could not write {error.filename}. Checkpoints already written are intact; "
-              "free space or set paths.output_dir, then continue with resume=<run folder>.\n", file=sys.stderr)
-        sys.exit(2)
+        return path.relative_to(Path.cwd())
+    except ValueError:
+        return path
 
 
 if __name__ == "__main__":

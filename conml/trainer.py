@@ -190,11 +190,7 @@ class Trainer:
     def _stop_for_preemption(self, guard: PreemptionGuard) -> None:
         path = self.save("last")
         action = guard.hand_over()
-        raise Preempted(
-            f"Stopped by signal {guard.requested} at step {self.step} of {self.settings.steps}; checkpoint {path} "
-            f"written; {action}. The run continues from it with resume={path.parent.parent} (or resume=auto in the same run folder).",
-            guard.requested,
-        )
+        raise Preempted(guard.requested, self.step, self.settings.steps, path, action)
 
     def _out_of_patience(self) -> bool:
         return self.settings.patience is not None and self.stale_validations >= self.settings.patience

@@ -62,5 +62,9 @@ def test_resume_refuses_changed_settings_and_existing_runs_are_not_overwritten(t
         run(compose_config([*TINY, "conml.lam=0.5", f"resume={tmp_path}"]), tmp_path)
     with pytest.raises(ConfigError, match="already holds a run"):
         run(compose_config([*TINY]), tmp_path)
-    with pytest.raises(ConfigError, match="nothing to continue"):
+    with pytest.raises(ConfigError, match="there is no such folder"):
+        run(compose_config([*TINY, f"resume={tmp_path / 'absent'}"]), tmp_path / "absent")
+    (tmp_path / "empty").mkdir()
+    with pytest.raises(ConfigError, match="holds no checkpoints/last.pt"):
         run(compose_config([*TINY, f"resume={tmp_path / 'empty'}"]), tmp_path / "empty")
+    assert not (tmp_path / "absent").exists() and not any((tmp_path / "empty").iterdir())

@@ -7,6 +7,7 @@ draw the same task and the stream equals in-process sampling whatever the number
 from __future__ import annotations
 
 import random
+import signal
 from typing import Iterator
 
 import numpy as np
@@ -33,7 +34,12 @@ class MetaBatches(Dataset):
 
 
 def _seed_worker(worker_id: int) -> None:
-    """Give Python's and NumPy's global RNGs the worker's own torch seed, so no two workers share a stream."""
+    """Give Python's and NumPy's global RNGs the worker's own torch seed, so no two workers share a stream.
+
+    Workers ignore Ctrl-C, which a terminal sends to every process: the training process checkpoints
+    at the end of its step and then stops them.
+    """
+    signal.signal(signal.SIGINT, signal.SIG_IGN)
     seed = torch.initial_seed() % 2**32
     random.seed(seed)
     np.random.seed(seed)
