@@ -17,6 +17,7 @@ $(HOME)/.local/bin/uv:
 
 setup: | $(UV)  ## create or update .venv from uv.lock
 	$(UV) sync --frozen --compile-bytecode
+	@command -v uv >/dev/null || echo 'note: uv is installed at $(UV), which is not on PATH; for the `uv run ...` commands of the README run: export PATH="$(patsubst %/,%,$(dir $(UV))):$$PATH"' >&2
 
 train: setup  ## meta-train and meta-test the default run (sine waves, MAML + ConML); ARGS="key=value ..."
 	$(RUN) python -m conml.train $(ARGS)
@@ -50,7 +51,7 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 
 # Paper tables: one Hydra multirun over a table's presets and seeds, then the table beside the paper's
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (output in the sweep folder).
-TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke) $(ARGS)
+TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
 .PHONY: table-2 table-3 table-4 table-5 table-samediff table-samediff-order table-samediff-loo
 

@@ -1,0 +1,67 @@
+"""Which runs a table was aggregated from, and the refusal to mix runs that do not belong in one table.
+
+A folder such as outputs/ can hold smoke runs (two steps on tiny data) beside real ones, and runs of
+one preset at different step budgets; averaging those into one cell gives a number that means
+nothing. `check_not_mixed` refuses such a table unless told otherwise; `describe` says, per preset,
+which seeds, step budgets and folders the table's numbers come from.
+"""
+
+from __future__ import annotations
+
+from collections import defaultdict
+
+from conml.errors import ConfigError
+from conml.tables.runs import Run
+from conml.tables.spec import TWO_STEPS
+
+# What marks a smoke run: the shared two-step settings (logging aside, which a user may change).
+SMOKE_MARKS = {key: value for key, value in TWO_STEPS.items() if not key.startswith("logger.")}
+
+
+def is_smoke(run: Run) -> bool:
+    return all(str(run.setting(key)) == value for key, value in SMOKE_MARKS.items())
+
+
+def check_not_mixed(runs: list[Run]) -> None:
+    """Refuse smoke runs beside real ones, and runs of one preset at different step budgets."""
+    smoke = [run for run in runs if is_smoke(run)]
+    if smoke and len(smoke) < len(runs):
+        raise ConfigError(
+            f"The runs found mix {len(smoke)} smoke run(s) (two steps on tiny data, e.g. {_where(smoke[0])}) with "
+            f"{len(runs) - len(smoke)} real one(s). Aggregate one sweep folder at a time (the folder `scripts/table.py run` "
+            "printed), or pass --mix to put them in one table anyway."
+        )
+    steps: dict[str, dict[int, Run]] = defaultdict(dict)
+    for run in runs:
+        steps[run.name].setdefault(run.setting("trainer.steps"), run)
+    for preset, by_steps in steps.items():
+        if len(by_steps) > 1:
+            examples = "; ".join(f"{count} steps: {_where(run)}" for count, run in by_steps.items())
+            raise ConfigError(
+                f"The runs of {preset} were trained for different numbers of steps ({examples}), so their seeds cannot be "
+                "averaged into one cell. Aggregate runs of one step budget (one sweep folder), or pass --mix to do it anyway."
+            )
+
+
+def describe(runs: list[Run]) -> str:
+    """One line per preset: the seeds, step budgets and folders its cells were computed from."""
+    by_preset: dict[str, list[Run]] = defaultdict(list)
+    for run in runs:
+        by_preset[run.name].append(run)
+    lines = [f"Aggregated {len(runs)} run(s) of {len(by_preset)} preset(s):"]
+    for preset, found in by_preset.items():
+        seeds = ", ".join(str(s) for s in sorted({run.seed for run in found}))
+        steps = ", ".join(str(s) for s in sorted({run.setting("trainer.steps") for run in found}, key=str))
+        folders = ", ".join(sorted({_folder(run) for run in found}))
+        lines.append(f"  {preset}: seeds {seeds}; {steps} steps{' (smoke)' if all(map(is_smoke, found)) else ''}; from {folders}")
+    return "\n".join(lines)
+
+
+def _folder(run: Run) -> str:
+    """The sweep folder a local run lies in (its run folder's parent), or where a remote run came from."""
+    return str(run.run_dir.parent) if run.run_dir is not None else run.source.rsplit("/", 1)[0]
+
+
+def _where(run: Run) -> str:
+    return str(run.run_dir) if run.run_dir is not None else run.source
+
