@@ -1,9 +1,12 @@
 """Spread each meta-batch's tasks over processes (torchrun): process r holds tasks r*b .. r*b+b-1.
 
 ConML's d_out compares every task with every other, so the whole-task representations are
-all-gathered with an autograd-aware collective: gradients from other processes' pairs flow back to
-the process that owns the task. Each process's loss is its share of the global loss, and summing the
-processes' gradients gives exactly the single-process meta-gradient of the whole meta-batch.
+all-gathered by `AllGather`, an autograd Function over the stable `dist.all_gather` and
+`dist.all_reduce`: its backward sums the gradient of the gathered rows over processes and hands each
+process the rows it owns. (PyTorch's own autograd-aware gathers, in `torch.distributed.nn` and
+`torch.distributed._functional_collectives`, are private or deprecated depending on the version.)
+Each process's loss is its share of the global loss, and summing the processes' gradients gives
+exactly the single-process meta-gradient of the whole meta-batch.
 """
 
 from __future__ import annotations
@@ -13,7 +16,6 @@ from dataclasses import dataclass
 
 import torch
 import torch.distributed as dist
-import torch.distributed._functional_collectives as collective
 from torch import Tensor
 
 from conml.errors import ConfigError
@@ -44,7 +46,7 @@ class TaskShard:
         """Every process's rows, in rank order; gradients flow back to each row's owner."""
         if self.world_size == 1:
             return local
-        return collective.all_gather_tensor_autograd(local, gather_dim=0, group=dist.group.WORLD)
+        return AllGather.apply(local)
 
     def sum_gradients(self, parameters) -> None:
         """Sum gradients over processes (each process's loss is its share of the global loss)."""
@@ -53,6 +55,25 @@ class TaskShard:
         for p in parameters:
             if p.grad is not None:
                 dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+
+
+class AllGather(torch.autograd.Function):
+    """Concatenate every process's equally shaped tensor along dim 0, in rank order, differentiably."""
+
+    @staticmethod
+    def forward(ctx, local: Tensor) -> Tensor:
+        ctx.rows = local.shape[0]
+        parts = [torch.empty_like(local) for _ in range(dist.get_world_size())]
+        dist.all_gather(parts, local.contiguous())
+        return torch.cat(parts, dim=0)
+
+    @staticmethod
+    def backward(ctx, grad: Tensor) -> Tensor:
+        # Every process's loss reaches every row: a row's gradient is the sum over processes.
+        grad = grad.clone(memory_format=torch.contiguous_format)  # autograd's buffer is not ours to overwrite
+        dist.all_reduce(grad, op=dist.ReduceOp.SUM)
+        first = dist.get_rank() * ctx.rows
+        return grad[first : first + ctx.rows]
 
 
 def shard_from_environment(device: torch.device) -> tuple[TaskShard, torch.device]:

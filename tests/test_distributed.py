@@ -1,8 +1,9 @@
-"""A meta-batch spread over 2 processes (gloo) gives the single-process meta-gradient."""
+"""A meta-batch spread over 2 processes (gloo) gives the single-process meta-gradient, warning-free."""
 
 from __future__ import annotations
 
 import os
+import warnings
 
 import pytest
 import torch
@@ -35,6 +36,9 @@ def meta_gradient(learner, batch, shard):
 
 
 def worker(rank, port, results):
+    # pytest's warning filters do not reach spawned processes: a deprecated collective must fail here too.
+    warnings.simplefilter("error", FutureWarning)
+    warnings.simplefilter("error", DeprecationWarning)
     os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
     dist.init_process_group("gloo", rank=rank, world_size=WORLD)
     try:
