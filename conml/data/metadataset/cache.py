@@ -7,7 +7,9 @@ JPEGs (the slow part of the official reader). Layout under the cache root, per s
     <root>/<source>/index_<size>.json   per class: first row and image count; per split: class ids
                                          and the class groups of the source's ontology
 
-The index is written last, so a cache without one is incomplete and is never read.
+The index is written last, so a cache without one is incomplete and is never read. Images are
+resized as Meta-Dataset's reader resizes them (`resize_like_metadataset`); the index's version
+changes whenever what a cache holds would change, and caches of another version are refused.
 """
 
 from __future__ import annotations
@@ -27,7 +29,9 @@ from conml.data.metadataset.records import read_class_images
 from conml.data.metadataset.spec import SPLIT_NAMES, SourceSpec
 from conml.errors import DataError
 
-INDEX_VERSION = 1
+# 2: resized with aligned-corner bilinear sampling and no antialiasing (Meta-Dataset's reader).
+# 1: resized with PIL's bilinear filter, which averages over the whole footprint when shrinking.
+INDEX_VERSION = 2
 PREPARE_COMMAND = "make data-metadataset RECORDS=<folder of converted Meta-Dataset records> ARGS='--image-size <size>'"
 
 
@@ -59,7 +63,12 @@ class SourceCache:
             )
         index = json.loads(index_path.read_text())
         if index.get("version") != INDEX_VERSION:
-            raise DataError(f"{index_path} was written by another version of the cache builder; rebuild it with `{PREPARE_COMMAND}`.")
+            raise DataError(
+                f"{index_path} is a version-{index.get('version')} Meta-Dataset cache, but this code reads version {INDEX_VERSION}, "
+                "whose images are resized as Meta-Dataset's reader resizes them (bilinear with aligned corners, no "
+                "antialiasing; version 1 used PIL's smoothing bilinear filter, so its images differ). Rebuild the cache "
+                f"with `{PREPARE_COMMAND}`; it replaces the old files."
+            )
         images = np.load(images_path, mmap_mode="r")
         if images.shape != (index["total"], image_size, image_size, 3) or images.dtype != np.uint8:
             raise DataError(f"{images_path} has shape {images.shape} ({images.dtype}) but its index expects {index['total']} images; rebuild it with `{PREPARE_COMMAND}`.")
@@ -88,17 +97,80 @@ class _ClassJob:
     image_size: int
 
 
+def resize_like_metadataset(image: Image.Image, size: int) -> np.ndarray:
+    """RGB uint8 [size, size, 3], resampled as Meta-Dataset's reader does it.
+
+    The reader (meta_dataset/data/decoder.py) calls `tf.image.resize_images(image, [size, size],
+    BILINEAR, align_corners=True)`: output pixel i reads input position i * (length - 1) / (size - 1)
+    and interpolates linearly between the two nearest pixels, with no smoothing when shrinking.
+    The reader keeps that result as float32; we round it to the nearest integer to store uint8.
+    """
+    pixels = np.asarray(image.convert("RGB"), dtype=np.float32)
+    top, bottom, down = _bilinear_taps(pixels.shape[0], size)
+    left, right, across = _bilinear_taps(pixels.shape[1], size)
+
+    def along_rows(rows: np.ndarray) -> np.ndarray:
+        return rows[:, left] + (rows[:, right] - rows[:, left]) * across[None, :, None]
+
+    upper, lower = along_rows(pixels[top]), along_rows(pixels[bottom])
+    resized = upper + (lower - upper) * down[:, None, None]
+    return np.clip(np.rint(resized), 0, 255).astype(np.uint8)
+
+
+def _bilinear_taps(length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """The two input indices each output index interpolates between, and the weight of the second (float32, as TensorFlow computes it)."""
+    scale = np.float32((length - 1) / (size - 1)) if size > 1 else np.float32(0)
+    position = np.arange(size, dtype=np.float32) * scale
+    low = np.floor(position).astype(np.int64)
+    high = np.minimum(low + 1, length - 1)
+    return low, high, position - low.astype(np.float32)
+
+
 def build_cache(spec: SourceSpec, root: Path, image_size: int, max_per_class: int | None = None, seed: int = 0, workers: int = 1) -> Path:
-    """Decode, resize (bilinear, to a square as Meta-Dataset does) and store one source; returns the index path.
+    """Decode, resize (`resize_like_metadataset`) and store one source; returns the index path.
 
     `max_per_class` keeps a seeded random subset of the larger classes (Quick Draw has ~140k images
-    per class); episodes then sample from the kept images only.
+    per class); episodes then sample from the kept images only. The array is written to a
+    `.partial` file first: one left by an interrupted earlier attempt is replaced, and a failed
+    attempt removes its own.
     """
     images_path, index_path = cache_files(root, spec.name, image_size)
     images_path.parent.mkdir(parents=True, exist_ok=True)
     index_path.unlink(missing_ok=True)
     partial = images_path.with_name(images_path.name + ".partial")
+    scratch = index_path.with_name(index_path.name + ".partial")
+    for leftover in (partial, scratch):
+        if leftover.exists():
+            print(f"Removing {leftover}, left by an earlier preparation that did not finish.")
+            leftover.unlink()
+    try:
+        row, classes = _write_images(spec, partial, image_size, max_per_class, seed, workers)
+    except BaseException:
+        partial.unlink(missing_ok=True)
+        raise
 
+    os.replace(partial, images_path)
+    index = {
+        "version": INDEX_VERSION,
+        "source": spec.name,
+        "image_size": image_size,
+        "resize": "bilinear, aligned corners, no antialiasing (tf.image.resize_images with align_corners=True), rounded",
+        "records": str(spec.directory),
+        "max_per_class": max_per_class,
+        "seed": seed,
+        "total": row,
+        "classes": classes,
+        "splits": {split: list(spec.split_classes[split]) for split in SPLIT_NAMES},
+        "ontology": spec.ontology,
+        "groups": {split: [list(g) for g in spec.groups[split]] for split in SPLIT_NAMES},
+    }
+    scratch.write_text(json.dumps(index))
+    os.replace(scratch, index_path)
+    return index_path
+
+
+def _write_images(spec: SourceSpec, partial: Path, image_size: int, max_per_class: int | None, seed: int, workers: int) -> tuple[int, dict]:
+    """Fill `partial` with every kept image, class by class; returns the row count and {class: [first row, count]}."""
     jobs, classes, row = [], {}, 0
     for class_id in spec.classes:
         available = spec.images_per_class[class_id]
@@ -121,32 +193,14 @@ def build_cache(spec: SourceSpec, root: Path, image_size: int, max_per_class: in
             _cache_class(job)
             progress.update(1)
     progress.close()
-
-    os.replace(partial, images_path)
-    index = {
-        "version": INDEX_VERSION,
-        "source": spec.name,
-        "image_size": image_size,
-        "records": str(spec.directory),
-        "max_per_class": max_per_class,
-        "seed": seed,
-        "total": row,
-        "classes": classes,
-        "splits": {split: list(spec.split_classes[split]) for split in SPLIT_NAMES},
-        "ontology": spec.ontology,
-        "groups": {split: [list(g) for g in spec.groups[split]] for split in SPLIT_NAMES},
-    }
-    scratch = index_path.with_name(index_path.name + ".partial")
-    scratch.write_text(json.dumps(index))
-    os.replace(scratch, index_path)
-    return index_path
+    return row, classes
 
 
 def _cache_class(job: _ClassJob) -> int:
     images = np.load(job.images_path, mmap_mode="r+")
     row = job.start
     for _, image in read_class_images(job.record_path, job.class_id, job.expected, job.keep):
-        images[row] = np.asarray(image.resize((job.image_size, job.image_size), Image.BILINEAR), dtype=np.uint8)
+        images[row] = resize_like_metadataset(image, job.image_size)
         row += 1
     images.flush()
     return job.class_id

@@ -17,11 +17,11 @@ from typing import Optional
 import numpy as np
 import torch
 
-from conml.data.metadataset.cache import SourceCache
+from conml.data.metadataset.cache import PREPARE_COMMAND, SourceCache, cache_files
 from conml.data.metadataset.sampler import EpisodeSettings, sample_composition
 from conml.data.seeding import SPLITS, episode_rng
 from conml.episodes import EpisodeBatch, Tasks
-from conml.errors import ConfigError
+from conml.errors import ConfigError, DataError
 from conml.task_kind import CLASSIFICATION
 
 # Meta-Dataset's sources: the eight it trains on, then the two held out for testing only.
@@ -79,9 +79,41 @@ class MetaDataset:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
         self.sources = tuple(sources)
         self.test_sources = tuple(test_sources) if test_sources is not None else self.sources
-        self.caches = {name: SourceCache.open(self.root, name, image_size) for name in dict.fromkeys(names)}
+        self.caches = self._open_caches(tuple(test_sources or ()))
         if not any(self.caches[name].split_classes["train"] for name in self.sources):
             raise ConfigError(f"None of dataset.sources {list(self.sources)} has training classes; traffic_sign and mscoco are test-only sources.")
+
+    def _open_caches(self, test_sources: tuple[str, ...]) -> dict[str, SourceCache]:
+        """The cache of every source named in `sources` or `test_sources`; missing ones are named with the key that lists them."""
+        keys = (("sources", self.sources), ("test_sources", test_sources))
+        listed = {name: [key for key, names in keys if name in names] for name in (*self.sources, *self.test_sources)}
+        missing = [name for name in listed if not all(path.is_file() for path in cache_files(self.root, name, self.image_size))]
+        if missing:
+            raise DataError(self._missing_message(missing, listed))
+        return {name: SourceCache.open(self.root, name, self.image_size) for name in listed}
+
+    def _missing_message(self, missing: list[str], listed: dict[str, list[str]]) -> str:
+        images, index = cache_files(self.root, missing[0], self.image_size)
+        by_keys: dict[str, list[str]] = {}
+        for name in missing:
+            by_keys.setdefault(" and ".join(f"dataset.{key}" for key in listed[name]), []).append(name)
+        which = "; ".join(f"{', '.join(names)} (in {keys})" for keys, names in by_keys.items())
+        message = (
+            f"No {self.image_size}px Meta-Dataset cache under {self.root} for {which}: expected e.g. {images} and {index}. "
+            f"Build the missing sources once from the converted records with `{PREPARE_COMMAND}` (see "
+            "docs/datasets_metadataset.md), or set dataset.root to where they were built"
+        )
+        prepared = [name for name in ALL_SOURCES if all(p.is_file() for p in cache_files(self.root, name, self.image_size))]
+        if not any("sources" in listed[name] for name in missing):
+            tested = [name for name in self.test_sources if name in prepared]
+            message += (
+                f". Every training source is prepared; only dataset.test_sources lists unprepared ones, so to test on the "
+                f"prepared sources set dataset.test_sources=[{','.join(tested or self.sources)}] (or dataset.test_sources=null: "
+                "the training sources)"
+            )
+        elif prepared:
+            message += f", or list only prepared sources ({', '.join(prepared)}) in dataset.sources and dataset.test_sources"
+        return message + "."
 
     @property
     def shots(self) -> Optional[int]:

@@ -159,6 +159,51 @@ def _no_groups() -> dict[str, tuple]:
 _READERS = {"DatasetSpecification": _flat, "BiLevelDatasetSpecification": _bilevel, "HierarchicalDatasetSpecification": _hierarchical}
 
 
+# Sources whose split the conversion fixes in code rather than in a <source>_splits.json, and the
+# size of each split in Meta-Dataset (the dataset_specs/<source>_dataset_spec.json it ships agree).
+SPLITS_IN_CODE = {
+    "omniglot": ("alphabets", {"train": 25, "val": 5, "test": 20}),
+    "ilsvrc_2012": ("classes", {"train": 712, "val": 158, "test": 130}),
+}
+
+
+def check_splits(spec: SourceSpec, splits_folder: Path) -> str:
+    """Check the spec's classes per split against Meta-Dataset's; returns what was checked, in words.
+
+    Most sources have a split file `<splits_folder>/<source>_splits.json` (class names per split).
+    Omniglot and ILSVRC-2012 have none: their split is fixed in the conversion code. For those the
+    spec Meta-Dataset ships beside its split files (`../dataset_specs/<source>_dataset_spec.json`)
+    gives the class names where it is present; otherwise only the sizes of the splits are checked.
+    """
+    split_file = splits_folder / f"{spec.name}_splits.json"
+    if spec.name not in SPLITS_IN_CODE:
+        if not split_file.is_file():
+            raise DataError(
+                f"--splits {splits_folder} has no {split_file.name}, so the {spec.name} split cannot be checked. Point "
+                "--splits at Meta-Dataset's meta_dataset/dataset_conversion/splits (or the conversion's $SPLITS folder), "
+                f"or leave {spec.name} out of this run with --sources."
+            )
+        check_official_splits(spec, split_file)
+        return f"class names of every split match {split_file}"
+    shipped = splits_folder.parent / "dataset_specs" / f"{spec.name}_dataset_spec.json"
+    if shipped.is_file():
+        _compare_class_names(spec, _official_spec_names(shipped), shipped)
+        return f"no split file exists for {spec.name} (its split is fixed in the conversion code); class names of every split match {shipped}"
+    unit, sizes = SPLITS_IN_CODE[spec.name]
+    ours = {split: len(spec.groups[split]) if unit == "alphabets" else len(spec.split_classes[split]) for split in sizes}
+    if ours != sizes:
+        raise DataError(
+            f"{spec.directory / 'dataset_spec.json'} has {_sizes(ours)} {unit} per train/val/test split, but Meta-Dataset's "
+            f"{spec.name} split has {_sizes(sizes)}. Re-run Meta-Dataset's conversion for {spec.name} unchanged, so that "
+            "results compare with published ones."
+        )
+    return (
+        f"no split file exists for {spec.name} (its split is fixed in the conversion code), and {shipped} is not there: "
+        f"checked the split sizes only ({_sizes(sizes)} {unit}); point --splits at meta_dataset/dataset_conversion/splits "
+        "of a Meta-Dataset clone to compare class names too"
+    )
+
+
 def check_official_splits(spec: SourceSpec, splits_file: Path) -> None:
     """Check that the spec's classes per split are those of Meta-Dataset's official split file.
 
@@ -169,13 +214,30 @@ def check_official_splits(spec: SourceSpec, splits_file: Path) -> None:
         official = json.loads(splits_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise DataError(f"Cannot read the class splits {splits_file} ({type(error).__name__}: {error}).") from None
-    for split, key in OFFICIAL_SPLIT_KEYS.items():
-        ours = {spec.class_names[c] for c in spec.split_classes[split]}
-        theirs = set(official.get(key, []))
+    _compare_class_names(spec, {split: set(official.get(key, [])) for split, key in OFFICIAL_SPLIT_KEYS.items()}, splits_file)
+
+
+def _official_spec_names(path: Path) -> dict[str, set[str]]:
+    """Class names per split of a dataset_spec.json that Meta-Dataset ships."""
+    try:
+        raw = json.loads(path.read_text())
+        split_classes, _, names, _, _ = _READERS[raw["__class__"]](raw)
+    except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
+        raise DataError(f"Cannot read the Meta-Dataset specification {path} ({type(error).__name__}: {error}).") from None
+    return {split: {names[c] for c in ids} for split, ids in split_classes.items()}
+
+
+def _compare_class_names(spec: SourceSpec, official: dict[str, set[str]], reference: Path) -> None:
+    for split in OFFICIAL_SPLIT_KEYS:
+        ours, theirs = {spec.class_names[c] for c in spec.split_classes[split]}, official[split]
         if ours != theirs:
             extra, lacking = sorted(ours - theirs)[:5], sorted(theirs - ours)[:5]
             raise DataError(
                 f"The {split} classes of {spec.directory / 'dataset_spec.json'} differ from the official split "
-                f"{splits_file} (in the spec only: {extra}; in the split file only: {lacking}). Re-run Meta-Dataset's "
+                f"{reference} (in the spec only: {extra}; in the official split only: {lacking}). Re-run Meta-Dataset's "
                 "conversion with its shipped split files so that results compare with published ones."
             )
+
+
+def _sizes(per_split: dict[str, int]) -> str:
+    return "/".join(str(per_split[split]) for split in ("train", "val", "test"))
