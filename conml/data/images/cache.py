@@ -10,7 +10,9 @@ A prepared dataset folder holds
 
 Grouping by class turns "k images of class c" into k indices in one contiguous range, so episodes
 are gathered by fancy indexing without any per-image lookup. The manifest is written last: a
-folder without one is an unfinished preparation, and the loader says so.
+folder without one is an unfinished preparation, and the loader says so. Each array is written as
+`<split>.npy.partial` and renamed when complete; a failed preparation removes its partial file, and
+the next one removes any that an interrupted one left.
 """
 
 from __future__ import annotations
@@ -80,6 +82,10 @@ class CacheWriter:
         self.root.mkdir(parents=True, exist_ok=True)
         # A stale manifest would vouch for files that are about to be replaced.
         (self.root / MANIFEST).unlink(missing_ok=True)
+        for leftover in [*(self.root / f"{split}.npy.partial" for split in SPLITS), self.root / f".{MANIFEST}.tmp"]:
+            if leftover.exists():
+                print(f"Removing {leftover}, left by an earlier preparation that did not finish.")
+                leftover.unlink()
         self.splits: dict[str, dict] = {}
         self.files: dict[str, dict] = {}
 
@@ -88,7 +94,17 @@ class CacheWriter:
         total = int(sum(counts))
         name = f"{split}.npy"
         partial = self.root / f"{name}.partial"
-        array = np.lib.format.open_memmap(partial, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, 3))
+        try:
+            self._fill(partial, split, total, images)
+        except BaseException:
+            partial.unlink(missing_ok=True)
+            raise
+        os.replace(partial, self.root / name)
+        self.splits[split] = {"file": name, "classes": list(class_names), "counts": [int(c) for c in counts], "images": total}
+        self.files[name] = {"bytes": (self.root / name).stat().st_size, "sha256": sha256_file(self.root / name)}
+
+    def _fill(self, path: Path, split: str, total: int, images: Iterable[np.ndarray]) -> None:
+        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, 3))
         written = 0
         for image in tqdm(images, total=total, desc=f"{self.dataset} {split}", unit="img"):
             if written == total:
@@ -98,10 +114,6 @@ class CacheWriter:
         if written != total:
             raise DataError(f"{self.dataset} {split}: the source yielded {written} images but its labels list {total}.")
         array.flush()
-        del array
-        os.replace(partial, self.root / name)
-        self.splits[split] = {"file": name, "classes": list(class_names), "counts": [int(c) for c in counts], "images": total}
-        self.files[name] = {"bytes": (self.root / name).stat().st_size, "sha256": sha256_file(self.root / name)}
 
     def finish(self) -> Path:
         manifest = {

@@ -3,7 +3,8 @@
 Either of the two layouts people have is accepted in the source folder:
 
 - the Ravi & Larochelle split files `train.csv`, `val.csv`, `test.csv` (header `filename,label`)
-  with the images they name in `images/` (JPEG of any size; resized to 84x84);
+  with the images they name in `images/` (JPEG of any size; resized to 84x84), or in per-class
+  folders `images/<label>/` or `<split>/<label>/` (where Finn et al.'s `proc_images.py` moves them);
 - the pickles `mini-imagenet-cache-{train,val,test}.pkl` (the val file may also be called
   `...-validation.pkl`): dicts with `image_data` (uint8 [N, 84, 84, 3]) and `class_dict`
   ({class name: [indices into image_data]}).
@@ -29,7 +30,8 @@ _PICKLE_SPLIT_NAMES = {"train": ("train",), "val": ("val", "validation"), "test"
 
 LAYOUTS = """\
   (a) Ravi & Larochelle CSVs:  SOURCE/train.csv, SOURCE/val.csv, SOURCE/test.csv (header `filename,label`)
-      and SOURCE/images/<filename> for every row (JPEG, any size)
+      and, for every row, SOURCE/images/<filename> (JPEG, any size), or the same file in a per-class folder:
+      SOURCE/images/<label>/<filename> or SOURCE/<split>/<label>/<filename> (after Finn et al.'s proc_images.py)
   (b) pickles:                 SOURCE/mini-imagenet-cache-train.pkl, SOURCE/mini-imagenet-cache-val.pkl
       (or -validation.pkl), SOURCE/mini-imagenet-cache-test.pkl"""
 
@@ -75,16 +77,39 @@ def _write_csv_split(writer: CacheWriter, source: Path, split: str, workers: int
     csv_path = source / f"{split}.csv"
     rows = _read_split_csv(csv_path)
     classes = sorted({label for _, label in rows})
-    files = {c: [f for f, label in rows if label == c] for c in classes}
-    folder = source / "images"
-    missing = [f for f, _ in rows if not (folder / f).is_file()]
+    found = {(f, label): _find_image(source, split, f, label) for f, label in rows}
+    missing = [f for (f, _), path in found.items() if path is None]
     if missing:
-        raise DataError(
-            f"{len(missing)} of the {len(rows)} images listed in {csv_path} are missing from {folder} "
-            f"(e.g. {', '.join(missing[:3])}): the download is partial. Unpack all images into {folder}."
-        )
-    items = ((str(folder / f), str(folder / f)) for c in classes for f in files[c])
-    writer.write_split(split, classes, [len(files[c]) for c in classes], decode_all(items, writer.image_size, workers))
+        raise DataError(_missing_images_message(source, split, csv_path, len(rows), missing))
+    paths = {c: [str(found[f, label]) for f, label in rows if label == c] for c in classes}
+    items = ((path, path) for c in classes for path in paths[c])
+    writer.write_split(split, classes, [len(paths[c]) for c in classes], decode_all(items, writer.image_size, workers))
+
+
+def _find_image(source: Path, split: str, filename: str, label: str) -> Path | None:
+    """Where an image the CSV names is: flat in images/, or in its class folder under images/ or <split>/."""
+    for path in (source / "images" / filename, source / "images" / label / filename, source / split / label / filename):
+        if path.is_file():
+            return path
+    return None
+
+
+def _missing_images_message(source: Path, split: str, csv_path: Path, listed: int, missing: list[str]) -> str:
+    """Why images the CSV names are not found: a partial download, or per-class folders of another release."""
+    where = f"{source / 'images'}/<filename>, {source / 'images'}/<label>/<filename> or {source / split}/<label>/<filename>"
+    head = f"{len(missing)} of the {listed} images listed in {csv_path} are missing (e.g. {', '.join(missing[:3])}; looked for {where})"
+    class_folders = [p for base in (source / "images", source / split) if base.is_dir() for p in sorted(base.iterdir()) if p.is_dir()]
+    if len(missing) < listed or not class_folders:
+        return f"{head}: the download is partial. Unpack all images of the Ravi & Larochelle images.zip into {source / 'images'}."
+    example = next((f"{folder.name}/{files[0].name}" for folder in class_folders if (files := sorted(folder.iterdir()))), f"{class_folders[0].name}/")
+    return (
+        f"{head}. {class_folders[0].parent} holds per-class folders (<wnid>/<file>, e.g. {example}), but none of them "
+        "holds a file the split files name: this is another release of miniImageNet, whose images were selected or "
+        "renamed differently and cannot be matched to the Ravi & Larochelle split. (Per-class folders whose files keep "
+        "the names in the CSVs, as Finn et al.'s proc_images.py leaves them, are read as they are.) Use the images.zip "
+        f"released with the split files, unpacked into {source / 'images'} (layout (a)), or the mini-imagenet-cache "
+        "pickles (layout (b)); docs/datasets_imagenet.md says where to get them."
+    )
 
 
 def _write_pickle_split(writer: CacheWriter, path: Path, split: str) -> None:
