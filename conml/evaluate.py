@@ -14,7 +14,7 @@ from tqdm.auto import tqdm
 from conml.build import build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint
 from conml.data.episode_source import EpisodeSource
-from conml.errors import UserError
+from conml.errors import ConfigError, UserError
 from conml.learners.base import Learner
 from conml.metrics import MeanCI, mean_ci
 from conml.task_kind import scaled_metric
@@ -36,7 +36,7 @@ def evaluate(
     learner.eval()
     values = []
     starts = range(0, episodes, batch_size)
-    label = f"{split} {shots or source.shots}-shot"
+    label = progress_label(split, shots or source.shots)
     with torch.no_grad():
         for first in tqdm(starts, desc=label, leave=False, disable=not progress, unit="batch"):
             batch = source.sample(split, first, min(batch_size, episodes - first), shots, queries).to(device)
@@ -44,6 +44,11 @@ def evaluate(
     learner.train(was_training)
     per_task = torch.cat(values).numpy()
     return mean_ci([scaled_metric(source.kind, v) for v in per_task])
+
+
+def progress_label(split: str, shots: int | None) -> str:
+    """'test 5-shot', or 'test variable-shot' for sources whose support sizes vary (shots None)."""
+    return f"{split} {'variable' if shots is None else shots}-shot"
 
 
 def meta_test(
@@ -81,12 +86,12 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--episodes", type=int, help="test tasks (default: the run's eval.episodes)")
     parser.add_argument("--shots", type=int, nargs="+", help="support sizes (default: the run's eval.shots)")
-    parser.add_argument("--device", default="auto")
+    parser.add_argument("--device", default="auto", type=_device, help="auto (the GPU if there is one), cpu, cuda or cuda:N")
     args = parser.parse_args(argv)
     try:
         state = load_checkpoint(args.run_dir / "checkpoints" / f"{args.checkpoint}.pt")
         cfg = OmegaConf.create(state["config"])
-        device = resolve_device(args.device)
+        device = args.device
         source, learner = build_source_and_learner(cfg, device)
         learner.load_state_dict(state["learner"])
         episodes = args.episodes or cfg.eval.episodes
@@ -99,6 +104,19 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in results.items():
         print(f"{key:>20}: {value}  ({value.count} tasks)")
     print(f"written to {out}")
+
+
+def _device(name: str) -> torch.device:
+    """--device, checked against this machine when the command line is read (so errors name the flag)."""
+    try:
+        return resolve_device(name)
+    except (ConfigError, RuntimeError):
+        if name.startswith("cuda") and not torch.cuda.is_available():
+            raise argparse.ArgumentTypeError(
+                f"{name} was requested but this machine has no usable CUDA device (torch {torch.__version__}, CUDA build "
+                f"{torch.version.cuda}); use --device cpu or --device auto"
+            ) from None
+        raise argparse.ArgumentTypeError(f"{name!r} is not a device torch knows; use --device auto, cpu, cuda or cuda:N") from None
 
 
 if __name__ == "__main__":
