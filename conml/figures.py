@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
 
@@ -26,16 +27,22 @@ def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
     return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(vectors)
 
 
-def representation_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+def representation_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, caption: str) -> Path:
     """One column per learner, rows PCA and t-SNE, of task-model vectors coloured by task (ConML Fig. 2a/2d)."""
-    figure = Figure(figsize=(3.2 * len(panels), 6.2), layout="constrained")
+    figure = Figure(figsize=(3.2 * len(panels) + 1.2, 6.6), layout="constrained")
     axes = figure.subplots(2, len(panels), squeeze=False)
+    colours = matplotlib.colormaps["tab10"]
     for column, (label, (vectors, tasks)) in enumerate(panels.items()):
+        names, task_index = np.unique(tasks, return_inverse=True)
         for row, method in enumerate(("pca", "tsne")):
             points = embed_2d(vectors, method)
             ax = axes[row, column]
-            ax.scatter(points[:, 0], points[:, 1], c=np.unique(tasks, return_inverse=True)[1], cmap="tab10", s=12)
+            for index, name in enumerate(names):
+                chosen = task_index == index
+                ax.scatter(points[chosen, 0], points[chosen, 1], color=colours(index % 10), s=12, label=f"task {name}")
             ax.set(title=f"{label} ({'PCA' if method == 'pca' else 't-SNE'})", xticks=[], yticks=[])
+    axes[0, -1].legend(title="test task", loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
+    figure.suptitle(caption, fontsize="medium")
     figure.savefig(path, dpi=130)
     return path
 
@@ -59,14 +66,23 @@ def distance_figure(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: P
     return path
 
 
-def curve_figure(curves: dict[str, tuple[list[float], list[float], list[float]]], path: Path, xlabel: str, ylabel: str, log_y: bool = False) -> Path:
-    """Error against shots, one line (mean, with a band of ± spread) per learner (ConML Fig. 2c, 3)."""
-    figure = Figure(figsize=(5.5, 4), layout="constrained")
+def curve_figure(
+    curves: dict[str, tuple[list[float], list[float], list[float]]],
+    path: Path,
+    xlabel: str,
+    ylabel: str,
+    log_y: bool = False,
+    title: str | None = None,
+    band: str = "shaded: 95% CI over seeds",
+) -> Path:
+    """Error against shots (or another setting), one line (mean, with a band of ± spread) per learner (ConML Fig. 2c, 2f, 3)."""
+    figure = Figure(figsize=(6, 4.4), layout="constrained")
     ax = figure.subplots()
     for label, (x, mean, spread) in curves.items():
         line = ax.plot(x, mean, marker="o", markersize=3, label=label)[0]
         ax.fill_between(x, np.subtract(mean, spread), np.add(mean, spread), color=line.get_color(), alpha=0.2)
-    ax.set(xlabel=xlabel, ylabel=ylabel)
+    ax.plot([], [], " ", label=band)
+    ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if log_y:
         ax.set_yscale("log")
     ax.legend()

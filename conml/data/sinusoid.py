@@ -31,6 +31,10 @@ class SineWaves:
         self.shots, self.queries, self.seed = shots, queries, seed
         self.amplitude, self.phase, self.x_range = tuple(amplitude), tuple(phase), tuple(x_range)
 
+    def with_amplitude(self, amplitude: tuple[float, float]) -> SineWaves:
+        """The same tasks but amplitudes from `amplitude` (the out-of-distribution test of ConML Fig. 2f)."""
+        return SineWaves(self.shots, self.queries, amplitude, self.phase, self.x_range, self.seed)
+
     def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
         shots = self.shots if shots is None else shots
         queries = self.queries if queries is None else queries

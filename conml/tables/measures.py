@@ -28,6 +28,20 @@ class MetaTestMetric:
 
 
 @dataclass(frozen=True)
+class GradShare:
+    """A run's median ConML gradient share over training (results.json); None for runs without ConML."""
+
+    run: RunKey
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (self.run,)
+
+    def __call__(self, find: Lookup) -> float | None:
+        found = find(self.run)
+        return None if found is None else found.conml_grad_share
+
+
+@dataclass(frozen=True)
 class Analysis:
     """A per-run computation on the trained model (cached in the run folder), returning named numbers."""
 

@@ -31,6 +31,7 @@ class Run:
     config: dict
     train_seconds: float | None = None
     peak_memory_mb: float | None = None
+    conml_grad_share: float | None = None
     run_dir: Path | None = None
     finished_at: float = 0.0
     source: str = "local"
@@ -87,6 +88,7 @@ def read_run(path: Path) -> Run:
             config=results.get("config", {}),
             train_seconds=results.get("train_seconds"),
             peak_memory_mb=results.get("peak_memory_mb"),
+            conml_grad_share=results.get("conml_grad_share_median"),
             run_dir=path.parent,
             finished_at=path.stat().st_mtime,
         )

@@ -14,13 +14,17 @@ from conml.evaluate import meta_test
 from conml.figures import curve_figure, distance_figure, representation_figure
 from conml.metrics import mean_ci
 from conml.representation_analysis import analyze, distance_distributions, subset_models
-from conml.tables.measures import Analysis, AnalysisValue, MetaTestMetric
+from conml.tables.measures import Analysis, AnalysisValue, GradShare, MetaTestMetric
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
 
 PRESET = "table2_sinusoid_maml_{shots}shot_{variant}"
 # Fig. 2c: test MSE as the number of test shots varies, models meta-trained with N = 10.
 CURVE_SHOTS = (2, 5, 10, 20, 50)
+# Fig. 2f: meta-trained on amplitudes U[0.1, 5], tested on U[0.1 + delta, 5 + delta].
+AMPLITUDE_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
+# Test-time inner steps tried in search of the paper's 10-shot MAML number (meta-training uses one).
+TEST_STEPS = (1, 5, 10)
 
 
 def _representation(run: Run) -> dict:
@@ -28,29 +32,53 @@ def _representation(run: Run) -> dict:
     return analyze(learner, source, Distance(run.setting("conml.phi")), run.setting("eval.episodes"))
 
 
+def _meta_test(run: Run, source, learner, shots: list[int]) -> dict:
+    episodes, batch_size, queries = run.setting("eval.episodes"), run.setting("eval.batch_size"), run.setting("eval.queries")
+    return meta_test(learner, source, episodes, batch_size, next(learner.parameters()).device, shots, queries)
+
+
 def _mse_by_shots(run: Run) -> dict:
     source, learner = run.load(resolve_device("auto"))
-    episodes, batch_size, queries = run.setting("eval.episodes"), run.setting("eval.batch_size"), run.setting("eval.queries")
-    results = meta_test(learner, source, episodes, batch_size, next(learner.parameters()).device, list(CURVE_SHOTS), queries)
-    return {key: value.as_dict() for key, value in results.items()}
+    return {key: value.as_dict() for key, value in _meta_test(run, source, learner, list(CURVE_SHOTS)).items()}
+
+
+def _shifted_amplitude(run: Run) -> dict:
+    source, learner = run.load(resolve_device("auto"))
+    low, high = source.amplitude
+    shots = source.shots
+    return {f"delta={delta:g}": _meta_test(run, source.with_amplitude((low + delta, high + delta)), learner, [shots])[f"mse@{shots}shot"].as_dict() for delta in AMPLITUDE_SHIFTS}
+
+
+def _test_steps(run: Run) -> dict:
+    source, learner = run.load(resolve_device("auto"))
+    results = {}
+    for steps in TEST_STEPS:
+        learner.eval_inner_steps = steps
+        results[f"steps={steps}"] = _meta_test(run, source, learner, [source.shots])[f"mse@{source.shots}shot"].as_dict()
+    return results
 
 
 REPRESENTATION = Analysis("representation", _representation)
 MSE_BY_SHOTS = Analysis("mse_by_shots", _mse_by_shots)
+SHIFTED_AMPLITUDE = Analysis("shifted_amplitude", _shifted_amplitude)
+TEST_STEPS_ANALYSIS = Analysis("test_inner_steps", _test_steps)
 
 MSE5, MSE10 = Column("MSE 5-shot ↓"), Column("MSE 10-shot ↓")
 SILHOUETTE, DBI, CHI = Column("Silhouette ↑"), Column("DBI ↓"), Column("CHI ↑", digits=2)
 D_IN, D_OUT = Column("mean d_in (test)", digits=2, style="e"), Column("mean d_out (test)", digits=2, style="e")
+SHARE5, SHARE10 = Column("ConML grad share, 5-shot", digits=1, style="e"), Column("ConML grad share, 10-shot", digits=1, style="e")
 
 # (row, variant, paper values of MSE 5-shot, MSE 10-shot, Silhouette, DBI, CHI); None: not in the paper.
 ROWS = (
     ("MAML", "plain", (Paper(0.6771, 0.0377), Paper(0.0678, 0.0022), Paper(0.1068, 0.0596), Paper(0.0678, 0.0021), Paper(31.55, 2.52))),
-    ("ConML-MAML", "conml", (Paper(0.3935, 0.0100), Paper(0.0397, 0.0009), Paper(0.1945, 0.0621), Paper(0.0397, 0.0009), Paper(39.22, 2.61))),
-    ("in-MAML (d_in only)", "alignment", None),
-    ("out-MAML (d_out only)", "discrimination", None),
+    ("ConML-MAML, psi = weights (paper)", "conml", (Paper(0.3935, 0.0100), Paper(0.0397, 0.0009), Paper(0.1945, 0.0621), Paper(0.0397, 0.0009), Paper(39.22, 2.61))),
+    ("ConML-MAML, psi = theta' - theta", "conml_update", None),
+    ("ConML-MAML, psi centred on the meta-batch", "conml_centred", None),
+    ("in-MAML (d_in only, paper psi)", "alignment", None),
+    ("out-MAML (d_out only, paper psi)", "discrimination", None),
 )
 # The ablations, like the paper's, are meta-trained with 10 shots only.
-FIVE_SHOT = ("plain", "conml")
+FIVE_SHOT = ("plain", "conml", "conml_update", "conml_centred")
 
 
 def _cells() -> tuple[Cell, ...]:
@@ -59,42 +87,66 @@ def _cells() -> tuple[Cell, ...]:
         ten = RunKey(PRESET.format(shots=10, variant=variant))
         paper = paper or (None,) * 5
         if variant in FIVE_SHOT:
-            cells.append(Cell(row, MSE5, MetaTestMetric(RunKey(PRESET.format(shots=5, variant=variant)), ("mse@5shot",)), paper[0]))
+            five = RunKey(PRESET.format(shots=5, variant=variant))
+            cells.append(Cell(row, MSE5, MetaTestMetric(five, ("mse@5shot",)), paper[0]))
         cells.append(Cell(row, MSE10, MetaTestMetric(ten, ("mse@10shot",)), paper[1]))
         for column, key, value in ((SILHOUETTE, "silhouette", paper[2]), (DBI, "davies_bouldin", paper[3]), (CHI, "calinski_harabasz", paper[4])):
             cells.append(Cell(row, column, AnalysisValue(ten, REPRESENTATION, key), value))
         cells += [Cell(row, D_IN, AnalysisValue(ten, REPRESENTATION, "d_in")), Cell(row, D_OUT, AnalysisValue(ten, REPRESENTATION, "d_out"))]
+        if variant != "plain":
+            if variant in FIVE_SHOT:
+                cells.append(Cell(row, SHARE5, GradShare(five)))
+            cells.append(Cell(row, SHARE10, GradShare(ten)))
+    for steps in TEST_STEPS[1:]:
+        for shots, column in ((5, MSE5), (10, MSE10)):
+            plain = RunKey(PRESET.format(shots=shots, variant="plain"))
+            cells.append(Cell(f"MAML, {steps} inner steps at test", column, AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps}")))
     return tuple(cells)
 
 
+def _seed_curves(runs: list[Run], analysis: Analysis, keys: list[str], label: str) -> tuple[str, tuple[list, list, list]]:
+    """Mean and 95% CI over seeds of one analysis's values, as a curve."""
+    per_seed = [run.analysis(analysis.name, analysis.compute) for run in runs]
+    stats = [mean_ci([result[key]["mean"] for result in per_seed]) for key in keys]
+    return f"{label} ({len(runs)} seeds)", ([s.mean for s in stats], [s.ci95 for s in stats])
+
+
 def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
-    """Fig. 2 a/d (task models of the first seed in 2-D), 2 b/e (d_in, d_out), 2 c (MSE against test shots, over seeds)."""
+    """Fig. 2 a/d (task models of the first seed in 2-D), 2 b/e (d_in, d_out), 2 c (MSE against test
+    shots) and 2 f (MSE against an amplitude shift), the curves over seeds, all from the 10-shot runs."""
     labels = {PRESET.format(shots=10, variant=variant): row for row, variant, _ in ROWS}
     by_label = {label: sorted((r for r in runs if r.name == name and r.run_dir is not None), key=lambda r: r.seed) for name, label in labels.items()}
     by_label = {label: found for label, found in by_label.items() if found}
     if not by_label:
         return []
-    panels, distances, curves = {}, {}, {}
+    panels, distances, by_shots, by_shift = {}, {}, {}, {}
     for label, found in by_label.items():
         source, learner = found[0].load(resolve_device("auto"))
         models = subset_models(learner, source, 0, 10)
         panels[label] = (models.vectors.cpu().numpy(), models.labels)
         distances[label] = distance_distributions(learner, source, Distance(found[0].setting("conml.phi")), found[0].setting("eval.episodes"))
-        per_seed = [run.analysis(MSE_BY_SHOTS.name, MSE_BY_SHOTS.compute) for run in found]
-        stats = [mean_ci([result[f"mse@{k}shot"]["mean"] for result in per_seed]) for k in CURVE_SHOTS]
-        curves[f"{label} ({len(found)} seeds)"] = (list(CURVE_SHOTS), [s.mean for s in stats], [s.ci95 for s in stats])
+        name, (mean, ci) = _seed_curves(found, MSE_BY_SHOTS, [f"mse@{k}shot" for k in CURVE_SHOTS], label)
+        by_shots[name] = (list(CURVE_SHOTS), mean, ci)
+        name, (mean, ci) = _seed_curves(found, SHIFTED_AMPLITUDE, [f"delta={d:g}" for d in AMPLITUDE_SHIFTS], label)
+        by_shift[name] = (list(AMPLITUDE_SHIFTS), mean, ci)
+    caption = "psi of 10 test tasks x 10 disjoint subsets of N = 10 points (first seed, 10-shot runs); colour = task"
     return [
-        representation_figure(panels, out_dir / "table2_representations.png"),
+        representation_figure(panels, out_dir / "table2_representations.png", caption),
         distance_figure(distances, out_dir / "table2_distances.png"),
-        curve_figure(curves, out_dir / "table2_mse_by_shots.png", "test shots (meta-trained with 10)", "test MSE", log_y=True),
+        curve_figure(by_shots, out_dir / "table2_mse_by_shots.png", "test shots (meta-trained with 10)", "test MSE (1000 tasks)", log_y=True, title="Fig. 2c: test MSE against test shots"),
+        curve_figure(
+            by_shift, out_dir / "table2_mse_by_amplitude_shift.png", "delta: test amplitudes U[0.1 + delta, 5 + delta]", "test MSE, 10-shot", log_y=True,
+            title="Fig. 2f: meta-trained on U[0.1, 5], tested shifted",
+        ),
     ]
 
 
 TABLE = Table(
     name="table2",
-    title="ConML Table 2: sine-wave regression, MAML vs ConML-MAML, and the alignment / discrimination ablations",
-    source="Wu et al., Learning to Learn with Contrastive Meta-Objective, Table 2 (NeurIPS 2024 submission text; conml.md §3.1)",
+    title="ConML Table 2: sine-wave regression, MAML vs ConML-MAML with three psi, and the alignment / discrimination ablations",
+    source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 2 of its NeurIPS 2024 submission text)",
     cells=_cells(),
+    seeds=(0, 1, 2, 3, 4),
     smoke={
         "trainer.steps": "2",
         "trainer.meta_batch_size": "4",
