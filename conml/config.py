@@ -20,6 +20,7 @@ from hydra.utils import get_object
 from omegaconf import MISSING, DictConfig, ListConfig, OmegaConf
 
 from conml.errors import ConfigError
+from conml.multirun_jobs import job_folder
 from conml.objective import ConMLSettings
 from conml.performance import PerformanceSettings
 
@@ -116,6 +117,8 @@ def register() -> None:
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     if not OmegaConf.has_resolver("run_dir"):
         OmegaConf.register_new_resolver("run_dir", lambda resume, fresh: fresh if resume in (None, "", "auto") else resume)
+    if not OmegaConf.has_resolver("job_folder"):
+        OmegaConf.register_new_resolver("job_folder", job_folder)
 
 
 # Keys of a `_target_` node that Hydra consumes itself.

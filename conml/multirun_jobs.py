@@ -1,0 +1,138 @@
+"""A multirun's jobs: names that show the values the sweep varies, and one table of every job's
+outcome when the multirun ends.
+
+A job is named `<number>_<experiment name>_<swept values>`, e.g.
+`3_table2_sinusoid_maml_10shot_conml_conml.lam=0.1,seed=2`; its folder and its W&B run carry the
+name. Which settings vary is known only to the multirun's own process (its overrides `seed=0,1,2`
+and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, hands them to the jobs in the
+environment variable CONML_SWEPT, which also reaches jobs run in other processes (submitit).
+
+The closing table lists each job's swept values, its test results (mean ± 95% CI) or why it has
+none, and its run folder; the multirun exits with status 1 if a job failed. Jobs run in this
+process report their outcome directly; jobs run elsewhere are read from their folders.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Iterable
+
+import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from hydra.core.utils import JobReturn, JobStatus
+from hydra.experimental.callback import Callback
+from hydra.types import RunMode
+from omegaconf import DictConfig, OmegaConf
+
+SWEPT = "CONML_SWEPT"
+# Longest swept-values part of a folder name (a file name may have 255 bytes).
+LONGEST = 150
+# Test results shown per job; the rest are in its results.json.
+SHOWN = 2
+
+
+@dataclass
+class Job:
+    number: int
+    values: dict[str, str]
+    folder: Path | None
+    test: dict | None = None  # '<metric>@<k>shot' -> {mean, ci95, count}
+    error: str | None = None
+
+
+class MultirunJobs(Callback):
+    def __init__(self):
+        self.jobs: dict[int, Job] = {}
+        self.swept: list[str] = []
+
+    def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
+        self.jobs, self.swept = {}, swept_keys(config)
+        os.environ[SWEPT] = ",".join(self.swept)
+
+    def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
+        if config.hydra.mode != RunMode.MULTIRUN:
+            return
+        folder = Path(config.hydra.runtime.output_dir)
+        job = Job(int(config.hydra.job.num), _values(config.hydra.overrides.task, self.swept), folder if folder.is_dir() else None)
+        # conml.train's main returns the results, or {"error": ...} for a job that failed
+        outcome = job_return.return_value if job_return.status == JobStatus.COMPLETED else {"error": "the job raised an error (printed above)"}
+        job.test, job.error = (outcome or {}).get("test"), (outcome or {}).get("error")
+        self.jobs[job.number] = job
+
+    def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
+        os.environ.pop(SWEPT, None)
+        sweep = Path(config.hydra.sweep.dir)
+        jobs = sorted(self.jobs.values(), key=lambda j: j.number) or jobs_in_folder(sweep, self.swept)
+        print(summary(jobs, self.swept, sweep), flush=True)
+        if any(job.test is None for job in jobs):
+            sys.exit(1)
+
+
+def swept_keys(config: DictConfig) -> list[str]:
+    """The settings a multirun varies, in the order they were given."""
+    params = OmegaConf.select(config, "hydra.sweeper.params") or {}
+    overrides = [*(f"{key}={value}" for key, value in params.items()), *config.hydra.overrides.task]
+    parsed = OverridesParser.create().parse_overrides(overrides)
+    return list(dict.fromkeys(o.key_or_group for o in parsed if o.is_sweep_override()))
+
+
+def _values(overrides: Iterable[str], swept: Iterable[str]) -> dict[str, str]:
+    """The swept keys a job's overrides set, with their values."""
+    pairs = (o.lstrip("+~").split("=", 1) for o in overrides if "=" in o)
+    wanted = set(swept)
+    return {key: value for key, value in pairs if key in wanted}
+
+
+def job_folder(number: Any, name: str, overrides: Iterable[str]) -> str:
+    """`<number>_<name>_<swept values>`, the folder name of a multirun job (a resolver for hydra.sweep.subdir).
+    The experiment is left out of the values: the name already says it."""
+    values = _values(overrides, os.environ.get(SWEPT, "").split(","))
+    label = ",".join(f"{key}={value}" for key, value in values.items() if key != "experiment").replace(os.sep, "-")
+    return f"{number}_{name}" + (f"_{label[:LONGEST]}" if label else "")
+
+
+def jobs_in_folder(sweep: Path, swept: list[str]) -> list[Job]:
+    """The jobs of a sweep whose jobs ran in other processes, read from their numbered folders."""
+    jobs = []
+    for folder in sorted(sweep.iterdir() if sweep.is_dir() else [], key=lambda p: p.name):
+        number = folder.name.split("_", 1)[0]
+        if not (folder.is_dir() and number.isdigit()):
+            continue
+        overrides = folder / ".hydra" / "overrides.yaml"
+        values = _values(yaml.safe_load(overrides.read_text()) or [], swept) if overrides.is_file() else {}
+        results = folder / "results.json"
+        test = json.loads(results.read_text()).get("test") if results.is_file() else None
+        jobs.append(Job(int(number), values, folder, test, None if test else "no results.json (see the job's train.log)"))
+    return sorted(jobs, key=lambda j: j.number)
+
+
+def summary(jobs: list[Job], swept: list[str], sweep: Path) -> str:
+    """The closing table: one row per job."""
+    failed = sum(job.test is None for job in jobs)
+    header = ["job", *swept, "test (mean ± 95% CI)", "run folder"]
+    rows = [[str(job.number), *(job.values.get(key, "") for key in swept), _outcome(job), _shown(job.folder)] for job in jobs]
+    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
+    lines = [f"\nMultirun {sweep}: {len(jobs)} job(s), {len(jobs) - failed} finished, {failed} failed or refused."]
+    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    return "\n".join(lines)
+
+
+def _outcome(job: Job) -> str:
+    if job.test is None:
+        return f"failed: {(job.error or '').splitlines()[0][:100]}"
+    shown = [f"{key} {value['mean']:.4g} ± {value['ci95']:.2g}" for key, value in list(job.test.items())[:SHOWN]]
+    more = len(job.test) - SHOWN
+    return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
+
+
+def _shown(folder: Path | None) -> str:
+    if folder is None:
+        return "-"
+    try:
+        return str(folder.relative_to(Path.cwd()))
+    except ValueError:
+        return str(folder)
