@@ -1,12 +1,14 @@
 """PCA of network weights: meta-learned vs randomly initialised vs trained per task (a plot).
 
+    uv run python -m conml.train experiment=samediff_tableA1_conv6_fomaml
+    uv run python -m conml.train experiment=samediff_tableA1_conv6_conventional dataset.tasks=[lines]
     uv run python scripts/weight_space_pca.py \\
         --group "MAML=outputs/samediff_tableA1_conv6_fomaml/*/" \\
-        --group "conventional, one task=outputs/samediff_single_task/*/" \\
+        --group "conventional, one task=outputs/samediff_tableA1_conv6_conventional/*/" \\
         --random 10 --out docs/images/same_different_weight_pca.png
 
-Each --group is LABEL=GLOB of run folders; every run contributes the network weights of its
-checkpoint (BatchNorm running statistics excluded). --random adds that many freshly initialised
+A run's folder is outputs/<preset name>/<date>_<time>/. Each --group is LABEL=GLOB of run folders;
+every run contributes the network weights of its checkpoint (BatchNorm running statistics excluded). --random adds that many freshly initialised
 networks of the first run's architecture (seeds 0..N-1). All runs must share one architecture.
 Principal components come from the Gram matrix of the centred weight vectors, which needs memory
 for the vectors only (a Conv6 has 8.3M weights). Coordinates are written next to the plot (.json).

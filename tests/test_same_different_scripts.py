@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 
 import numpy as np
 import torch
@@ -12,8 +13,10 @@ from conml.learners.conventional import Conventional
 from conml.learners.maml import MAML
 from conml.nets.kim_conv import KimConvNet
 from conml.task_kind import CLASSIFICATION
+from scripts import weight_space_pca as pca_script
 from scripts.montage_same_different import montage
 from scripts.weight_space_pca import principal_components, weight_space_pca
+from tests.conftest import CONFIGS, compose_config
 
 TINY_MODEL = {"_target_": "conml.nets.kim_conv.KimConvNet", "channels": [2, 2], "fc_units": 8}
 
@@ -56,3 +59,12 @@ def test_weight_space_pca_places_every_network_in_the_plot(tmp_path):
     assert result["labels"] == ["MAML"] * 3 + ["conventional"] * 2 + ["random init"] * 2
     assert np.array(result["pc"]).shape == (7, 2)
     assert json.loads(out.with_suffix(".json").read_text())["labels"] == result["labels"]
+
+
+def test_weight_space_pca_usage_names_existing_presets_and_composes():
+    commands = re.findall(r"conml\.train (experiment=\S+(?: \S+)*)", pca_script.__doc__)
+    globbed = set(re.findall(r"outputs/([\w-]+)/\*/", pca_script.__doc__))
+    assert commands and globbed, "the usage shows how to make the runs and which folders to read"
+    for command in commands:
+        assert compose_config(command.split()).name in globbed
+    assert all((CONFIGS / "experiment" / f"{name}.yaml").is_file() for name in globbed)
