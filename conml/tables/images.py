@@ -51,7 +51,7 @@ def image_table(number: int, dataset: str, paper: dict, notes: tuple[str, ...] =
     return Table(
         name=f"table{number}",
         title=f"ConML Table {number}: 5-way few-shot classification on {dataset}, without and with ConML",
-        source=f"Wu et al., Learning to Learn with Contrastive Meta-Objective, Table {number} (NeurIPS 2024 submission text; conml.md §3.2)",
+        source=f"Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table {number} of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
         smoke={
             # 5-way episodes with one query per class for every learner (ProtoNet trains 30-way otherwise).

@@ -98,7 +98,7 @@ def icl_table(scale: str) -> Table:
     return Table(
         name="table5" if scale == "toy" else f"table5_{scale}",
         title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} presets)",
-        source="Wu et al., Learning to Learn with Contrastive Meta-Objective, Table 5 (NeurIPS 2024 submission text; conml.md §3.5)",
+        source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 5 of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
         smoke={
             "++model.width": "16",
