@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import json
 import os
-import re
 import subprocess
 import sys
 
@@ -13,7 +12,6 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conml.multirun_summary import summarize
 from conml.tables.cli import main
 from tests.conftest import CONFIGS
 from tests.wandb_file import run_record
@@ -39,10 +37,8 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
     logs = sorted((sweep / ".submitit").glob("*_0_log.out"))
     assert len(logs) == 2, "each job went through submitit"
     assert not list(sweep.rglob("%j")), "no literal %j folder"
-    # The jobs print into their logs; the multirun itself prints every job's results at the end.
-    assert f"Multirun results (mean ± 95% CI), 2 job(s) in {sweep}:" in finished.stdout
-    for seed in (0, 1):
-        assert re.search(rf"  {seed}_{PRESET}\S* \(seed={seed}\): mse@10shot \d+\.\d{{4}} ± \d+\.\d{{4}}", finished.stdout), finished.stdout[-2000:]
+    # The jobs print into their logs; the multirun's closing table shows both jobs' results.
+    assert f"Multirun {sweep}: 2 job(s), 2 finished" in finished.stdout and finished.stdout.count("mse@10shot") == 2, finished.stdout[-2000:]
 
     files = sorted(sweep.glob("*/wandb/offline-run-*/run-*.wandb"))
     records = [run_record(path) for path in files]
@@ -73,20 +69,6 @@ def test_slurm_launcher_reads_cluster_settings_from_configs_local(tmp_path):
     assert without.hydra.launcher.partition is None and without.hydra.launcher.timeout_min == 1440
     assert local_processes.hydra.launcher._target_.endswith("LocalLauncher") and local_processes.hydra.launcher.timeout_min == 10080
     assert local_processes.hydra.launcher.gpus_per_node == 1 and "%j" not in local_processes.hydra.launcher.submitit_folder
-    assert local_processes.hydra.callbacks.job_results._target_ == "conml.multirun_summary.PrintJobResults"
-
-
-def test_summary_names_jobs_by_their_varying_overrides_and_says_which_have_no_results(tmp_path):
-    for number, seed in enumerate((0, 1)):
-        job = tmp_path / f"{number}_demo"
-        (job / ".hydra").mkdir(parents=True)
-        (job / ".hydra" / "overrides.yaml").write_text(f"- experiment=demo\n- seed={seed}\n")
-    (tmp_path / "0_demo" / "results.json").write_text(json.dumps({"test": {"accuracy@5shot": {"mean": 61.25, "ci95": 0.5, "count": 600}}}))
-    assert summarize(tmp_path).splitlines()[1:] == [
-        f"Multirun results (mean ± 95% CI), 2 job(s) in {tmp_path}:",
-        "  0_demo (seed=0): accuracy@5shot 61.2500 ± 0.5000",
-        f"  1_demo (seed=1): no results.json: the job failed or did not finish; its output is in {tmp_path / '.submitit'}",
-    ]
 
 
 @pytest.mark.parametrize("sweep", sorted(path.stem for path in (CONFIGS / "sweep").glob("*.yaml")))
