@@ -165,7 +165,7 @@ def _holder(path: Path) -> str | None:
     """Who holds the lock at `path`, or None when nobody does (no file, or the stale file of a dead run)."""
     try:
         descriptor = os.open(path, os.O_RDONLY)
-    except FileNotFoundError:
+    except OSError:  # no lock file, or one this process may not read (then taking the lock fails with the reason)
         return None
     try:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)

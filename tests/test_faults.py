@@ -9,6 +9,7 @@ from __future__ import annotations
 import errno
 import json
 import os
+import shlex
 import signal
 import subprocess
 import sys
@@ -23,6 +24,7 @@ from conml.objective import ConMLObjective
 from conml.train import run
 from conml.trainer import TrainingDiverged
 from tests.conftest import TINY, compose_config
+from tests.train_cli import train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough to be interrupted mid-run, short enough for the default suite.
@@ -74,6 +76,47 @@ def test_preemption_signal_checkpoints_requeues_and_resumes_exactly(tmp_path, mo
     monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the requeued job: continues in place by itself
     resumed = run(compose_config(LONG), run_dir)
     assert resumed["test"] == straight["test"]
+
+
+def test_ctrl_c_checkpoints_says_how_to_resume_and_the_resumed_run_matches(tmp_path):
+    """A real SIGINT to a real training process; the command it prints continues to the uninterrupted run's numbers."""
+    straight = run(compose_config(LONG), tmp_path / "straight")
+
+    run_dir = tmp_path / "interrupted"
+    process = subprocess.Popen(command_line(LONG, run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    wait_for_step(run_dir, 4, process)
+    process.send_signal(signal.SIGINT)
+    _, stderr = process.communicate(timeout=120)
+
+    assert process.returncode == 130, stderr
+    assert "Traceback" not in stderr and "KeyboardInterrupt" not in stderr
+    notice, message = [line for line in stderr.splitlines() if line.strip()]
+    assert notice.startswith("Ctrl-C: stopping after this step, with a checkpoint")
+    stopped_at = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
+    assert 4 <= stopped_at < 200, "checkpointed at the step the signal arrived, not at the next ckpt_every"
+    assert message.startswith(f"Stopped by SIGINT at step {stopped_at} of 200: checkpoint {run_dir / 'checkpoints' / 'last.pt'} written.")
+    command = shlex.split(message.split("Continue with: ", 1)[1])
+    assert command[:3] == ["python", "-m", "conml.train"] and command[-1] == f"resume={run_dir}"
+
+    resumed = train_cli(*command[3:])
+    assert resumed.code == 0, resumed.err
+    assert f"Resuming {run_dir} at step {stopped_at} of 200" in resumed.out
+    assert json.loads((run_dir / "results.json").read_text())["test"] == straight["test"]
+
+
+def test_a_second_ctrl_c_stops_at_once():
+    from conml.preemption import PreemptionGuard
+
+    with pytest.raises(KeyboardInterrupt):
+        with PreemptionGuard() as guard:
+            os.kill(os.getpid(), signal.SIGINT)
+            deadline = time.monotonic() + 5
+            while guard.requested is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert guard.requested == signal.SIGINT, "the first Ctrl-C is a request to stop at the next step"
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(5)
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
 def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path):
