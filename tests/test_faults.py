@@ -119,6 +119,18 @@ def test_a_second_ctrl_c_stops_at_once():
     assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
 
 
+def test_data_workers_leave_ctrl_c_to_the_training_process():
+    """A terminal sends Ctrl-C to every process of the run; the workers ignore it, the training process checkpoints."""
+    from conml.data.prefetch import _seed_worker
+
+    before = signal.getsignal(signal.SIGINT)
+    try:
+        _seed_worker(0)
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    finally:
+        signal.signal(signal.SIGINT, before)
+
+
 def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path):
     overrides = [*TINY, "trainer.steps=8"]
     straight = run(compose_config(overrides), tmp_path / "straight")
