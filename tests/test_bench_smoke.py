@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import math
 import sys
 from pathlib import Path
 
@@ -42,6 +43,18 @@ def test_peers_are_timed_against_the_project(tiny_run):
     assert b1.time_ratio("project") == 1.0
     # Folding tasks into the batch is the point: far fewer ATen ops (kernel launches on a GPU).
     assert b1.timings["project"].ops < b1.timings["per-task loop"].ops
+
+
+def test_speed_targets_are_recorded_not_asserted(tiny_run):
+    """B6 (sampling's share of a step) and B7 (the gradient share's overhead) record their targets;
+    whether a tiny, once-timed run meets them says nothing, so only B7's correctness gate is asserted."""
+    results, data = tiny_run
+    sine = next(r for r in results if r.case == "B6" and r.config.startswith("sine"))
+    b7 = next(r for r in results if r.case == "B7")
+    for result in (sine, b7):
+        assert len(result.targets) == 1 and math.isfinite(result.targets[0].value), result.case
+    assert b7.gates[0].error == 0.0 and set(b7.timings) == {"plain step", "step measuring the share"}
+    assert data["results"][-1]["targets"][0]["limit"] == 5.0
 
 
 def test_json_records_environment_and_results(tiny_run):

@@ -5,7 +5,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Callable
 
-from conml.benchmarks import icl_case, maml_cases, protonet_case, sampler_case
+from conml.benchmarks import gradient_share_case, icl_case, maml_cases, protonet_case, sampler_case
 from conml.benchmarks.results import CaseResult
 from conml.benchmarks.scale import BenchRun
 
@@ -25,4 +25,5 @@ CASES = (
     Case("B4", "ProtoNet step, Conv-4-64, vs learn2learn's per-episode loop", protonet_case.b4),
     Case("B5", "in-context learning step, GPT-2, vs an eager fp32 loop", icl_case.b5),
     Case("B6", "episode sampling (images, sine waves) and its share of a step", sampler_case.b6),
+    Case("B7", "measuring ConML's gradient share: its cost at the trainer's interval", gradient_share_case.b7),
 )

@@ -14,7 +14,7 @@ from conml.benchmarks.gates import device_gate, maml_gates, settings_label
 from conml.benchmarks.maml_peers import STRICT_FLOAT32, ProjectMAML, build, graphed_meta_iteration, meta_iteration
 from conml.benchmarks.results import CaseResult
 from conml.benchmarks.scale import BenchRun, Scale
-from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
+from conml.benchmarks.setups import MAMLSetup, network, sine_setup, synthetic_batch
 from conml.benchmarks.timing import Variant, measure
 from conml.performance import PerformanceSettings, Precision
 
@@ -114,8 +114,7 @@ def b1b(run: BenchRun) -> list[CaseResult]:
     experiment, sine waves with Finn et al.'s 1-40-40-1 MLP (configs/learner/maml.yaml: one step of 0.01)."""
     tasks = run.scale.meta_batches[1]
     results = [compare_with_peers("B1b", "MAML meta-iteration", s, run, gpu_options=True) for s in maml_setups(run.scale, tasks, run.scale.shots)]
-    sine = MAMLSetup(tasks=tasks, shots=10, queries=10, inner_steps=1, inner_lr=0.01, sine=True)
-    return results + [compare_with_peers("B1b", "MAML meta-iteration", sine, run)]
+    return results + [compare_with_peers("B1b", "MAML meta-iteration", sine_setup(tasks), run)]
 
 
 def b2(run: BenchRun) -> list[CaseResult]:

@@ -23,7 +23,7 @@ from torch.func import functional_call
 from conml.benchmarks.setups import MAMLSetup
 from conml.episodes import EpisodeBatch
 from conml.learners.maml import MAML
-from conml.objective import ConMLObjective, ConMLSettings
+from conml.objective import ConMLObjective, ConMLSettings, LossParts
 from conml.performance import PerformanceSettings, Precision, apply_backend_flags, autocast
 from conml.task_kind import CLASSIFICATION, TaskKind
 
@@ -56,9 +56,12 @@ class ProjectMAML:
             self.module.to(memory_format=torch.channels_last)
         self.objective = ConMLObjective(ConMLSettings(enabled=setup.conml, lam=CONML_LAMBDA))
 
-    def loss(self, batch: EpisodeBatch) -> Tensor:
+    def parts(self, batch: EpisodeBatch) -> LossParts:
         with autocast(self.settings, self.device):
-            return self.objective(self.module, batch).total
+            return self.objective(self.module, batch)
+
+    def loss(self, batch: EpisodeBatch) -> Tensor:
+        return self.parts(batch).total
 
     def backward(self, batch: EpisodeBatch) -> None:
         self.loss(batch).backward()

@@ -1,12 +1,36 @@
-"""Benchmark results: one row per implementation, ratios against the subject, gates, table and JSON."""
+"""Benchmark results: one row per implementation, ratios against the subject, gates, targets, table and JSON."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass, field
+from dataclasses import asdict, dataclass, field
 from typing import Optional
 
 from conml.benchmarks.gates import GateResult
 from conml.benchmarks.timing import Timing
+
+
+@dataclass
+class Target:
+    """A speed target judged on a case's timings: met when `value` < `limit`.
+
+    Gates say whether the timings count; a target says what they show. A missed target voids
+    nothing, and tests never assert one (speed belongs to `make bench`, not to timed unit tests).
+    """
+
+    name: str
+    value: float
+    limit: float
+    unit: str = "%"
+
+    @property
+    def met(self) -> bool:
+        return self.value < self.limit
+
+    def as_dict(self) -> dict:
+        return asdict(self) | {"met": self.met}
+
+    def __str__(self) -> str:
+        return f"{self.name}: {'met' if self.met else 'MISSED'} ({self.value:.2f}{self.unit} < {self.limit:g}{self.unit})"
 
 
 @dataclass
@@ -22,6 +46,7 @@ class CaseResult:
     subject: str
     gates: list[GateResult]
     timings: dict[str, Timing] = field(default_factory=dict)
+    targets: list[Target] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)
 
     @property
@@ -43,12 +68,13 @@ class CaseResult:
             "gates_passed": self.passed,
             "gates": [gate.as_dict() for gate in self.gates],
             "timings": {name: timing.as_dict() | {"time_vs_subject": self.time_ratio(name)} for name, timing in self.timings.items()},
+            "targets": [target.as_dict() for target in self.targets],
             "notes": self.notes,
         }
 
 
 def format_case(result: CaseResult) -> str:
-    """A plain-text block: header, gates, then one line per implementation."""
+    """A plain-text block: header, gates, one line per implementation, then targets and notes."""
     lines = [f"{result.case}  {result.title}  [{result.config}]"]
     lines += [f"    gate  {gate}" + ("" if gate.blocking else " [optional]") for gate in result.gates]
     if not result.passed:
@@ -62,5 +88,6 @@ def format_case(result: CaseResult) -> str:
         ratio = result.time_ratio(name)
         relative = "-" if ratio is None else f"{ratio:.2f}x"
         lines.append(f"    {name:<44}{spread:>24}{timing.per_second:>10.2f}{relative:>14}{memory:>10}{ops:>10}")
+    lines += [f"    target  {target}" for target in result.targets]
     lines += [f"    note: {note}" for note in result.notes]
     return "\n".join(lines)

@@ -4,8 +4,9 @@ Image episodes come from a synthetic miniImageNet-format cache written to a temp
 the project keeps the split on the device as uint8 and gathers, augments and normalises there;
 the peer decodes each image from a PNG file per episode, as a torch Dataset over an image folder
 does (PNG, being lossless, lets the gate check that both draw exactly the same episodes). Sine-wave
-tasks are drawn by the project's CPU sampler. Each sampler is set against the project's MAML
-meta-iteration on the same episodes.
+tasks are drawn by the project's counter-based CPU sampler. Each sampler is set against the
+project's MAML meta-iteration on the same episodes, with the target that sampling takes under 5 %
+of a training step.
 """
 
 from __future__ import annotations
@@ -21,9 +22,9 @@ from PIL import Image
 
 from conml.benchmarks.gates import GateResult
 from conml.benchmarks.maml_peers import ProjectMAML, meta_iteration
-from conml.benchmarks.results import CaseResult
+from conml.benchmarks.results import CaseResult, Target
 from conml.benchmarks.scale import BenchRun
-from conml.benchmarks.setups import MAMLSetup, network
+from conml.benchmarks.setups import MAMLSetup, network, sine_setup
 from conml.benchmarks.timing import Variant, measure
 from conml.data.images.augment import Augmentation
 from conml.data.images.cache import SPLITS, CacheWriter
@@ -32,12 +33,10 @@ from conml.data.images.source import IMAGENET_MEAN, IMAGENET_STD, FewShotImages
 from conml.data.seeding import episode_rng
 from conml.data.sinusoid import SineWaves
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.maml import MAML
-from conml.nets.mlp import MLP
-from conml.objective import ConMLObjective, ConMLSettings
-from conml.task_kind import REGRESSION
 
 CLASSES, PER_CLASS = 20, 30
+# Target: drawing a meta-batch takes under this share of a training step (%).
+SHARE_LIMIT = 5.0
 
 
 def write_cache(root: Path, image_size: int) -> list[Path]:
@@ -114,7 +113,7 @@ def image_case(setup: MAMLSetup, run: BenchRun, root: Path, files: list[Path]) -
     ]
     result.timings, failures = measure(variants, run)
     result.notes += failures
-    _note_share(result, "MAML meta-iteration (project)")
+    _share_target(result, "MAML meta-iteration (project)")
     return result
 
 
@@ -135,31 +134,52 @@ def _same_episodes_gate(ours: EpisodeBatch, theirs: EpisodeBatch) -> GateResult:
 
 
 def sine_case(run: BenchRun, tasks: int) -> CaseResult:
-    source = SineWaves(shots=10, queries=10)
-    result = CaseResult("B6", "episode sampling", f"sine waves 10-shot B={tasks}", "sampler (CPU, per-task generators)", [])
-    torch.manual_seed(0)
-    learner = MAML(MLP(1, (40, 40), 1), REGRESSION, inner_steps=1, inner_lr=0.01).to(run.device)
-    objective = ConMLObjective(ConMLSettings(enabled=False))
-    batch = source.sample("train", 0, tasks).to(run.device)
-    optimizer = torch.optim.Adam(learner.parameters(), lr=1e-3)
-
-    def maml_step() -> None:
-        optimizer.zero_grad(set_to_none=True)
-        objective(learner, batch).total.backward()
-        optimizer.step()
-
-    sample = _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)
-    result.timings, failures = measure([Variant(result.subject, sample), Variant("MAML meta-iteration (project, 1-40-40-1)", maml_step)], run)
+    """The counter-based sampler, which draws a whole meta-batch in a few array operations."""
+    setup = sine_setup(tasks)
+    source = SineWaves(shots=setup.shots, queries=setup.queries)
+    batch = source.sample("train", 0, tasks)
+    subject = "sampler (counter-based, whole meta-batch)"
+    result = CaseResult("B6", "episode sampling", f"sine waves {setup.shots}-shot q{setup.queries} B={tasks}", subject, [_one_at_a_time_gate(source, batch)])
+    if not result.passed:
+        return result
+    step, default_step = "MAML meta-iteration (project, 1-40-40-1)", "  + ConML (the default experiment)"
+    with_conml = replace(setup, conml=True)
+    variants = [
+        Variant(subject, _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)),
+        Variant(step, meta_iteration(ProjectMAML(network(setup).to(run.device), setup), batch.to(run.device))),
+        Variant(default_step, meta_iteration(ProjectMAML(network(with_conml).to(run.device), with_conml), batch.to(run.device))),
+    ]
+    result.timings, failures = measure(variants, run)
     result.notes += failures
-    _note_share(result, "MAML meta-iteration (project, 1-40-40-1)")
+    _share_target(result, step)
+    default_share = _share(result, default_step)
+    if default_share is not None:
+        result.notes.append(f"with ConML on, as `make train` runs, sampling takes {default_share:.1f}% of a step")
     return result
 
 
-def _note_share(result: CaseResult, step: str) -> None:
+def _one_at_a_time_gate(source: SineWaves, batch: EpisodeBatch) -> GateResult:
+    """Drawn as a meta-batch, every task is the one its index gives alone (max difference, bit for bit)."""
+    def tensors(episodes: EpisodeBatch) -> tuple[torch.Tensor, ...]:
+        return episodes.support.x, episodes.support.y, episodes.query.x, episodes.query.y
+
+    alone = [tensors(source.sample("train", index, 1)) for index in range(batch.num_tasks)]
+    error = max((torch.cat(pieces) - whole).abs().max().item() for whole, pieces in zip(tensors(batch), zip(*alone)))
+    return GateResult("meta-batch = tasks drawn one at a time (max difference)", error, 0.0)
+
+
+def _share(result: CaseResult, step: str) -> float | None:
+    """Sampling's share (%) of a training step, sampling + `step`; None if either was not timed."""
     if result.subject not in result.timings or step not in result.timings:
-        return
+        return None
     sampler, iteration = result.timings[result.subject].median_ms, result.timings[step].median_ms
-    result.notes.append(f"sampling takes {100 * sampler / (sampler + iteration):.1f}% of a training step (sampling + meta-iteration)")
+    return 100 * sampler / (sampler + iteration)
+
+
+def _share_target(result: CaseResult, step: str) -> None:
+    share = _share(result, step)
+    if share is not None:
+        result.targets.append(Target("sampling's share of a training step (sampling + meta-iteration)", share, SHARE_LIMIT))
 
 
 def b6(run: BenchRun) -> list[CaseResult]:

@@ -66,7 +66,10 @@ def run_suite(run: BenchRun, only: list[str] | None, out: Path | None) -> list[C
             results.append(result)
     info["seconds"] = round(time.perf_counter() - started, 1)
     failed = [f"{r.case} [{r.config}]" for r in results if not r.passed]
-    print(f"{len(results)} configurations in {info['seconds']:.0f} s; gates: " + ("all passed" if not failed else f"FAILED in {failed}"))
+    targets = [(r, t) for r in results for t in r.targets]
+    missed = [f"{r.case} [{r.config}]: {t.name}" for r, t in targets if not t.met]
+    print(f"{len(results)} configurations in {info['seconds']:.0f} s; gates: " + ("all passed" if not failed else f"FAILED in {failed}")
+          + f"; targets: {len(targets) - len(missed)} of {len(targets)} met" + ("" if not missed else f", MISSED: {missed}"))
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"environment": info, "results": [r.as_dict() for r in results]}, indent=2))
