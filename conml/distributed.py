@@ -50,11 +50,14 @@ class TaskShard:
 
     def sum_gradients(self, parameters) -> None:
         """Sum gradients over processes (each process's loss is its share of the global loss)."""
-        if self.world_size == 1:
-            return
-        for p in parameters:
-            if p.grad is not None:
-                dist.all_reduce(p.grad, op=dist.ReduceOp.SUM)
+        self.sum_tensors([p.grad for p in parameters if p.grad is not None])
+
+    def sum_tensors(self, tensors: list[Tensor]) -> list[Tensor]:
+        """Sum each tensor over processes, in place; returns them."""
+        if self.world_size > 1:
+            for tensor in tensors:
+                dist.all_reduce(tensor, op=dist.ReduceOp.SUM)
+        return tensors
 
 
 class AllGather(torch.autograd.Function):

@@ -14,7 +14,11 @@ from conml.distances import Distance
 from conml.distributed import TaskShard
 from conml.errors import ConfigError
 from conml.gradient_share import gradient_share
+from conml.learners.matchingnet import MatchingNet
+from conml.learners.protonet import ProtoNet
+from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
+from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 from tests.test_objective import MeanLearner, cosine, hand_distances, sigmoid_squared, tiny_batch
 
@@ -116,14 +120,17 @@ def test_centring_on_the_meta_batch_is_exact():
     assert float(parts.d_in.detach()) == pytest.approx(d_in, rel=1e-12) and float(parts.d_out.detach()) == pytest.approx(d_out, rel=1e-12)
 
 
-@pytest.mark.parametrize(
-    "learner, allowed",
-    [("maml", ["weights", "update"]), ("fomaml", ["weights", "update"]), ("reptile", ["weights", "update"]), ("protonet", ["prototypes", "centred"]), ("matchingnet", ["prototypes", "centred"])],
-)
-def test_a_wrong_psi_option_is_refused_with_the_allowed_ones(learner, allowed, tmp_path):
+@pytest.mark.parametrize("learner, allowed", [("maml", ["weights", "update"]), ("fomaml", ["weights", "update"]), ("reptile", ["weights", "update"])])
+def test_a_wrong_weight_psi_is_refused_at_start_up_with_the_allowed_ones(learner, allowed, tmp_path):
     from conml.train import run
 
     with pytest.raises(ConfigError) as refused:
         run(compose_config([f"learner={learner}", "learner.representation=bogus", "logger.mode=disabled", "device=cpu"]), tmp_path / "run")
     message = str(refused.value)
     assert "learner.representation" in message and "bogus" in message and all(a in message for a in allowed)
+
+
+@pytest.mark.parametrize("learner", [ProtoNet, MatchingNet])
+def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
+    with pytest.raises(ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"):
+        learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")

@@ -71,7 +71,7 @@ SHARE5, SHARE10 = Column("ConML grad share, 5-shot", digits=1, style="e"), Colum
 # (row, variant, paper values of MSE 5-shot, MSE 10-shot, Silhouette, DBI, CHI); None: not in the paper.
 ROWS = (
     ("MAML", "plain", (Paper(0.6771, 0.0377), Paper(0.0678, 0.0022), Paper(0.1068, 0.0596), Paper(0.0678, 0.0021), Paper(31.55, 2.52))),
-    ("ConML-MAML, psi = weights (paper)", "conml", (Paper(0.3935, 0.0100), Paper(0.0397, 0.0009), Paper(0.1945, 0.0621), Paper(0.0397, 0.0009), Paper(39.22, 2.61))),
+    ("ConML-MAML", "conml", (Paper(0.3935, 0.0100), Paper(0.0397, 0.0009), Paper(0.1945, 0.0621), Paper(0.0397, 0.0009), Paper(39.22, 2.61))),
     ("ConML-MAML, psi = theta' - theta", "conml_update", None),
     ("ConML-MAML, psi centred on the meta-batch", "conml_centred", None),
     ("in-MAML (d_in only, paper psi)", "alignment", None),
