@@ -22,6 +22,7 @@ from conml.errors import ConfigError, UserError
 from conml.learners.metric import MetricLearner
 from conml.learners.simple_cnaps import SimpleCNAPs
 from conml.objective import Terms
+from conml.task_chunks import check_task_chunk
 from conml.task_kind import CLASSIFICATION, TaskKind
 
 # Learners whose task models are built from class labels: they cannot learn regression tasks.
@@ -64,6 +65,7 @@ RANGES: dict[str, Range] = {
     "trainer.patience": Range("validations without improvement before stopping early (null: never)", low=1, example=5),
     "trainer.workers": Range("background processes preparing meta-batches (0: none)", low=0),
     "trainer.grad_share_every": Range("steps between measurements of ConML's gradient share (0: never)", low=0),
+    "trainer.memory_budget_gb": Range("GPU memory task_chunk=auto plans for, in GB (null: 90% of the GPU's)", low=0, open_low=True, example=70),
     "eval.episodes": Range("meta-test tasks", low=1),
     "eval.batch_size": Range("tasks per meta-test batch", low=1),
     "eval.shots": Range("support sizes to meta-test at (null: the dataset's)", low=1, example=[5]),
@@ -138,6 +140,7 @@ def check_combinations(cfg: DictConfig) -> None:
             "with 1 it is always 0 and ConML silently becomes alignment-only. Set trainer.meta_batch_size to 2 or more, "
             "or choose conml=alignment if alignment alone is what you want."
         )
+    check_task_chunk(trainer.task_chunk, trainer.meta_batch_size)
     if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
         raise ConfigError("resume= is empty: give the run folder to continue (resume=outputs/<name>/<date>_<time>), resume=auto, or leave it out.")
 

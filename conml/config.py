@@ -61,6 +61,12 @@ class TrainerConfig:
     workers: int = 0
     # Measure ConML's gradient share (train/conml_grad_share) every this many steps; 0: never.
     grad_share_every: int = 50
+    # Tasks whose graphs are built at once (conml/task_chunks.py): null, the whole meta-batch of a
+    # process; an integer from 1 to it; or auto, the largest chunk that fits memory_budget_gb
+    # (measured at start-up on a GPU; no chunks on a CPU). Every choice gives the same meta-gradient.
+    task_chunk: Any = None
+    # GPU memory in GB that task_chunk=auto plans for; null: 90% of the GPU's.
+    memory_budget_gb: Optional[float] = None
 
 
 class Checkpoint(str, Enum):

@@ -3,8 +3,8 @@
 share = ||grad_theta lambda*(d_in - d_out)|| / ||grad_theta L_e||, over all meta-parameters and the
 whole meta-batch. A share of 1e-5 means ConML cannot change training, whatever its loss value says,
 so the trainer measures it and says so. It is read after the step's own backward pass with one extra
-backward of the contrastive term alone, so training is the same bit for bit whether or not it is
-measured.
+backward of the contrastive term alone (with task chunks, one per chunk before the chunk's own
+backward), so training is the same bit for bit whether or not it is measured.
 """
 
 from __future__ import annotations
@@ -28,7 +28,13 @@ def gradient_share(contrastive: Tensor, parameters: list[Tensor], shard: TaskSha
     """
     used = [p for p in parameters if p.grad is not None]
     pulls = torch.autograd.grad(contrastive, used, retain_graph=False, allow_unused=True)
-    pulls = shard.sum_tensors([torch.zeros_like(p) if g is None else g for p, g in zip(used, pulls)])
+    return share_of_pulls([torch.zeros_like(p) if g is None else g for p, g in zip(used, pulls)], used, shard)
+
+
+def share_of_pulls(pulls: list[Tensor], used: list[Tensor], shard: TaskShard) -> tuple[float, float, float]:
+    """(share, ||grad contrastive||, ||grad episodic||) from this process's gradient of the contrastive
+    term for each parameter in `used`, whose `.grad` holds the total gradient summed over processes."""
+    pulls = shard.sum_tensors(pulls)
     contrastive_sq = sum(g.double().pow(2).sum() for g in pulls)
     episodic_sq = sum((p.grad - g).double().pow(2).sum() for p, g in zip(used, pulls))
     contrastive_norm, episodic_norm = float(contrastive_sq) ** 0.5, float(episodic_sq) ** 0.5

@@ -9,7 +9,7 @@ loss already built ("Efficient ConML"), so the only extra work is one adaptation
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from enum import Enum
 from typing import Optional
 
@@ -85,6 +85,20 @@ class LossParts:
     contrastive: Tensor | None = None
 
 
+@dataclass
+class TaskTerms:
+    """What some tasks of a meta-batch give on their own; tasks meet only in `ConMLObjective.contrastive`.
+
+    `episodic` is the learner's L_e of these tasks (a mean over them), `whole` their e* [tasks, d]
+    and `subsets` their e^kappa_k [tasks, d] for each k (empty when d_in is not optimised); `whole`
+    is None when ConML is off.
+    """
+
+    episodic: Tensor
+    whole: Tensor | None = None
+    subsets: list[Tensor] = field(default_factory=list)
+
+
 class ConMLObjective:
     """Builds the meta-training loss of one meta-batch for any learner."""
 
@@ -102,24 +116,48 @@ class ConMLObjective:
             raise ConfigError(f"conml.subset_fraction must lie in (0, 1], got {fraction}.")
 
     def __call__(self, learner: Learner, batch: EpisodeBatch) -> LossParts:
-        settings, share = self.settings, 1.0 / self.shard.world_size
-        models = AdaptedModels(learner, batch)
-        episodic = share * learner.episodic_loss(batch, models)
-        if not settings.enabled:
+        terms = self.task_terms(learner, batch)
+        episodic = (1.0 / self.shard.world_size) * terms.episodic
+        if terms.whole is None:
             return LossParts(episodic, episodic)
+        contrastive, d_in, d_out = self.contrastive(terms.whole, terms.subsets)
+        return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
 
-        e_star = learner.represent(models.whole, batch)
-        centre = self._centre(e_star)
-        e_star = e_star - centre
+    def task_terms(self, learner: Learner, batch: EpisodeBatch, kappas: list[Tasks] | None = None) -> TaskTerms:
+        """What each task of `batch` contributes on its own; `kappas`: its subsets, drawn beforehand."""
+        models = AdaptedModels(learner, batch)
+        episodic = learner.episodic_loss(batch, models)
+        if not self.settings.enabled:
+            return TaskTerms(episodic)
+        whole = learner.represent(models.whole, batch)
+        subsets = self._subset_representations(learner, batch, models, kappas) if self.aligns else []
+        return TaskTerms(episodic, whole, subsets)
+
+    def contrastive(self, whole: Tensor, subsets: list[Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
+        """(lambda * (d_in - d_out) or its one optimised term, d_in, d_out): this process's shares, from its
+        tasks' e* [b, d] and e^kappa_k [b, d]. The only place where the tasks of a meta-batch meet."""
+        settings, share = self.settings, 1.0 / self.shard.world_size
+        centre = self._centre(whole)
+        e_star = whole - centre
         contrastive, d_in, d_out = e_star.new_zeros(()), None, None
         if settings.terms != Terms.discrimination:
-            subsets = [e - centre for e in self._subset_representations(learner, batch, models)]
-            d_in = share * torch.stack([settings.phi.rows(e, e_star).mean() for e in subsets]).mean()
+            centred = [e - centre for e in subsets]
+            d_in = share * torch.stack([settings.phi.rows(e, e_star).mean() for e in centred]).mean()
             contrastive = contrastive + settings.lam * d_in
         if settings.terms != Terms.alignment:
             d_out = self._discrimination(e_star)
             contrastive = contrastive - settings.lam * d_out
-        return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
+        return contrastive, d_in, d_out
+
+    @property
+    def aligns(self) -> bool:
+        """Whether d_in is optimised, so the subsets kappa are needed."""
+        return self.settings.enabled and self.settings.terms != Terms.discrimination
+
+    @property
+    def draws_subsets(self) -> bool:
+        """Whether the subsets kappa are data drawn from each task (not the support-set models reused)."""
+        return self.aligns and self.settings.subset != SubsetStrategy.support
 
     def _centre(self, e_star: Tensor) -> Tensor:
         """The point every representation is measured from (see `Centring`)."""
@@ -138,10 +176,11 @@ class ConMLObjective:
         distances = distances.index_put((own, own + self.shard.rank * local), distances.new_zeros(()))
         return distances.sum() / (total * (total - 1))
 
-    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels) -> list[Tensor]:
+    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels, kappas: list[Tasks] | None) -> list[Tensor]:
         if self.settings.subset == SubsetStrategy.support:
             return [learner.represent(models.support, batch)]
-        return [learner.represent(learner.adapt(kappa), batch) for kappa in self.subsets(batch)]
+        kappas = self.subsets(batch) if kappas is None else kappas
+        return [learner.represent(learner.adapt(kappa), batch) for kappa in kappas]
 
     def subsets(self, batch: EpisodeBatch) -> list[Tasks]:
         """The K subsets kappa of every task, drawn from support ∪ query."""

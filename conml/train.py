@@ -39,7 +39,8 @@ from conml.trainer import Trainer
 register()
 
 # Settings a resumed run may change; every other difference means a different experiment.
-RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "eval", "logger", "paths", "device")
+# (Task chunks change memory and speed, never the meta-gradient: a run may continue on another GPU.)
+RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "trainer.task_chunk", "trainer.memory_budget_gb", "eval", "logger", "paths", "device")
 
 
 def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
@@ -71,8 +72,9 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
         if state is not None:
             trainer.load_state(state)
             tracker.forget_after(trainer.step)
+        plan = trainer.plan_task_chunks()  # on every process: task_chunk=auto measures a step
         if shard.is_main:
-            print(_start_line(cfg, run_dir, device, trainer.step))
+            print(_start_line(cfg, run_dir, device, trainer.step, _precision(cfg, device, learner), plan))
         with PreemptionGuard() as guard:
             trainer.fit(guard)
         if not shard.is_main:  # meta-testing and results are the main process's
@@ -102,11 +104,22 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     return summary
 
 
-def _start_line(cfg: DictConfig, run_dir: Path, device: torch.device, step: int) -> str:
-    """What is about to happen, where, and on which device (as `device=auto` resolved it)."""
+def _start_line(cfg: DictConfig, run_dir: Path, device: torch.device, step: int, precision: str, plan: str) -> str:
+    """What is about to happen, where, on which device (as `device=auto` resolved it), in which precision,
+    and how each meta-batch is taken (`plan`: meta-batch size, processes, task chunks)."""
     where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
     doing = f"Resuming {run_dir} at step {step} of {cfg.trainer.steps}" if step else f"Meta-training {cfg.trainer.steps} steps in {run_dir}"
-    return f"{cfg.name}, seed {cfg.seed}: {doing}, on {where} (device={cfg.device})."
+    return f"{cfg.name}, seed {cfg.seed}: {doing}, on {where} (device={cfg.device}); precision {precision}; {plan}."
+
+
+def _precision(cfg: DictConfig, device: torch.device, learner: torch.nn.Module) -> str:
+    """The arithmetic of the run: performance.precision on a GPU (bf16 where the learner autocasts itself)."""
+    stored = str(next(learner.parameters()).dtype).removeprefix("torch.")
+    if device.type != "cuda":
+        return f"{stored} (performance.precision acts on CUDA only)"
+    if getattr(learner, "mixed_precision", False):
+        return f"bf16 autocast (learner.mixed_precision), weights {stored}"
+    return f"{cfg.performance.precision.value}, weights {stored}"
 
 
 def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:

@@ -21,10 +21,11 @@ from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
 from conml.evaluate import evaluate
-from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, gradient_share, inert_warning
+from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, gradient_share, inert_warning, share_of_pulls
 from conml.learners.base import Learner
-from conml.objective import ConMLObjective
+from conml.objective import ConMLObjective, LossParts
 from conml.preemption import Preempted, PreemptionGuard
+from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
 from conml.tracking import Tracker
 
 
@@ -62,6 +63,8 @@ class Trainer:
         self.train_seconds = 0.0
         self.grad_shares: list[float] = []
         self.dominance_warned = False
+        self.task_chunk: int | None = None  # tasks per chunk (trainer.task_chunk resolved); None: no chunks
+        self.chunks_planned = False
 
     # -- state -------------------------------------------------------------------------------
     def state(self) -> dict:
@@ -102,6 +105,8 @@ class Trainer:
     def fit(self, guard: PreemptionGuard | None = None) -> None:
         """Train to `settings.steps`; on a preemption signal, checkpoint and raise Preempted."""
         remove_partial_checkpoints(self.checkpoint_dir)
+        if not self.chunks_planned:
+            self.plan_task_chunks()
         settings, size = self.settings, self.settings.meta_batch_size
         offset, local = self.shard.local_tasks(size)
         sums: dict[str, torch.Tensor] = {}
@@ -114,13 +119,7 @@ class Trainer:
         while self.step < settings.steps:
             started = time.perf_counter()
             batch = next(stream).to(self.device)
-            parts = self.objective(self.learner, batch)
-            measure = self._measures_share_now(parts.contrastive)
-            self.optimizer.zero_grad(set_to_none=True)
-            parts.total.backward(retain_graph=measure)
-            self.shard.sum_gradients(self.learner.parameters())
-            if measure:
-                self._measure_share(parts.contrastive, bar)
+            parts = self._meta_gradient(batch, bar)
             if settings.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.learner.parameters(), settings.grad_clip)
             self.optimizer.step()
@@ -159,13 +158,54 @@ class Trainer:
                 self._stop_for_preemption(guard)
         bar.close()
 
-    def _measures_share_now(self, contrastive: torch.Tensor | None) -> bool:
-        every = self.settings.grad_share_every
-        return contrastive is not None and contrastive.requires_grad and bool(every) and self.step % every == 0
+    def _meta_gradient(self, batch, bar: tqdm) -> LossParts:
+        """Put the meta-gradient of the whole meta-batch (all processes) in `.grad`; the loss parts to log."""
+        self.optimizer.zero_grad(set_to_none=True)
+        parameters = list(self.learner.parameters())
+        if self.task_chunk is None:
+            parts = self.objective(self.learner, batch)
+            measure = self._measures_share_now() and parts.contrastive is not None and parts.contrastive.requires_grad
+            parts.total.backward(retain_graph=measure)
+            self.shard.sum_gradients(parameters)
+            if measure:
+                self._log_share(gradient_share(parts.contrastive, parameters, self.shard), bar)
+            return parts
+        measured = parameters if self._measures_share_now() else None
+        parts, pulls = chunked_backward(self.objective, self.learner, batch, self.task_chunk, measured)
+        self.shard.sum_gradients(parameters)
+        if pulls is not None:
+            pulled = {id(p): g for p, g in zip([p for p in parameters if p.requires_grad], pulls)}
+            used = [p for p in parameters if p.grad is not None]
+            self._log_share(share_of_pulls([pulled[id(p)] for p in used], used, self.shard), bar)
+        return parts
 
-    def _measure_share(self, contrastive: torch.Tensor, bar: tqdm) -> None:
+    def plan_task_chunks(self) -> str:
+        """Resolve trainer.task_chunk (auto: from peaks measured on this step's meta-batch); what was chosen, in words.
+
+        Every process calls it: measuring runs a step's collectives.
+        """
+        setting, size = self.settings.task_chunk, self.settings.meta_batch_size
+        check_task_chunk(setting, size, self.shard.world_size)
+        offset, local = self.shard.local_tasks(size)
+        how = ""
+        if setting == AUTO:
+            batch = lambda: MetaBatches(self.source, size, offset, local, self.step, self.step + 1)[0].to(self.device)  # noqa: E731
+            self.task_chunk, how = auto_task_chunk(self.objective, self.learner, self.optimizer, batch, self.device, self.settings.memory_budget_gb)
+            how = f" (task_chunk=auto: {how})"
+        else:
+            self.task_chunk = setting
+        self.chunks_planned = True
+        per_process = f", {local} per process on {self.shard.world_size}" if self.shard.world_size > 1 else ""
+        chunking = "all tasks at once" if self.task_chunk is None else f"task chunks of {self.task_chunk}"
+        return f"meta-batch {size}{per_process}, {chunking}{how}"
+
+    def _measures_share_now(self) -> bool:
+        every = self.settings.grad_share_every
+        return bool(every) and self.step % every == 0
+
+    def _log_share(self, measured: tuple[float, float, float], bar: tqdm) -> None:
         """Log ConML's gradient share of this step; warn once if the first measurements show it inert."""
-        share, conml_norm, episodic_norm = gradient_share(contrastive, list(self.learner.parameters()), self.shard)
+        share, conml_norm, episodic_norm = measured
         self.grad_shares.append(share)
         self.tracker.log({"train/conml_grad_share": share, "train/conml_grad_norm": conml_norm, "train/episodic_grad_norm": episodic_norm}, self.step + 1)
         first = self.grad_shares[:MEASUREMENTS_BEFORE_VERDICT]
