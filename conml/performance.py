@@ -16,7 +16,7 @@ import torch
 from torch import nn
 
 from conml.learners.base import Learner
-from conml.objective import ConMLObjective, LossParts
+from conml.objective import ConMLObjective, ConMLSettings, LossParts
 
 
 class Precision(str, Enum):
@@ -63,11 +63,16 @@ def autocast(settings: PerformanceSettings, device: torch.device) -> AbstractCon
 class AutocastObjective:
     """An objective computed under autocast; the backward pass runs outside it, as autocast requires."""
 
-    def __init__(self, objective: ConMLObjective, settings: PerformanceSettings, device: torch.device):
-        self.objective, self.settings, self.device = objective, settings, device
+    def __init__(self, objective: ConMLObjective, performance: PerformanceSettings, device: torch.device):
+        self.objective, self.performance, self.device = objective, performance, device
+
+    @property
+    def settings(self) -> ConMLSettings:
+        """ConML's settings, as for the objective it wraps."""
+        return self.objective.settings
 
     def __call__(self, learner: Learner, batch) -> LossParts:
-        with autocast(self.settings, self.device):
+        with autocast(self.performance, self.device):
             return self.objective(learner, batch)
 
 

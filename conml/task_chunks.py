@@ -121,7 +121,7 @@ def chunked_backward(
 def _unwrap(objective: ConMLObjective | AutocastObjective) -> tuple[ConMLObjective, Callable[[], AbstractContextManager]]:
     """The objective and the context of its forward passes (autocast under bf16; backward runs outside it)."""
     if isinstance(objective, AutocastObjective):
-        return objective.objective, lambda: autocast(objective.settings, objective.device)
+        return objective.objective, lambda: autocast(objective.performance, objective.device)
     return objective, nullcontext
 
 

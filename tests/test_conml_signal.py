@@ -134,3 +134,10 @@ def test_a_wrong_weight_psi_is_refused_at_start_up_with_the_allowed_ones(learner
 def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
     with pytest.raises(ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"):
         learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
+
+
+def test_warnings_read_conml_settings_through_the_bf16_wrapper(run_tiny, capsys):
+    """Under performance.precision=bf16 the trainer holds an AutocastObjective; the inert warning still names lambda."""
+    run_tiny(["trainer.grad_share_every=1", "performance.precision=bf16"])
+    output = capsys.readouterr()
+    assert "numerically inert" in output.out + output.err and "conml.lam (now 0.1)" in output.out + output.err
