@@ -136,8 +136,10 @@ def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
         learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
 
 
-def test_warnings_read_conml_settings_through_the_bf16_wrapper(run_tiny, capsys):
-    """Under performance.precision=bf16 the trainer holds an AutocastObjective; the inert warning still names lambda."""
-    run_tiny(["trainer.grad_share_every=1", "performance.precision=bf16"])
-    output = capsys.readouterr()
-    assert "numerically inert" in output.out + output.err and "conml.lam (now 0.1)" in output.out + output.err
+def test_the_bf16_wrapper_exposes_conml_settings_to_the_trainer_warnings():
+    """Under performance.precision=bf16 on CUDA the trainer holds an AutocastObjective; its warnings read lambda from it."""
+    from conml.performance import AutocastObjective, PerformanceSettings, Precision
+
+    settings = ConMLSettings(lam=0.25)
+    wrapped = AutocastObjective(ConMLObjective(settings), PerformanceSettings(precision=Precision.bf16), torch.device("cpu"))
+    assert wrapped.settings is settings and wrapped.performance.precision == Precision.bf16
