@@ -16,6 +16,7 @@ from typing import Any
 
 from hydra.utils import get_object
 from omegaconf import DictConfig, ListConfig, OmegaConf
+from omegaconf.errors import InterpolationResolutionError
 
 from conml.config import TrainConfig
 from conml.errors import ConfigError, UserError
@@ -77,10 +78,27 @@ RANGES: dict[str, Range] = {
 
 
 def check_settings(cfg: DictConfig) -> None:
-    """Every check that needs the config alone: known keys, numeric ranges, combinations."""
+    """Every check that needs the config alone: references between settings, known keys, numeric ranges, combinations."""
+    check_references(cfg)
     check_known_keys(cfg)
     check_ranges(cfg)
+    check_learning_rates(cfg)
     check_combinations(cfg)
+
+
+def check_references(cfg: DictConfig) -> None:
+    """A setting taken from another one that this combination of groups does not have (`model=gpt2`
+    reads `${dataset.dims}`, which only the in-context-learning datasets set)."""
+    try:
+        OmegaConf.to_container(cfg, resolve=True)
+    except InterpolationResolutionError as error:
+        parent, _, key = error.full_key.rpartition(".")
+        reference = OmegaConf.to_container(OmegaConf.select(cfg, parent) if parent else cfg).get(key)  # unresolved: the ${...} itself
+        raise ConfigError(
+            f"{error.full_key} is {reference}, but this combination of settings cannot resolve it ({error.msg.splitlines()[0]}). "
+            f"The group that sets {error.full_key} needs another group that provides what it refers to (a model that reads "
+            f"dataset settings needs a dataset that has them): choose groups that fit together, or set {error.full_key} yourself."
+        ) from None
 
 
 def check_known_keys(cfg: DictConfig) -> None:
@@ -128,6 +146,17 @@ def _default(path: str) -> Any:
     for part in path.split("."):
         node = getattr(node, part)
     return node
+
+
+def check_learning_rates(cfg: DictConfig) -> None:
+    """Every learning rate of a built group (`optimizer.lr`, `learner.inner_lr`, ...) is a finite number above 0:
+    a negative one climbs the loss, and the constructors do not all refuse it."""
+    for group in ("learner", "optimizer", "scheduler"):
+        node = cfg.get(group)
+        for key, value in (node.items() if isinstance(node, DictConfig) else []):
+            number = isinstance(value, (int, float)) and not isinstance(value, bool)
+            if (key == "lr" or key.endswith("_lr")) and number and not (math.isfinite(value) and value > 0):
+                raise ConfigError(f"{group}.{key}={value} is out of range: a learning rate must be a finite number > 0. Set it above 0, e.g. {group}.{key}=0.01.")
 
 
 def check_combinations(cfg: DictConfig) -> None:

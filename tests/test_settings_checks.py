@@ -75,6 +75,21 @@ def test_seed_may_be_any_integer():
     check_settings(compose_config([*TINY, "seed=-3"]))
 
 
+@pytest.mark.parametrize("override, refused", [("learner.inner_lr=-0.5", True), ("learner.inner_lr=nan", True), ("optimizer.lr=0", True), ("learner.learn_inner_lr=true", False), ("optimizer.lr=0.002", False)])
+def test_learning_rates_must_be_positive(override, refused):
+    cfg = compose_config([*TINY, override])
+    if refused:
+        with pytest.raises(ConfigError, match=r"a learning rate must be a finite number > 0"):
+            check_settings(cfg)
+    else:
+        check_settings(cfg)
+
+
+def test_a_setting_referring_to_one_the_combination_lacks_is_refused():
+    with pytest.raises(ConfigError, match=r"model.in_features is \$\{dataset.dims\}, but this combination of settings cannot resolve it"):
+        check_settings(compose_config([*TINY, "model=gpt2_tiny"]))
+
+
 @pytest.mark.parametrize(
     "overrides, allowed",
     [
