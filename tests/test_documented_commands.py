@@ -48,8 +48,8 @@ def test_make_setup_says_how_to_reach_uv_when_it_is_not_on_path():
     if not Path(uv).exists():
         pytest.skip("uv is not installed where make setup puts it")
     path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "uv").exists())
-    if shutil.which("uv", path=path):
-        pytest.skip("uv is on every PATH of this machine")
+    if shutil.which("uv", path=path) or not (shutil.which("make", path=path) and shutil.which("bash", path=path)):
+        pytest.skip("uv shares its folder with make or bash here, so it cannot be taken off PATH alone")
     finished = subprocess.run(["make", "-s", "setup", f"UV={uv}"], cwd=ROOT, env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=300)
     assert finished.returncode == 0, finished.stderr
     assert f'export PATH="{Path(uv).parent}:$PATH"' in finished.stderr
