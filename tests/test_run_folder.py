@@ -48,6 +48,7 @@ REFUSALS = [
     (["eval.checkpoint=final"], ["eval.checkpoint", "best", "last"], 1),
     (["resume={earlier}", "conml.lam=0.5"], ["started with different settings for conml.lam"], 2),
     (["resume={root}/absent"], ["there is no such folder"], 2),
+    (["resume="], ["resume= is empty", "resume=auto"], 2),
     (["resume={earlier}/checkpoints/last.pt"], ["is a file", "resume=<run folder>"], 2),
     (["resume={earlier}", "hydra.run.dir={root}/elsewhere"], ["a run continues in its own folder"], 2),
     (["resume={earlier}", "trainer.steps=2"], ["already at step 4, beyond trainer.steps=2", "trainer.steps=4 or more"], 2),
