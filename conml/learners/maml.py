@@ -2,7 +2,8 @@
 
 A task model is the dict of adapted weights {name: [T, *shape]}; psi flattens and concatenates
 them. The inner loop takes gradients of the summed task losses with respect to per-task weight
-views, which gives every task its own gradient in one backward pass.
+views, which gives every task its own gradient in one backward pass. Any `nn.Module` works as the
+net (`conml.nets.task_functional.task_call` chooses how the tasks run).
 """
 
 from __future__ import annotations
@@ -14,7 +15,8 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import Learner
 from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
-from conml.nets.task_batched import task_forward, task_params
+from conml.nets.task_batched import task_params
+from conml.nets.task_functional import task_call
 from conml.task_kind import TaskKind
 
 AdaptedWeights = dict[str, Tensor]
@@ -66,7 +68,7 @@ class MAML(Learner):
             if not meta_training:
                 params = {name: p.detach().requires_grad_() for name, p in params.items()}
             for step in range(steps):
-                prediction = task_forward(self.net, params, tasks.x)
+                prediction = task_call(self.net, params, tasks.x)
                 loss = self.kind.loss(prediction, tasks.y, tasks.mask).sum()
                 grads = torch.autograd.grad(loss, list(params.values()), create_graph=create_graph)
                 lr = self.inner_lr[min(step, self.inner_steps - 1)]
@@ -76,7 +78,7 @@ class MAML(Learner):
         return params
 
     def predict(self, models: AdaptedWeights, x: Tensor) -> Tensor:
-        return task_forward(self.net, models, x)
+        return task_call(self.net, models, x)
 
     def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
         return represent_weights(models, self.net, self.representation)

@@ -1,11 +1,12 @@
 """What ProtoNet and MatchingNet share: an embedding network, labelled support embeddings as the
 task model, and psi = the class means concatenated in label order.
 
-The embedding network runs with BatchNorm statistics per task (tasks are folded into channel
-groups by `task_forward`), so a task's embeddings never depend on the other tasks of the batch
-or on the evaluation batch size. For meta-training and meta-testing each task's support and
-query are embedded in one pass, as learn2learn's ProtoNet does; the support-set and whole-task
-models are both cut from that pass, so ConML costs these learners no extra forward pass.
+The embedding network runs each task as if alone (`task_call`; on the fast path tasks are folded
+into channel groups), so BatchNorm statistics are per task and a task's embeddings never depend
+on the other tasks of the batch or on the evaluation batch size. For meta-training and
+meta-testing each task's support and query are embedded in one pass, as learn2learn's ProtoNet
+does; the support-set and whole-task models are both cut from that pass, so ConML costs these
+learners no extra forward pass.
 """
 
 from __future__ import annotations
@@ -19,7 +20,8 @@ from torch import Tensor, nn
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import AdaptedModels, Learner
-from conml.nets.task_batched import task_forward, task_params
+from conml.nets.task_batched import task_params
+from conml.nets.task_functional import task_call
 from conml.task_kind import TaskKind
 
 
@@ -72,7 +74,7 @@ class MetricLearner(Learner):
 
     def embed(self, x: Tensor) -> Tensor:
         """[T, n, *image] -> [T, n, d], with BatchNorm statistics per task."""
-        return task_forward(self.net, task_params(self.net, x.shape[0]), x)
+        return task_call(self.net, task_params(self.net, x.shape[0]), x)
 
     def adapt(self, tasks: Tasks) -> LabelledEmbeddings:
         return LabelledEmbeddings(self.embed(tasks.x), tasks.y, tasks.mask, class_count(tasks.y))

@@ -23,7 +23,8 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import AdaptedModels, Learner
 from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
-from conml.nets.task_batched import task_forward, task_params
+from conml.nets.task_batched import task_params
+from conml.nets.task_functional import task_call
 from conml.task_kind import TaskKind
 
 AdaptedWeights = dict[str, Tensor]
@@ -69,7 +70,7 @@ class Reptile(Learner):
             for step in range(steps):
                 weights = {name: (p.detach() + updates[name]).requires_grad_() for name, p in meta.items()}
                 chunk = _minibatch(tasks, step, batch_size)
-                loss = self.kind.loss(task_forward(self.net, weights, chunk.x), chunk.y, chunk.mask).sum()
+                loss = self.kind.loss(task_call(self.net, weights, chunk.x), chunk.y, chunk.mask).sum()
                 grads = torch.autograd.grad(loss, list(weights.values()))
                 for (name, update), grad in zip(list(updates.items()), grads):
                     updates[name] = update - self.inner_lr * self._direction(name, grad, step, moments)
@@ -87,7 +88,7 @@ class Reptile(Learner):
         return corrected_first / (corrected_second.sqrt() + self.adam_eps)
 
     def predict(self, models: AdaptedWeights, x: Tensor) -> Tensor:
-        return task_forward(self.net, models, x)
+        return task_call(self.net, models, x)
 
     def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
         return represent_weights(models, self.net, self.representation)

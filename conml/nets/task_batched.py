@@ -1,11 +1,12 @@
-"""Run a network with a separate parameter set per task, all tasks in one pass.
+"""The fast path for running a network with a separate parameter set per task, all tasks in one pass.
 
 Tasks are folded into the batch instead of looped over: per-task linear layers become one batched
 matmul, per-task convolutions one grouped convolution (groups = tasks), and per-task BatchNorm one
 `F.batch_norm` over tasks x channels. Everything is differentiated by ordinary autograd, so
-second-order meta-gradients are exact, which `torch.func.vmap` over native BatchNorm does not
-guarantee. The grouped convolution has its own double backward (see `_GroupedConv2d`), so a
-meta-iteration costs the same number of kernels whatever the number of tasks.
+second-order meta-gradients are exact. The grouped convolution has its own double backward (see
+`_GroupedConv2d`), so a meta-iteration costs the same number of kernels whatever the number of tasks.
+It runs the nets that `fits` accepts; `conml.nets.task_functional.task_call` chooses it for them and
+runs any other net with `torch.func.functional_call`.
 
 Between consecutive image layers (conv, BatchNorm, activations, pooling) activations stay folded
 as [n, T*C, H, W], tasks as channel groups, so a Conv-4 body costs one layout change in and one
@@ -38,6 +39,20 @@ _CHANNELWISE = (
     nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Identity,
     nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout,
 )
+
+
+def fits(module: nn.Module) -> bool:
+    """Whether `task_forward` can run `module`: every part is a layer it knows (not a subclass with a
+    forward of its own), a Conv2d with numeric zero padding, or a module with its own `task_forward`.
+    `conml.nets.task_functional` runs the nets that do not fit."""
+    kind = next((known for known in (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.Linear, *_PARAMETER_FREE) if isinstance(module, known)), None)
+    if kind is not None and type(module).forward is not kind.forward:
+        return False
+    if kind is nn.Sequential:
+        return all(fits(child) for child in module.children())
+    if kind is nn.Conv2d:
+        return module.padding_mode == "zeros" and not isinstance(module.padding, str)
+    return kind is not None or hasattr(module, "task_forward")
 
 
 def task_params(net: nn.Module, num_tasks: int) -> dict[str, Tensor]:
@@ -78,7 +93,8 @@ def _forward(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix:
         return module(x.flatten(0, 1)).unflatten(0, x.shape[:2]), False
     raise TypeError(
         f"task_forward does not know how to run {type(module).__name__} ('{prefix.rstrip('.')}') with "
-        "per-task parameters; give the module a task_forward(params, x, prefix) method."
+        "per-task parameters; give the module a task_forward(params, x, prefix) method, or run the net "
+        "with conml.nets.task_functional.task_call, which runs any module."
     )
 
 
