@@ -23,6 +23,7 @@ from conml.errors import ConfigError
 from conml.multirun_jobs import job_folder
 from conml.objective import ConMLSettings
 from conml.performance import PerformanceSettings
+from conml.task_kind import CLASSIFICATION, REGRESSION
 
 
 class WandbMode(str, Enum):
@@ -116,6 +117,10 @@ class TrainConfig:
     # A run directory to continue (its checkpoints/last.pt), in place and in the same W&B run;
     # "auto": continue this run folder if it holds a checkpoint (what a requeued job does).
     resume: Optional[str] = None
+    # What `main` returns, for a sweeper to optimise: the best validation score of the run (that of
+    # checkpoints/best.pt), named val/<metric> (val/mse, lower is better; val/accuracy in percent,
+    # higher is better); None: the run's own. The test split is never optimised.
+    optimize_metric: Optional[str] = None
 
 
 def register() -> None:
@@ -125,6 +130,17 @@ def register() -> None:
         OmegaConf.register_new_resolver("run_dir", lambda resume, fresh: fresh if resume in (None, "", "auto") else resume)
     if not OmegaConf.has_resolver("job_folder"):
         OmegaConf.register_new_resolver("job_folder", job_folder)
+    if not OmegaConf.has_resolver("metric_direction"):
+        OmegaConf.register_new_resolver("metric_direction", metric_direction)
+
+
+def metric_direction(metric: str) -> str:
+    """How a sweep treats `metric` (an optimize_metric, a resolver for hydra.sweeper.direction):
+    'minimize' for val/mse, 'maximize' for val/accuracy."""
+    kinds = {f"val/{kind.metric_name}": kind for kind in (REGRESSION, CLASSIFICATION)}
+    if metric not in kinds:
+        raise ConfigError(f"optimize_metric={metric} is not a validation metric; it is one of {', '.join(kinds)}.")
+    return "maximize" if kinds[metric].higher_is_better else "minimize"
 
 
 # Keys of a `_target_` node that Hydra consumes itself.

@@ -44,6 +44,25 @@ class Job:
     error: str | None = None
 
 
+@dataclass
+class JobOutcome:
+    """What `conml.train`'s main returns: the run's optimize_metric as `value`, with its test results,
+    or the error of a job that failed. `float(outcome)` is what a sweeper such as Optuna optimises; a
+    failed job has no value, and its TypeError makes Optuna record a failed trial and go on."""
+
+    value: float | None = None
+    test: dict | None = None
+    error: str | None = None
+
+    def __str__(self) -> str:
+        return f"{self.value}" if self.value is not None else f"no value, the job failed: {self.error}"
+
+    def __float__(self) -> float:
+        if self.value is None:
+            raise TypeError(f"the job has no value: {self.error or 'it ran on a process other than the main one'}")
+        return self.value
+
+
 class MultirunJobs(Callback):
     def __init__(self):
         self.jobs: dict[int, Job] = {}
@@ -58,9 +77,9 @@ class MultirunJobs(Callback):
             return
         folder = Path(config.hydra.runtime.output_dir)
         job = Job(int(config.hydra.job.num), _values(config.hydra.overrides.task, self.swept), folder if folder.is_dir() else None)
-        # conml.train's main returns the results, or {"error": ...} for a job that failed
-        outcome = job_return.return_value if job_return.status == JobStatus.COMPLETED else {"error": "the job raised an error (printed above)"}
-        job.test, job.error = (outcome or {}).get("test"), (outcome or {}).get("error")
+        # conml.train's main returns a JobOutcome: the results, or the error of a job that failed
+        outcome = job_return.return_value if job_return.status == JobStatus.COMPLETED else JobOutcome(error="the job raised an error (printed above)")
+        job.test, job.error = outcome.test, outcome.error
         self.jobs[job.number] = job
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:

@@ -28,11 +28,13 @@ from conml.config import check_targets, register
 from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError, exit_with, report
 from conml.evaluate import meta_test
+from conml.multirun_jobs import JobOutcome
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
 from conml.preemption import Preempted, PreemptionGuard
 from conml.run_folder import check_free, existed_before, hold, remove_unused
 from conml.run_log import RunLog
+from conml.task_kind import TaskKind
 from conml.tracking import Tracker
 from conml.trainer import Trainer
 
@@ -40,7 +42,7 @@ register()
 
 # Settings a resumed run may change; every other difference means a different experiment.
 # (Task chunks change memory and speed, never the meta-gradient: a run may continue on another GPU.)
-RESUMABLE_CHANGES = ("resume", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "trainer.task_chunk", "trainer.memory_budget_gb", "eval", "logger", "paths", "device")
+RESUMABLE_CHANGES = ("resume", "optimize_metric", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "trainer.task_chunk", "trainer.memory_budget_gb", "eval", "logger", "paths", "device")
 
 
 def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
@@ -61,6 +63,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     seed_everything(cfg.seed)
     source, learner = build_source_and_learner(cfg, device)
     check_evaluation(cfg, source)
+    metric = _optimize_metric(cfg, source.kind)
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
     objective = ConMLObjective(OmegaConf.to_object(cfg.conml), shard)
@@ -95,6 +98,8 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
             "conml_grad_share_median": median(trainer.grad_shares) if trainer.grad_shares else None,
             "conml_grad_share_measurements": len(trainer.grad_shares),
             "test": {key: value.as_dict() for key, value in results.items()},
+            # what main returns to a sweep: the best validation score, that of checkpoints/best.pt
+            "optimized": {"metric": metric, "value": trainer.best},
         }
         tracker.summarize({f"test/{key}": value.mean for key, value in results.items()} | {f"test/{key}_ci95": value.ci95 for key, value in results.items()})
         if trainer.grad_shares:
@@ -102,6 +107,17 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
         (run_dir / "results.json").write_text(json.dumps({**summary, "config": config}, indent=2))
     _print_results(cfg.name, run_dir, results, summary["conml_grad_share_median"], len(trainer.grad_shares))
     return summary
+
+
+def _optimize_metric(cfg: DictConfig, kind: TaskKind) -> str:
+    """The metric `main` returns: optimize_metric, which must be the run's validation metric (val/mse, val/accuracy)."""
+    own = f"val/{kind.metric_name}"
+    if cfg.optimize_metric not in (None, own):
+        raise ConfigError(
+            f"optimize_metric={cfg.optimize_metric}, but this run is validated by {own} (a {kind.name} task), which is "
+            f"what it can return to a sweep: set optimize_metric={own}, or leave it unset."
+        )
+    return own
 
 
 def _start_line(cfg: DictConfig, run_dir: Path, device: torch.device, step: int, precision: str, plan: str) -> str:
@@ -187,12 +203,14 @@ CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
-def main(cfg: DictConfig) -> dict:
+def main(cfg: DictConfig) -> JobOutcome:
     """The command line: one run, and every way it can end as one paragraph and an exit code.
 
-    A refused run leaves no trace: the folders made for it are removed again. In a multirun, a job
-    that fails reports its error and returns it, so that the other jobs still run; an interrupt
-    (Ctrl-C, preemption) stops the whole multirun.
+    Returns the run's optimize_metric (`float()` of the JobOutcome, what a sweeper such as Optuna
+    optimises) and its test results. A refused run leaves no trace: the folders made for it are
+    removed again. In a multirun, a job that fails reports its error and returns it (a failed trial,
+    without a value), so that the other jobs still run; an interrupt (Ctrl-C, preemption) stops the
+    whole multirun.
     """
     hydra_cfg = HydraConfig.get()
     run_dir = Path(hydra_cfg.runtime.output_dir)
@@ -202,7 +220,10 @@ def main(cfg: DictConfig) -> dict:
             cfg.logger.name = run_dir.name  # the W&B run is named like its job folder, by its swept values
     with RunLog() as log:
         try:
-            return run(cfg, run_dir, log)
+            summary = run(cfg, run_dir, log)
+            if not summary:  # a process other than the main one: the results are the main process's
+                return JobOutcome()
+            return JobOutcome(summary["optimized"]["value"], summary["test"])
         except Preempted as error:
             print(f"\n{error} Continue with: {_resume_command(run_dir)}\n", file=sys.stderr)
             sys.exit(error.exit_code)
@@ -218,12 +239,12 @@ def main(cfg: DictConfig) -> dict:
             if not multirun:
                 exit_with(error)
             report(error)
-            return {"error": str(error)}
+            return JobOutcome(error=str(error))
         except Exception as error:  # noqa: BLE001 - a bug in one job must not stop the others
             if not multirun:
                 raise
             traceback.print_exc()
-            return {"error": f"{type(error).__name__}: {error}"}
+            return JobOutcome(error=f"{type(error).__name__}: {error}")
 
 
 def _as_user_error(error: UserError | OSError) -> UserError:
