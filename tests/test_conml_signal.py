@@ -143,3 +143,13 @@ def test_the_bf16_wrapper_exposes_conml_settings_to_the_trainer_warnings():
     settings = ConMLSettings(lam=0.25)
     wrapped = AutocastObjective(ConMLObjective(settings), PerformanceSettings(precision=Precision.bf16), torch.device("cpu"))
     assert wrapped.settings is settings and wrapped.performance.precision == Precision.bf16
+
+
+def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsys):
+    run_tiny(["conml.lam=1e4", "learner.representation=update"])
+    output = capsys.readouterr()
+    text = output.out + output.err
+    assert text.count("outweighs the episodic loss") == 1 and "Lower conml.lam" in text
+    run_tiny(["learner.representation=update"], name="paper_lambda")
+    output = capsys.readouterr()
+    assert "outweighs the episodic loss" not in output.out + output.err
