@@ -13,6 +13,7 @@ from conml.build import resolve_device
 from conml.data.images.augment import Augmentation
 from conml.data.images.cache import DATASETS, SPLITS, ImageSplit, read_split
 from conml.data.images.sampler import EpisodeShape, draw_episode
+from conml.data.images.synthetic import SyntheticImages, synthetic_split
 from conml.data.seeding import episode_rng
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
@@ -31,7 +32,9 @@ class FewShotImages:
     with, Reptile adapts on more shots. Images stay uint8 until they are on `device`, where they
     are augmented (train split only), scaled and normalised. With `preload` each split is copied
     to `device` (on a GPU: into GPU memory) when first used; otherwise every episode is gathered
-    from the memory-mapped cache on the host and only its images are copied.
+    from the memory-mapped cache on the host and only its images are copied. With `synthetic`,
+    no cache is read: seeded synthetic images with the standard split's classes and images stand in
+    for it (`conml.data.images.synthetic`; for machine checks and memory plans, never for results).
     """
 
     kind = CLASSIFICATION
@@ -53,6 +56,7 @@ class FewShotImages:
         preload: bool = False,
         verify: bool = True,
         seed: int = 0,
+        synthetic: bool = False,
     ):
         if name not in DATASETS:
             raise ConfigError(f"dataset.name must be one of {list(DATASETS)}, got '{name}'.")
@@ -62,7 +66,10 @@ class FewShotImages:
         self.device = resolve_device(device)
         self.mean = torch.tensor(tuple(mean), device=self.device).view(3, 1, 1)
         self.std = torch.tensor(tuple(std), device=self.device).view(3, 1, 1)
-        self.splits: dict[str, ImageSplit] = {split: read_split(Path(root), name, split, verify) for split in SPLITS}
+        if synthetic:
+            self.splits: dict[str, ImageSplit] = {split: synthetic_split(name, split, seed) for split in SPLITS}
+        else:
+            self.splits = {split: read_split(Path(root), name, split, verify) for split in SPLITS}
         self.offsets = {split: data.offsets for split, data in self.splits.items()}
         for split in SPLITS:
             self._shape(split).check(self.splits[split].counts, f"dataset {name}, {split} split")
@@ -106,5 +113,7 @@ class FewShotImages:
         if not self.preload:
             return torch.from_numpy(self.splits[split].images[indices]).to(self.device, non_blocking=True)
         if split not in self._stored:
-            self._stored[split] = torch.from_numpy(np.array(self.splits[split].images)).to(self.device)
+            images = self.splits[split].images
+            synthetic = isinstance(images, SyntheticImages)  # drawn on the device: nothing to copy
+            self._stored[split] = images.to(self.device) if synthetic else torch.from_numpy(np.array(images)).to(self.device)
         return self._stored[split][torch.from_numpy(indices).to(self.device)]

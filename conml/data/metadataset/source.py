@@ -19,6 +19,7 @@ import torch
 
 from conml.data.metadataset.cache import PREPARE_COMMAND, SourceCache, cache_files
 from conml.data.metadataset.sampler import EpisodeSettings, sample_composition
+from conml.data.metadataset.synthetic import synthetic_source
 from conml.data.seeding import SPLITS, episode_rng
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError, DataError
@@ -36,6 +37,8 @@ class MetaDataset:
     them for fixed N-way K-shot ones. `use_ontology` draws ILSVRC-2012 classes from WordNet nodes and
     Omniglot classes from one alphabet, as the official pipeline does. `train_max_ways` and
     `train_max_support_set_size` bound training episodes only (CNAPs trains with 40 and 400).
+    `synthetic` reads no cache: synthetic sources with the real class splits stand in for them
+    (`conml.data.metadataset.synthetic`; for machine checks and memory plans, never for results).
     """
 
     kind = CLASSIFICATION
@@ -61,6 +64,7 @@ class MetaDataset:
         use_ontology: bool = True,
         device: str = "cpu",
         seed: int = 0,
+        synthetic: bool = False,
     ):
         names = (*sources, *(test_sources or ()))
         unknown = sorted(set(names) - set(ALL_SOURCES))
@@ -79,7 +83,10 @@ class MetaDataset:
         self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
         self.sources = tuple(sources)
         self.test_sources = tuple(test_sources) if test_sources is not None else self.sources
-        self.caches = self._open_caches(tuple(test_sources or ()))
+        if synthetic:
+            self.caches = {name: synthetic_source(name, image_size, seed) for name in dict.fromkeys((*self.sources, *self.test_sources))}
+        else:
+            self.caches = self._open_caches(tuple(test_sources or ()))
         if not any(self.caches[name].split_classes["train"] for name in self.sources):
             raise ConfigError(f"None of dataset.sources {list(self.sources)} has training classes; traffic_sign and mscoco are test-only sources.")
 
