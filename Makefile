@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test test-slow bench environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
+.PHONY: help setup train test test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -30,6 +30,23 @@ test-slow: setup  ## the slow tests as well
 
 bench: setup  ## benchmarks B1-B6 vs `higher` and a per-task loop, with correctness gates (CPU: small sizes, ~5 min); GPU: ARGS="--device cuda --out outputs/bench/bench_cuda.json"
 	$(RUN) python scripts/bench.py --out outputs/bench/bench.json $(ARGS)
+
+# gpu-check runs in the locked environment where uv is installed. Elsewhere (PYTHON=python3, or no uv:
+# a GPU node without a package registry) it runs with that Python and its own torch, plus the wheels
+# of our other dependencies put in .whl/ (installed once into .whl/site).
+SYSTEM_PYTHON := $(or $(PYTHON),$(if $(wildcard $(UV)),,python3))
+WHEELS := $(wildcard .whl/*.whl)
+GPU_CHECK_PYTHON = $(if $(SYSTEM_PYTHON),PYTHONPATH="$(CURDIR)$(if $(WHEELS),:$(CURDIR)/.whl/site)$${PYTHONPATH:+:$$PYTHONPATH}" $(SYSTEM_PYTHON),$(RUN) python)
+
+gpu-check: $(if $(SYSTEM_PYTHON),$(if $(WHEELS),.whl/site/.installed),setup)  ## the project on one GPU in <8 min, no dataset needed: docs/gpu/<device>.md; CPU: ARGS="--device cpu --tiny"
+	$(GPU_CHECK_PYTHON) scripts/gpu_check.py $(ARGS)
+
+.whl/site/.installed: $(WHEELS)
+	$(SYSTEM_PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target .whl/site $(WHEELS)
+	@touch $@
+
+memory-plan: setup  ## docs/memory.md: peak memory of every preset at its paper meta-batch, measured on the CPU (~1 h); ARGS="--presets 'table3_*'"
+	$(RUN) python scripts/memory_plan.py $(ARGS)
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock
 	$(RUN) python scripts/export_environment.py > environment.yml

@@ -1,0 +1,226 @@
+"""The experiment presets as the check runs them: composed, optionally shrunk, built, and stepped.
+
+A preset is composed exactly as `python -m conml.train experiment=<preset>` composes it. Datasets
+that are not prepared are replaced by seeded synthetic episodes of the real shapes
+(`dataset.synthetic=true`), and a pretrained network that is missing by randomly initialised
+weights of the same architecture (memory and time do not depend on the values). One step here is
+one step of `Trainer.fit`: the meta-batch the trainer would draw, the objective, backward, gradient
+clipping, the optimizer and scheduler steps (logging, validation and checkpoints are left out).
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any, Callable, Iterator
+
+import torch
+from hydra import compose, initialize_config_dir
+from hydra.core.global_hydra import GlobalHydra
+from hydra.core.hydra_config import HydraConfig
+from omegaconf import DictConfig, OmegaConf, open_dict
+
+from conml.build import build, build_source_and_learner
+from conml.checkpoint import seed_everything
+from conml.config import register
+from conml.data.prefetch import MetaBatches
+from conml.errors import DataError
+from conml.gpu_check.settings import Verdicts
+from conml.objective import ConMLObjective
+from conml.performance import apply_performance
+
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EXPERIMENTS = CONFIGS / "experiment"
+
+# Settings that do not change what one meta-training step computes: presets that differ only in
+# these (Table 3 and Table 4 cells: miniImageNet and tieredImageNet share every shape) take the same step.
+NOT_THE_STEP = (
+    "name", "seed", "logger", "paths", "resume", "eval", "dataset.root", "dataset.name", "dataset.verify",
+    "model.pretrained", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.val_episodes",
+    "trainer.ckpt_every", "trainer.patience", "trainer.grad_share_every", "trainer.workers",
+)
+
+
+def _width(cfg: DictConfig) -> int:
+    return 16 if cfg.model._target_.endswith("GPT2") else 4  # GPT-2's width must divide into its heads
+
+
+# --tiny: the same code on a few tasks of narrow networks, for a CPU in seconds (not paper sizes).
+TINY = {
+    "trainer.meta_batch_size": lambda cfg: 2,
+    "eval.batch_size": lambda cfg: 2,
+    "model.hidden": lambda cfg: [4] * len(cfg.model.hidden) if OmegaConf.is_list(cfg.model.hidden) else 4,
+    "model.channels": lambda cfg: [4] * len(cfg.model.channels),
+    "model.width": _width,
+    "model.depth": lambda cfg: 1,
+    "model.heads": lambda cfg: 2,
+    "model.fc_units": lambda cfg: 16,
+    "learner.set_encoder_width": lambda cfg: 4,
+    "learner.eval_inner_steps": lambda cfg: 2,
+    "dataset.train_ways": lambda cfg: 5,
+    "dataset.queries": lambda cfg: 2,
+    "dataset.train_queries": lambda cfg: 2,
+    "eval.queries": lambda cfg: 2,
+    "dataset.max_ways": lambda cfg: 5,
+    "dataset.train_max_ways": lambda cfg: 5,
+    "dataset.max_support_set_size": lambda cfg: 10,
+    "dataset.train_max_support_set_size": lambda cfg: 10,
+    "dataset.max_num_query": lambda cfg: 2,
+}
+# A few presets that between them build every dataset, network and learner (the CPU mode's default).
+TINY_PRESETS = (
+    "table2_sinusoid_maml_5shot_conml",
+    "table3_miniimagenet_maml_1shot_conml",
+    "table4_tieredimagenet_maml_1shot_conml",
+    "table3_miniimagenet_reptile_5shot_conml",
+    "table3_miniimagenet_protonet_1shot_conml",
+    "table3_miniimagenet_matchingnet_5shot_conml",
+    "table4_tieredimagenet_scnaps_1shot_conml",
+    "metadataset_all_scnaps_conml",
+    "table5_linear_regression_icl_paper_conml",
+    "samediff_tableA1_conv2_fomaml",
+    "samediff_tableA1_conv2_conventional",
+)
+
+
+# The order presets run in, so that a check cut short by its budget has measured the ConML tables first.
+PRIORITY = ("table", "metadataset", "samediff")
+
+
+def _priority(name: str) -> int:
+    return next((i for i, prefix in enumerate(PRIORITY) if name.startswith(prefix)), len(PRIORITY))
+
+
+def preset_names(patterns: list[str] | None = None) -> list[str]:
+    """Every experiment preset (`configs/experiment/*.yaml`; subfolders hold shared parts) in PRIORITY order, or those matching `patterns`."""
+    from fnmatch import fnmatchcase
+
+    names = sorted((path.stem for path in EXPERIMENTS.glob("*.yaml")), key=lambda n: (_priority(n), n))
+    if not patterns:
+        return names
+    chosen = [n for n in names if any(fnmatchcase(n, p) for p in patterns)]
+    unmatched = [p for p in patterns if not any(fnmatchcase(n, p) for n in names)]
+    if unmatched:
+        raise ValueError(f"no experiment preset matches {unmatched}; presets are the files in configs/experiment/")
+    return chosen
+
+
+class Composer:
+    """Composes train configs as the entrypoint does; one Hydra initialisation for many presets."""
+
+    def __enter__(self) -> Composer:
+        register()
+        GlobalHydra.instance().clear()
+        self._context = initialize_config_dir(str(CONFIGS), version_base="1.3")
+        self._context.__enter__()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self._context.__exit__(*exc)
+
+    def __call__(self, overrides: list[str]) -> DictConfig:
+        cfg = compose("train", overrides=overrides, return_hydra_config=True)
+        HydraConfig.instance().set_config(cfg)  # the name interpolates ${hydra:runtime.choices...}
+        with open_dict(cfg):
+            del cfg["hydra"]
+        return cfg
+
+
+def step_signature(cfg: DictConfig, ignore: tuple[str, ...] = NOT_THE_STEP) -> str:
+    """The config without the keys `ignore`s: equal for presets whose meta-training steps are the same."""
+    config = OmegaConf.to_container(cfg, resolve=True)
+    for key in ignore:
+        *parents, leaf = key.split(".")
+        node = config
+        for parent in parents:
+            node = node.get(parent) or {}
+        node.pop(leaf, None)
+    return json.dumps(config, sort_keys=True, default=str)
+
+
+def shrink(cfg: DictConfig, changes: dict[str, Callable[[DictConfig], Any]]) -> None:
+    """Apply `changes` to the keys `cfg` has (others are not this preset's business)."""
+    with open_dict(cfg):
+        for key, value in changes.items():
+            if OmegaConf.select(cfg, key, default=None) is not None:
+                OmegaConf.update(cfg, key, value(cfg), merge=False)
+
+
+def choose_data(cfg: DictConfig, data: str) -> str:
+    """'real' (prepared), 'synthetic' (dataset.synthetic=true) or 'generated' (drawn on the fly anyway).
+
+    `data`: 'auto' uses a prepared dataset where there is one, 'synthetic' never reads one.
+    """
+    if "synthetic" not in cfg.dataset:
+        return "generated"
+    with open_dict(cfg):
+        if "verify" in cfg.dataset:
+            cfg.dataset.verify = False  # a checksum of every file is the data check's business, not this one's
+        if data == "auto":
+            try:
+                build(cfg.dataset)
+                return "real"
+            except DataError:
+                pass
+        cfg.dataset.synthetic = True
+    return "synthetic"
+
+
+def stand_in_pretrained(cfg: DictConfig, scratch: Path) -> bool:
+    """Point a missing pretrained checkpoint at random weights of the same network; True if it did."""
+    path = cfg.model.get("pretrained")
+    if path is None or Path(path).is_file():
+        return False
+    from conml.nets.resnet18 import FilmResNet18  # the one network with a pretrained checkpoint
+
+    stand_in = scratch / f"random_resnet18_width{cfg.model.width}.pt"
+    if not stand_in.exists():
+        torch.save({"state_dict": FilmResNet18(width=cfg.model.width, frozen=False).state_dict()}, stand_in)
+    with open_dict(cfg):
+        cfg.model.pretrained = str(stand_in)
+    return True
+
+
+@dataclass
+class Built:
+    """A preset's objects, as `conml.train.run` builds them."""
+
+    cfg: DictConfig
+    source: Any
+    learner: torch.nn.Module
+    optimizer: torch.optim.Optimizer
+    scheduler: Any
+    objective: Callable
+    device: torch.device
+    notices: list[str]
+
+
+def build_preset(cfg: DictConfig, device: torch.device, verdicts: Verdicts) -> Built:
+    """Source, learner, optimizer, scheduler and objective; performance settings that failed their gates are off."""
+    seed_everything(cfg.seed)
+    source, learner = build_source_and_learner(cfg, device)
+    optimizer = build(cfg.optimizer, params=learner.parameters())
+    scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
+    settings, notices = verdicts.gate(OmegaConf.to_object(cfg.performance))
+    objective = apply_performance(settings, device, learner, ConMLObjective(OmegaConf.to_object(cfg.conml)))
+    return Built(cfg, source, learner, optimizer, scheduler, objective, device, notices)
+
+
+def last_meta_batches(built: Built, count: int) -> Iterator:
+    """The run's last `count` training meta-batches, on the device (curricula are at their full size there)."""
+    steps, size = built.cfg.trainer.steps, built.cfg.trainer.meta_batch_size
+    batches = MetaBatches(built.source, size, 0, size, max(steps - count, 0), steps)
+    return (batches[i].to(built.device) for i in range(len(batches)))
+
+
+def train_step(built: Built, batch) -> None:
+    """One meta-training step, as Trainer.fit takes it."""
+    parts = built.objective(built.learner, batch)
+    built.optimizer.zero_grad(set_to_none=True)
+    parts.total.backward()
+    if built.cfg.trainer.grad_clip is not None:
+        torch.nn.utils.clip_grad_norm_(built.learner.parameters(), built.cfg.trainer.grad_clip)
+    built.optimizer.step()
+    if built.scheduler is not None:
+        built.scheduler.step()
