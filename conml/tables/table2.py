@@ -25,6 +25,7 @@ CURVE_SHOTS = (2, 5, 10, 20, 50)
 AMPLITUDE_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 # Test-time inner steps tried in search of the paper's 10-shot MAML number (meta-training uses one).
 TEST_STEPS = (1, 5, 10)
+MORE_TEST_SHOTS = (20, 50)
 
 
 def _representation(run: Run) -> dict:
@@ -50,11 +51,14 @@ def _shifted_amplitude(run: Run) -> dict:
 
 
 def _test_steps(run: Run) -> dict:
+    """MSE with more inner steps at meta-test (meta-training used one), at the run's shots and, with the most steps, more shots."""
     source, learner = run.load(resolve_device("auto"))
     results = {}
     for steps in TEST_STEPS:
         learner.eval_inner_steps = steps
-        results[f"steps={steps}"] = _meta_test(run, source, learner, [source.shots])[f"mse@{source.shots}shot"].as_dict()
+        shots = [source.shots, *MORE_TEST_SHOTS] if steps == TEST_STEPS[-1] else [source.shots]
+        for key, value in _meta_test(run, source, learner, shots).items():
+            results[f"steps={steps} {key}"] = value.as_dict()
     return results
 
 
@@ -100,7 +104,11 @@ def _cells() -> tuple[Cell, ...]:
     for steps in TEST_STEPS[1:]:
         for shots, column in ((5, MSE5), (10, MSE10)):
             plain = RunKey(PRESET.format(shots=shots, variant="plain"))
-            cells.append(Cell(f"MAML, {steps} inner steps at test", column, AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps}")))
+            cells.append(Cell(f"MAML, {steps} inner steps at test", column, AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps} mse@{shots}shot")))
+    ten = RunKey(PRESET.format(shots=10, variant="plain"))
+    for shots in MORE_TEST_SHOTS:
+        column = Column(f"MSE {shots}-shot (10-shot training) ↓")
+        cells.append(Cell(f"MAML, {TEST_STEPS[-1]} inner steps at test", column, AnalysisValue(ten, TEST_STEPS_ANALYSIS, f"steps={TEST_STEPS[-1]} mse@{shots}shot")))
     return tuple(cells)
 
 
