@@ -72,8 +72,9 @@ TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(
 
 .PHONY: table-2 table-3 table-4 table-5 table-samediff table-samediff-order table-samediff-loo
 
-table-2: setup  ## ConML Table 2 (sine: MAML vs ConML, clustering scores, ablations); ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
+table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) and its lambda sweep; ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
 	$(call TABLE,table2)
+	$(call TABLE,table2_lambda)
 table-3: setup  ## ConML Table 3 (miniImageNet, six learners without / with ConML); needs the prepared dataset
 	$(call TABLE,table3)
 table-4: setup  ## ConML Table 4 (tieredImageNet, six learners without / with ConML); needs the prepared dataset
