@@ -153,3 +153,13 @@ def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsy
     run_tiny(["learner.representation=update"], name="paper_lambda")
     output = capsys.readouterr()
     assert "outweighs the episodic loss" not in output.out + output.err
+
+
+def test_the_survey_finds_the_papers_psi_inert_on_sine_waves_and_update_acting():
+    """docs/results/conml_signal.md's first rows, recomputed: the share of the Table 2 preset at initialisation."""
+    from conml.signal_survey import paper_cases, measure
+
+    sine = {case.psi: case for case in paper_cases(image_tasks=2) if case.learner.startswith("sine")}
+    paper, update = measure(sine["weights (paper)"]), measure(sine["update"])
+    assert paper["share"] < 1e-4 < 1e-2 < update["share"]
+    assert paper["d_in"] < 1e-3 and update["d_in"] > 1e-2

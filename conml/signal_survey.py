@@ -1,0 +1,119 @@
+"""ConML's gradient share at initialisation, for every learner at its paper settings and each psi option.
+
+One meta-batch per case, built from the paper preset: the real episode source where it needs no
+download (sine waves, in-context function classes), and otherwise synthetic images of the real
+miniImageNet shape (84 px, normalised, noise around a class colour close to the others') in 5-way 1-shot episodes
+with 5 queries per class. Simple CNAPs gets a randomly initialised frozen ResNet-18 (the
+pretrained one cannot be downloaded here).
+"""
+
+from __future__ import annotations
+
+import tempfile
+from dataclasses import dataclass
+from pathlib import Path
+
+import torch
+from hydra import compose, initialize_config_dir
+from omegaconf import OmegaConf, open_dict
+
+from conml.build import build
+from conml.checkpoint import seed_everything
+from conml.config import register
+from conml.distributed import TaskShard
+from conml.episodes import EpisodeBatch, Tasks
+from conml.gradient_share import gradient_share
+from conml.nets.resnet18 import FilmResNet18
+from conml.objective import ConMLObjective
+from conml.task_kind import CLASSIFICATION
+
+CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+IMAGE_SIZE, WAYS, SHOTS, QUERIES = 84, 5, 1, 5
+
+
+@dataclass(frozen=True)
+class Case:
+    """One measurement: a learner's paper preset with psi overrides."""
+
+    learner: str
+    psi: str
+    preset: str
+    overrides: tuple[str, ...] = ()
+
+
+def paper_cases(image_tasks: int) -> list[Case]:
+    """Each learner at its paper psi, then each alternative psi and meta-batch centring."""
+    mini = "table3_miniimagenet_{}_1shot_conml"
+    images = [f"trainer.meta_batch_size={image_tasks}"]
+    weight_options = [("weights (paper)", ()), ("update", ("learner.representation=update",)), ("weights, centred on the meta-batch", ("conml.centring=meta_batch",))]
+    prototype_options = [("prototypes (paper)", ()), ("centred prototypes", ("learner.representation=centred",)), ("prototypes, centred on the meta-batch", ("conml.centring=meta_batch",))]
+    film_options = [("FiLM (paper)", ()), ("FiLM offset (gamma - 1, beta)", ("learner.representation=offset",)), ("FiLM, centred on the meta-batch", ("conml.centring=meta_batch",))]
+    cases = [Case("sine MAML 5-shot", psi, "table2_sinusoid_maml_5shot_conml", o) for psi, o in weight_options]
+    for learner in ("maml", "fomaml", "reptile"):
+        cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in weight_options]
+    for learner in ("protonet", "matchingnet"):
+        cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in prototype_options]
+    cases += [Case("scnaps 1-shot", psi, mini.format("scnaps"), (*images, *o)) for psi, o in film_options]
+    cases.append(Case("ICL linear regression (toy)", "prediction at the probe (paper)", "table5_linear_regression_icl_toy_conml"))
+    return cases
+
+
+def compose_case(case: Case, seed: int):
+    register()
+    with initialize_config_dir(str(CONFIGS), version_base="1.3"):
+        cfg = compose("train", overrides=[f"experiment={case.preset}", f"seed={seed}", "device=cpu", *case.overrides], return_hydra_config=True)
+    with open_dict(cfg):
+        del cfg["hydra"]
+    return cfg
+
+
+def synthetic_images(tasks: int, seed: int) -> EpisodeBatch:
+    """5-way 1-shot episodes of 84 px images, normalised: pixel noise around a class colour that
+    differs little from the other classes', so that no learner separates them at once (separable
+    classes would drive the episodic gradient, the share's denominator, to zero)."""
+    g = torch.Generator().manual_seed(seed)
+    colours = 0.5 + 0.05 * torch.randn(tasks, WAYS, 3, 1, 1, generator=g)
+
+    def draw(per_class: int) -> Tasks:
+        labels = torch.arange(WAYS).repeat_interleave(per_class).expand(tasks, -1)
+        base = colours[torch.arange(tasks)[:, None], labels]
+        noise = 0.25 * torch.randn(tasks, WAYS * per_class, 3, IMAGE_SIZE, IMAGE_SIZE, generator=g)
+        return Tasks(((base + noise).clamp(0, 1) - 0.45) / 0.225, labels.clone())
+
+    return EpisodeBatch(draw(SHOTS), draw(QUERIES))
+
+
+def measure(case: Case, seed: int = 0) -> dict:
+    """The share, both gradient norms, d_in and d_out of one meta-batch at initialisation."""
+    cfg = compose_case(case, seed)
+    seed_everything(seed)
+    tasks = cfg.trainer.meta_batch_size
+    with tempfile.TemporaryDirectory() as scratch:
+        if cfg.model._target_.endswith("FilmResNet18"):
+            random_backbone = Path(scratch) / "resnet18.pt"
+            torch.save(FilmResNet18(cfg.model.width, pretrained=None, frozen=False).state_dict(), random_backbone)
+            cfg.model.pretrained = str(random_backbone)
+        net = build(cfg.model)
+    if cfg.dataset._target_.startswith("conml.data.images"):
+        batch, kind = synthetic_images(tasks, seed), CLASSIFICATION
+    else:
+        source = build(cfg.dataset)
+        batch, kind = source.sample("train", 0, tasks), source.kind
+    learner = build(cfg.learner, net=net, kind=kind).train()
+    objective = ConMLObjective(OmegaConf.to_object(cfg.conml))
+    parts = objective(learner, batch)
+    learner.zero_grad(set_to_none=True)
+    parts.total.backward(retain_graph=True)
+    share, conml_norm, episodic_norm = gradient_share(parts.contrastive, list(learner.parameters()), TaskShard())
+    return {
+        "learner": case.learner,
+        "psi": case.psi,
+        "command": f"experiment={case.preset} {' '.join(case.overrides)}".strip(),
+        "tasks": tasks,
+        "share": share,
+        "conml_grad_norm": conml_norm,
+        "episodic_grad_norm": episodic_norm,
+        "d_in": float(parts.d_in.detach()),
+        "d_out": float(parts.d_out.detach()),
+        "episodic_loss": float(parts.episodic.detach()),
+    }
