@@ -19,9 +19,12 @@ import os
 import pytest
 import torch
 
+from conml.data.functions import FunctionTasks
+from conml.data.functions.families import LinearFunctions
 from conml.data.images.source import FewShotImages
 from conml.data.metadataset.source import MetaDataset
 from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.icl import InContextLearner
 from conml.learners.maml import MAML
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.performance import PerformanceSettings, Precision, apply_backend_flags
@@ -91,6 +94,8 @@ def test_conml_terms_and_meta_gradient_on_the_device(name, tmp_path):
     expected_gradient = gradients(expected_total, meta_parameters(reference_learner))
 
     learner = copy.deepcopy(reference_learner).float().to(DEVICE)
+    if isinstance(learner, InContextLearner):
+        learner.mixed_precision = False  # float32 here; bf16 autocast has its own check below
     parts = ConMLObjective(case.settings)(learner, on_device(batch))
     tolerance = LOOSER.get(name, TOLERANCE)
     for term, value in expected.items():
@@ -104,8 +109,30 @@ def test_conml_terms_and_meta_gradient_on_the_device(name, tmp_path):
     assert error < tolerance, f"meta-gradient on {DEVICE.type} differs from the float64 CPU reference by {error:.2e}"
 
 
+def test_in_context_learning_under_bf16_autocast(tmp_path):
+    """The ICL learner's default on a GPU (`learner.mixed_precision=true`: bf16 autocast) against float64,
+    at bf16's tolerances (those of B5's loss gate and of the bf16 meta-gradient gate); float32 on a CPU."""
+    case = CASES["icl"]
+    torch.manual_seed(0)
+    reference_learner = case.learner(tmp_path).double()
+    batch = batch_of(case)
+    reference = case.reference(reference_learner, batch)
+    d_in, d_out = reference.distances(case.settings)
+    expected_gradient = gradients(reference.episodic + case.settings.lam * (d_in - d_out), meta_parameters(reference_learner))
+    learner = copy.deepcopy(reference_learner).float().to(DEVICE)
+    assert learner.mixed_precision
+    parts = ConMLObjective(case.settings)(learner, on_device(batch))
+    for term, value in {"episodic": reference.episodic, "d_in": d_in, "d_out": d_out}.items():
+        error = abs(getattr(parts, term).item() - value.item()) / max(abs(value.item()), 1e-12)
+        assert error < 3e-2, f"{term} under bf16 autocast on {DEVICE.type}: relative error {error:.2e}"
+    flat = lambda grads: torch.cat([g.flatten().double().cpu() for g in grads.values()])  # noqa: E731
+    error = relative_error(flat(gradients(parts.total, meta_parameters(learner))), flat(expected_gradient))
+    assert error < 1e-1, f"meta-gradient under bf16 autocast on {DEVICE.type} differs from float64 by {error:.2e}"
+
+
 def test_episodes_and_caches_are_placed_on_the_device():
-    """Image episodes are assembled on the device; preloaded splits live there; Meta-Dataset pads there."""
+    """Image episodes are assembled on the device, preloaded splits live there, Meta-Dataset pads there,
+    in-context prompts are drawn there."""
     images = FewShotImages("unused", "miniimagenet", ways=5, shots=1, queries=2, train_ways=10, device=str(DEVICE), preload=True, synthetic=True)
     batch = images.sample("train", 0, 2)
     assert batch.support.x.shape == (2, 10, 3, 84, 84) and batch.query.y.shape == (2, 20)
@@ -116,6 +143,8 @@ def test_episodes_and_caches_are_placed_on_the_device():
     assert episodes.support.x.device.type == DEVICE.type and episodes.support.x.dtype == torch.float32
     assert episodes.support.mask is None or episodes.support.mask.device.type == DEVICE.type
     assert metadataset.test_sets()["traffic_sign"].sample("test", 0, 1).query.x.device.type == DEVICE.type
+    prompts = FunctionTasks(LinearFunctions(), dims=5, points=11, meta_batch_size=4, device=str(DEVICE)).sample("train", 0, 4)
+    assert prompts.support.x.device.type == prompts.probe.device.type == DEVICE.type, "training prompts are drawn on the device"
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):

@@ -67,6 +67,9 @@ def test_a_failed_gate_switches_its_setting_off_with_a_notice():
     settings, notices = Verdicts({"tf32": False}).gate(PerformanceSettings())
     assert settings.precision == Precision.float32 and len(notices) == 1
     assert Verdicts({}).gate(PerformanceSettings(precision=Precision.bf16)) == (PerformanceSettings(precision=Precision.bf16), [])
+    icl = compose_config(["experiment=table5_linear_regression_icl_toy_conml"])
+    assert Verdicts({"bf16": True}).gate_learner(icl) == [] and icl.learner.mixed_precision
+    assert len(Verdicts({"bf16": False}).gate_learner(icl)) == 1 and not icl.learner.mixed_precision
 
 
 def test_on_a_cpu_only_float32_is_gated():

@@ -198,10 +198,11 @@ def _run_preset(name: str, cfg, options: Options, verdicts: Verdicts, scratch: P
     try:
         result["data"] = choose_data(cfg, options.data)
         if stand_in_pretrained(cfg, scratch):
-            report.notice(f"{name}: pretrained weights not found; random weights of the same network stand in (time and memory do not depend on them)")
+            result["data"] += ", random pretrained"
+            report.notice("'random pretrained': the pretrained weights were not found; random weights of the same network stand in (time and memory do not depend on them)")
         built = build_preset(cfg, device, verdicts)
         for line in built.notices:
-            report.notice(f"{name}: {line}")
+            report.notice(line)
         step = measure_steps(built, options.steps)
         eval_task = eval_seconds_per_task(built)
         test_sets = test_set_count(built.source)

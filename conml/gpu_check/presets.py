@@ -198,11 +198,13 @@ class Built:
 
 def build_preset(cfg: DictConfig, device: torch.device, verdicts: Verdicts) -> Built:
     """Source, learner, optimizer, scheduler and objective; performance settings that failed their gates are off."""
+    notices = verdicts.gate_learner(cfg)
     seed_everything(cfg.seed)
     source, learner = build_source_and_learner(cfg, device)
     optimizer = build(cfg.optimizer, params=learner.parameters())
     scheduler = None if cfg.scheduler is None else build(cfg.scheduler, optimizer=optimizer)
-    settings, notices = verdicts.gate(OmegaConf.to_object(cfg.performance))
+    settings, more = verdicts.gate(OmegaConf.to_object(cfg.performance))
+    notices += more
     objective = apply_performance(settings, device, learner, ConMLObjective(OmegaConf.to_object(cfg.conml)))
     return Built(cfg, source, learner, optimizer, scheduler, objective, device, notices)
 

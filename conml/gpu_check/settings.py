@@ -1,6 +1,6 @@
 """Every GPU speed setting against its correctness gate, and runs that use only the settings that pass.
 
-TF32, bf16 and channels_last are gated by `conml.benchmarks.gates.device_gate` (the setting's
+TF32, bf16 (also the in-context learner's `learner.mixed_precision`) and channels_last are gated by `conml.benchmarks.gates.device_gate` (the setting's
 second-order MAML meta-gradient against float64 on the CPU); a replayed CUDA graph must give the
 meta-gradient of the same step run eagerly. A setting whose gate fails on this device is switched
 off, with a one-line notice, in everything the check runs after it: never silently wrong.
@@ -9,9 +9,13 @@ off, with a one-line notice, in everything the check runs after it: never silent
 from __future__ import annotations
 
 import copy
+import os
+import subprocess
+import sys
 from dataclasses import dataclass, replace
 
 import torch
+from omegaconf import DictConfig, open_dict
 
 from conml.benchmarks.gates import device_gate, relative_error
 from conml.benchmarks.maml_peers import STRICT_FLOAT32, ProjectMAML, meta_gradient
@@ -48,6 +52,14 @@ class Verdicts:
             settings = replace(settings, channels_last=False)
         return settings, notices
 
+    def gate_learner(self, cfg: DictConfig) -> list[str]:
+        """The in-context learner's own bf16 autocast (`learner.mixed_precision`) follows the bf16 gate."""
+        if not cfg.learner.get("mixed_precision") or self.passed.get("bf16") is not False:
+            return []
+        with open_dict(cfg):
+            cfg.learner.mixed_precision = False
+        return ["learner.mixed_precision=true (bf16 autocast) failed the bf16 gate on this device: switched off"]
+
 
 def check_settings(device: torch.device) -> tuple[list[dict], Verdicts]:
     """One row per setting (error, tolerance, verdict) and the verdicts the rest of the check obeys."""
@@ -61,14 +73,32 @@ def check_settings(device: torch.device) -> tuple[list[dict], Verdicts]:
         gate = device_gate(GATED, device, settings, blocking=True)
         passed[name] = gate.passed
         rows.append(_row(name, gate.error, gate.tolerance, gate.passed))
-    try:
-        error = graph_error(device)
-        passed["cuda_graph"] = error <= GRAPH_TOLERANCE
-        rows.append(_row("cuda_graph", error, GRAPH_TOLERANCE, passed["cuda_graph"]))
-    except RuntimeError as failure:  # capture of second-order MAML is new ground: report, don't abort
-        passed["cuda_graph"] = False
-        rows.append({"setting": "cuda_graph", "error": None, "tolerance": GRAPH_TOLERANCE, "verdict": f"FAIL: capture failed ({str(failure).splitlines()[0][:120]})"})
+    error, failure = isolated_graph_error(device)
+    passed["cuda_graph"] = error is not None and error <= GRAPH_TOLERANCE
+    row = _row("cuda_graph", error, GRAPH_TOLERANCE, passed["cuda_graph"])
+    rows.append(row if failure is None else row | {"verdict": f"FAIL: {failure}"})
     return rows, Verdicts(passed)
+
+
+def isolated_graph_error(device: torch.device, timeout: float = 180.0) -> tuple[float | None, str | None]:
+    """`graph_error` in a child process: a capture that fails can leave this process's CUDA state unusable.
+
+    Capturing second-order MAML is new ground; (error, None), or (None, why it failed).
+    """
+    script = f"import torch; from conml.gpu_check.settings import graph_error; print(graph_error(torch.device({str(device)!r})))"
+    try:
+        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=os.environ | {"PYTHONPATH": _paths()})
+    except subprocess.TimeoutExpired:
+        return None, f"no result within {timeout:.0f} s"
+    if done.returncode != 0:
+        lines = done.stderr.strip().splitlines() or ["(no message)"]
+        return None, f"capture failed: {lines[-1][:160]}"
+    return float(done.stdout.strip().splitlines()[-1]), None
+
+
+def _paths() -> str:
+    """This process's import path, so the child finds the same packages (the project, a wheel folder)."""
+    return os.pathsep.join(p for p in sys.path if p)
 
 
 def graph_error(device: torch.device) -> float:
