@@ -59,8 +59,10 @@ def test_table2_smoke_fills_every_cell_and_draws_the_figures(tmp_path):
 
 
 def test_table2_lambda_smoke_sweeps_lambda(tmp_path):
-    _, entries = smoke("table2_lambda", tmp_path, 0)
+    table, entries = smoke("table2_lambda", tmp_path, 0)
     assert len(entries) == 2 * 4 and all(measured(e) for e in entries)
+    assert "Trained with `python scripts/table.py run table2_lambda --seeds 0 trainer.steps=2`" in table["caption"]
+    assert "conml.lam in {0.01,0.1,1,10}" in table["caption"]
 
 
 @pytest.mark.slow

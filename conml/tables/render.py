@@ -35,12 +35,23 @@ def caption(result: Aggregate, command: str | None = None) -> str:
             + (f"; device: {', '.join(devices)}" if devices else "")
             + f"; {len(runs)} runs, {seconds / 60:.1f} min of meta-training in total."
         )
+        parts.append(f"Trained with `{training_command(result, steps)}`: one `python -m conml.train experiment=<preset> seed=<seed>` job per preset and seed{_swept(table)}.")
     else:
         parts.append("No runs were found.")
     parts += list(table.notes) + result.notes
     if command:
         parts.append(f"Command: `{command}`.")
     return " ".join(parts)
+
+
+def training_command(result: Aggregate, steps: list[int]) -> str:
+    """The command that trains a table's runs (with the step count the runs were trained for, when they share one)."""
+    seeds = ",".join(str(seed) for seed in result.seeds)
+    return f"python scripts/table.py run {result.table.name} --seeds {seeds}" + (f" trainer.steps={steps[0]}" if len(steps) == 1 else "")
+
+
+def _swept(table) -> str:
+    return "".join(f", {key} in {{{values}}}" for key, values in table.sweep.items())
 
 
 def markdown(result: Aggregate, command: str | None = None) -> str:
