@@ -5,6 +5,9 @@ subsets of each task and from the whole task (support ∪ query), maps them to v
 learner's `represent` (psi), and adds the contrastive term to the learner's own episodic loss.
 With K = 1 and the support set as the subset it reuses the support-set models that the episodic
 loss already built ("Efficient ConML"), so the only extra work is one adaptation per task.
+e* and prefix subsets (conml.subset=prefix) are asked for together with the episodic loss, as
+representations of prefixes of each whole task, so that a learner that reads them off the same
+pass (in-context learning) can.
 """
 
 from __future__ import annotations
@@ -124,14 +127,22 @@ class ConMLObjective:
         return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
 
     def task_terms(self, learner: Learner, batch: EpisodeBatch, kappas: list[Tasks] | None = None) -> TaskTerms:
-        """What each task of `batch` contributes on its own; `kappas`: its subsets, drawn beforehand."""
+        """What each task of `batch` contributes on its own; `kappas`: its random subsets, drawn beforehand
+        (prefix subsets are lengths, and the support set is the batch's).
+
+        L_e comes with the representations of prefixes of each whole task (`Learner.episodic_loss_with_prefixes`):
+        e* (the whole task) and, when kappa is a prefix, the K e^kappa, so that a learner can read them
+        off the pass that gives L_e.
+        """
         models = AdaptedModels(learner, batch)
-        episodic = learner.episodic_loss(batch, models)
+        lengths = self._prefix_lengths(batch)
+        episodic, prefixes = learner.episodic_loss_with_prefixes(batch, models, lengths)
         if not self.settings.enabled:
             return TaskTerms(episodic)
-        whole = learner.represent(models.whole, batch)
-        subsets = self._subset_representations(learner, batch, models, kappas) if self.aligns else []
-        return TaskTerms(episodic, whole, subsets)
+        whole, prefix_subsets = prefixes[0], prefixes[1:]
+        if self.aligns and self.settings.subset != SubsetStrategy.prefix:
+            return TaskTerms(episodic, whole, self._subset_representations(learner, batch, models, kappas))
+        return TaskTerms(episodic, whole, prefix_subsets)
 
     def contrastive(self, whole: Tensor, subsets: list[Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """(lambda * (d_in - d_out) or its one optimised term, d_in, d_out): this process's shares, from its
@@ -176,7 +187,18 @@ class ConMLObjective:
         distances = distances.index_put((own, own + self.shard.rank * local), distances.new_zeros(()))
         return distances.sum() / (total * (total - 1))
 
+    def _prefix_lengths(self, batch: EpisodeBatch) -> list[int]:
+        """The prefixes of each whole task whose representations come with L_e: none when ConML is off;
+        else the whole task (e*), then the K prefixes kappa when conml.subset=prefix (all K alike, as `subsets` draws them)."""
+        if not self.settings.enabled:
+            return []
+        lengths = [batch.whole.num_examples]
+        if self.aligns and self.settings.subset == SubsetStrategy.prefix:
+            lengths += [self._subset_size(batch)] * self.settings.num_subsets
+        return lengths
+
     def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels, kappas: list[Tasks] | None) -> list[Tensor]:
+        """e^kappa_k of subsets that are not prefixes: the support-set models, or random subsets."""
         if self.settings.subset == SubsetStrategy.support:
             return [learner.represent(models.support, batch)]
         kappas = self.subsets(batch) if kappas is None else kappas

@@ -70,18 +70,20 @@ def test_the_probe_is_shared_by_every_task_of_the_batch():
     assert e.shape == (4, 1) and e.std() > 0  # one scalar per task, different across tasks
 
 
-def test_conml_reuses_the_whole_prompt_pass_for_e_star():
+def test_conml_reads_the_loss_e_star_and_e_kappa_off_one_pass():
+    """With kappa a prefix, one forward of the net gives L_e, e* and e^kappa; without ConML, the plain causal pass."""
     learner, batch = _learner(), _batch(count=4)
-    models = AdaptedModels(learner, batch)
-    loss = learner.episodic_loss(batch, models)
-    cached = models.whole.probe_reading[1]
-    assert learner.represent(models.whole, batch) is cached
+    calls = []
+    learner.net.register_forward_hook(lambda module, args, kwargs, out: calls.append((args[0].shape[1], kwargs.get("readers", ()))), with_kwargs=True)
     settings = ConMLSettings(lam=0.02, phi=Distance.sigmoid_squared, subset=SubsetStrategy.prefix, subset_fraction=0.5)
     parts = ConMLObjective(settings)(learner, batch)
+    assert calls == [(2 * 7 + 2, [14, 6])]  # 7 pairs, then probes reading all 7 and the first 3
     with torch.no_grad():
+        loss = learner.episodic_loss(batch, AdaptedModels(learner, batch))
         e_star = learner.predict(learner.adapt(batch.whole), batch.probe.expand(4, 1, 4))[:, 0]
         e_half = learner.predict(learner.adapt(batch.whole.first(3)), batch.probe.expand(4, 1, 4))[:, 0]
-    assert torch.allclose(parts.episodic, loss)
+    assert calls[1] == (2 * 7 - 1, ())  # the plain loss: the last y is never a context
+    assert torch.allclose(parts.episodic, loss, atol=1e-6)
     assert torch.allclose(parts.d_in, torch.sigmoid((e_half - e_star).pow(2).sum(-1)).mean(), atol=1e-6)
 
 

@@ -24,6 +24,7 @@ CASES = (
     Case("B3", "ConML (K=1) cost over the same MAML", maml_cases.b3),
     Case("B4", "ProtoNet step, Conv-4-64, vs learn2learn's per-episode loop", protonet_case.b4),
     Case("B5", "in-context learning step, GPT-2, vs an eager fp32 loop", icl_case.b5),
+    Case("B5b", "ConML-ICL (one pass) cost over the same ICL step, vs the two-pass ConML-ICL", icl_case.b5b),
     Case("B6", "episode sampling (images, sine waves) and its share of a step", sampler_case.b6),
     Case("B7", "measuring ConML's gradient share: its cost at the trainer's interval", gradient_share_case.b7),
 )

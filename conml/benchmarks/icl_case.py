@@ -5,25 +5,33 @@ CPU and copied over, the model in float32, and the loss read back every step (`.
 sync). It runs the project's GPT-2 module (fused attention), so it is a conservative peer: the
 reference loop uses Hugging Face's GPT2Model with eager attention. The project draws prompts on
 the device, runs bf16 autocast on a GPU (`InContextLearner(mixed_precision=True)`) and never syncs.
+
+B5b: ConML's cost over the same in-context learner (conml=icl: kappa = the first floor(n/2)
+pairs, phi = sigmoid of the squared difference, lambda = 0.02), target at most 1.15x a plain step.
+The project reads L_e, e* and e^kappa off one pass (reader tokens, `conml.learners.icl`); the
+peer is the computation it replaced: the whole prompt with its probe in one pass, the half prompt
+with its probe in a second.
 """
 
 from __future__ import annotations
 
 import copy
+from typing import Callable
 
 import torch
 from torch import Tensor
 
-from conml.benchmarks.gates import GateResult
-from conml.benchmarks.results import CaseResult
+from conml.benchmarks.gates import GateResult, relative_error
+from conml.benchmarks.results import CaseResult, Target
 from conml.benchmarks.scale import BenchRun
 from conml.benchmarks.timing import Variant, measure
 from conml.data.functions import FunctionTasks
 from conml.data.functions.families import LinearFunctions
+from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.icl import InContextLearner, interleave
 from conml.nets.gpt2 import GPT2
-from conml.objective import ConMLObjective, ConMLSettings
+from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
 
 DIMS = 20
@@ -31,6 +39,15 @@ HEADS = 8
 # The project's prefix loss against the peer's on the same prompts: float32 rounding on a CPU,
 # bf16 autocast on a GPU.
 LOSS_TOLERANCE = {"cpu": 1e-5, "cuda": 3e-2}
+
+# configs/conml/icl.yaml
+CONML_ICL = ConMLSettings(lam=0.02, phi=Distance.sigmoid_squared, subset=SubsetStrategy.prefix, subset_fraction=0.5)
+# Table 5's toy presets: d = 5 with 11 points (LR, SLR); B5b also times the scale's prompt length.
+TOY_DIMS, TOY_POINTS = 5, 11
+CONML_LIMIT = 1.15  # ConML-ICL step time over a plain ICL step
+# One pass against two: the same float64 loss and meta-gradient but for rounding (measured ~1e-16).
+FLOAT64_TOLERANCE = 1e-10
+PLAIN, ONE_PASS, TWO_PASSES = "plain ICL", "ConML-ICL, one pass", "ConML-ICL, two passes (before)"
 
 
 def _gpt2(run: BenchRun) -> GPT2:
@@ -112,3 +129,75 @@ def b5(run: BenchRun) -> list[CaseResult]:
     if run.device.type == "cpu":
         result.notes.append("on a CPU both run float32 (the project's bf16 autocast is CUDA-only)")
     return [result]
+
+
+def two_pass_loss(learner: InContextLearner, objective: ConMLObjective, batch: EpisodeBatch) -> Tensor:
+    """ConML-ICL as the project computed it before reader tokens: the whole prompt and the probe in one
+    causal pass (L_e and e*), then the prompt's first half and the probe in a second (e^kappa)."""
+    whole = batch.whole
+    predictions, e_star = learner.prefix_predictions(whole, batch.probe)
+    e_kappa = learner.represent(learner.adapt(objective.subsets(batch)[0]), batch)
+    contrastive, _, _ = objective.contrastive(e_star, [e_kappa])
+    return learner.kind.loss(predictions, whole.y).mean() + contrastive
+
+
+def _icl_step(net: GPT2, run: BenchRun, dims: int, points: int, loss: Callable[[InContextLearner, EpisodeBatch], Tensor]) -> Callable[[], None]:
+    """One training step (sample on the device, loss, backward, Adam) with `loss(learner, batch)`."""
+    learner = InContextLearner(net, REGRESSION, mixed_precision=True)
+    batch_size = run.scale.icl_batch
+    source = FunctionTasks(LinearFunctions(), dims, points, None, 1, batch_size, str(run.device))
+    optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
+    step = [0]
+
+    def iteration() -> None:
+        batch = source.sample("train", step[0] * batch_size, batch_size)
+        optimizer.zero_grad(set_to_none=True)
+        loss(learner, batch).backward()
+        optimizer.step()
+        step[0] += 1
+
+    return iteration
+
+
+def one_pass_gate(run: BenchRun, dims: int, points: int) -> GateResult:
+    """float64 on the CPU: the one-pass ConML-ICL loss and meta-gradient equal the two-pass ones."""
+    torch.manual_seed(0)
+    net = GPT2(dims, 1, width=16, depth=2, heads=2, max_positions=2 * points + 1).double()
+    with torch.no_grad():  # large weights, so that e* and e^kappa depend on the prompt and ConML's gradient counts
+        for p in net.parameters():
+            if p.dim() > 1:
+                p.normal_(0.0, 0.5)
+    learner, objective = InContextLearner(net, REGRESSION), ConMLObjective(CONML_ICL)
+    batch = FunctionTasks(LinearFunctions(), dims, points, meta_batch_size=4).sample("train", 0, 4)
+    batch = EpisodeBatch(*(Tasks(t.x.double(), t.y.double()) for t in (batch.support, batch.query)), batch.probe.double())
+    values = []
+    for loss in (objective(learner, batch).total, two_pass_loss(learner, objective, batch)):
+        values.append(torch.cat([loss.detach()[None], *(g.flatten() for g in torch.autograd.grad(loss, list(net.parameters())))]))
+    return GateResult("one-pass ConML loss and meta-gradient = two passes (float64)", relative_error(values[0], values[1]), FLOAT64_TOLERANCE)
+
+
+def b5b(run: BenchRun) -> list[CaseResult]:
+    """ConML-ICL's cost over the same ICL step, at Table 5's toy prompt length and the scale's."""
+    scale, results = run.scale, []
+    for dims, points in dict.fromkeys([(TOY_DIMS, TOY_POINTS), (TOY_DIMS, scale.icl_points)]):
+        label = f"GPT-2 {scale.gpt2_layers}L/{HEADS}H/{scale.gpt2_width}d, B={scale.icl_batch}, linear regression d={dims}, {points} points"
+        result = CaseResult("B5b", "ConML-ICL (K=1, kappa = first half) over plain ICL", label, PLAIN, [one_pass_gate(run, dims, points)])
+        results.append(result)
+        if not result.passed:
+            continue
+        torch.manual_seed(0)
+        net = GPT2(dims, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * points + 1).to(run.device)
+        plain, conml = ConMLObjective(ConMLSettings(enabled=False)), ConMLObjective(CONML_ICL)
+        variants = [
+            Variant(PLAIN, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: plain(learner, batch).total)),
+            Variant(ONE_PASS, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: conml(learner, batch).total)),
+            Variant(TWO_PASSES, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: two_pass_loss(learner, conml, batch))),
+        ]
+        result.timings, failures = measure(variants, run)
+        result.notes += failures
+        ratio = result.time_ratio(ONE_PASS)
+        if ratio is not None:
+            result.targets.append(Target("ConML-ICL step time over a plain ICL step", ratio, CONML_LIMIT, unit="x"))
+            tokens = f"{2 * points - 1} tokens per prompt plain, {2 * points + 2} with ConML in one pass, {2 * points + 1} + {2 * (points // 2) + 1} in two"
+            result.notes.append(tokens)
+    return results

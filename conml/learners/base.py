@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from abc import ABC, abstractmethod
 from functools import cached_property
-from typing import Any
+from typing import Any, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -41,6 +41,21 @@ class Learner(nn.Module, ABC):
         """The learner's own meta-training loss L_e; by default the query loss of the support-set models."""
         prediction = self.predict(models.support, batch.query.x)
         return self.kind.loss(prediction, batch.query.y, batch.query.mask).mean()
+
+    def episodic_loss_with_prefixes(self, batch: EpisodeBatch, models: AdaptedModels, lengths: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+        """L_e, and psi [B, d] of the models learned from the first l examples of every whole task
+        (support ∪ query, `batch.whole`) for each l in `lengths`.
+
+        The contract: entry i equals `represent(adapt(batch.whole.first(lengths[i])), batch)`; a length of
+        all the examples reuses `models.whole`. ConML asks this way for e* (the whole task) and, only when
+        its subsets kappa are prefixes (conml.subset=prefix), for e^kappa. This default adapts to each
+        prefix; a learner that reads prefixes more cheaply in the pass that gives L_e overrides it
+        (in-context learning: one causal pass, with one probe token per prefix).
+        """
+        episodic = self.episodic_loss(batch, models)
+        whole = batch.whole
+        model = lambda length: models.whole if length == whole.num_examples else self.adapt(whole.first(length))  # noqa: E731
+        return episodic, [self.represent(model(length), batch) for length in lengths]
 
     def evaluate(self, batch: EpisodeBatch) -> Tensor:
         """Per-task metric on the query set after adapting to the support set (meta-testing)."""

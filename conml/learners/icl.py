@@ -10,15 +10,18 @@ coordinate of an otherwise zero token) and answers with its output at x. So
 - the episodic loss is the squared error at every x_i of the whole prompt given the pairs
   before it (the mean over all prefixes), which one causal pass computes at once.
 
-Causal attention means a token appended after the prompt changes no earlier output. The pass
-that gives the prefix loss therefore also reads the prediction at the probe and keeps it with the
-whole-prompt model, so ConML's e* costs one extra token and only kappa needs a second pass.
+ConML needs psi of the whole prompt (e*) and of its first floor(n/2) pairs (e^kappa). Under causal
+attention the hidden states of a prefix are those of the first tokens of the whole prompt, so
+`episodic_loss_with_prefixes` reads them all in the pass that gives the loss: after the 2n prompt
+tokens come one probe token per prefix length l, each at position 2l and attending only to the
+first 2l tokens and itself (the net's reader tokens, `conml.nets.gpt2`). ConML then costs a few
+tokens, not a second pass. The net must take `net(tokens, readers=...)` for that path.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Optional
+from typing import Optional, Sequence
 
 import torch
 from torch import Tensor, nn
@@ -33,8 +36,6 @@ class Prompt:
     """The task model of an in-context learner: the prompt it conditions on."""
 
     context: Tasks
-    # (probe, prediction at it) read off by the pass that computed the prefix loss on this prompt.
-    probe_reading: Optional[tuple[Tensor, Tensor]] = None
 
 
 class InContextLearner(Learner):
@@ -61,8 +62,6 @@ class InContextLearner(Learner):
         return self._run(sequences)[:, -1].view(tasks, queries, -1)
 
     def represent(self, models: Prompt, batch: EpisodeBatch) -> Tensor:
-        if models.probe_reading is not None and models.probe_reading[0] is batch.probe:
-            return models.probe_reading[1]
         probe = batch.probe.expand(batch.num_tasks, 1, -1)
         return self.predict(models, probe)[:, 0]
 
@@ -71,26 +70,36 @@ class InContextLearner(Learner):
 
         With a probe u, also the prediction [B, out] at u given all n pairs.
         """
+        lengths = [] if probe is None else [tasks.num_examples]
+        predictions, readings = self.read_prompt(tasks, probe, lengths)
+        return predictions, None if probe is None else readings[0]
+
+    def read_prompt(self, tasks: Tasks, probe: Optional[Tensor], lengths: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+        """One pass over whole prompts: the predictions [B, n, out] at each x_i given the pairs before it,
+        and for each l in `lengths` the prediction [B, out] at the probe given the first l pairs."""
         tokens = interleave(tasks)
         points = tasks.num_examples
-        if probe is None:
-            tokens = tokens[:, :-1]  # the last y is an answer, never a context
-        else:
-            tokens = torch.cat([tokens, probe.expand(tasks.num_tasks, 1, -1)], dim=1)
-        outputs = self._run(tokens)
-        return outputs[:, 0 : 2 * points : 2], None if probe is None else outputs[:, -1]
+        if not lengths:
+            outputs = self._run(tokens[:, :-1])  # the last y is an answer, never a context
+            return outputs[:, 0::2], []
+        probes = probe.expand(tasks.num_tasks, len(lengths), -1)
+        outputs = self._run(torch.cat([tokens, probes], dim=1), readers=[2 * length for length in lengths])
+        return outputs[:, 0 : 2 * points : 2], list(outputs[:, 2 * points :].unbind(1))
 
     def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
-        prompt = models.whole
-        predictions, at_probe = self.prefix_predictions(prompt.context, batch.probe)
-        if at_probe is not None:
-            prompt.probe_reading = (batch.probe, at_probe)
-        return self.kind.loss(predictions, prompt.context.y).mean()
+        return self.episodic_loss_with_prefixes(batch, models, [])[0]
 
-    def _run(self, tokens: Tensor) -> Tensor:
+    def episodic_loss_with_prefixes(self, batch: EpisodeBatch, models: AdaptedModels, lengths: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+        """Garg's loss on the whole prompt and psi of its prefixes (`Learner`'s contract), in one pass."""
+        prompt = models.whole.context
+        predictions, readings = self.read_prompt(prompt, batch.probe, lengths)
+        return self.kind.loss(predictions, prompt.y).mean(), readings
+
+    def _run(self, tokens: Tensor, readers: Sequence[int] = ()) -> Tensor:
         enabled = self.mixed_precision and tokens.is_cuda
         with torch.autocast(device_type=tokens.device.type, dtype=torch.bfloat16, enabled=enabled):
-            return self.net(tokens).to(tokens.dtype)  # back from bf16 under autocast; float64 stays float64
+            # back from bf16 under autocast; float64 stays float64
+            return (self.net(tokens, readers=readers) if readers else self.net(tokens)).to(tokens.dtype)
 
 
 def interleave(tasks: Tasks) -> Tensor:
