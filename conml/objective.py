@@ -4,7 +4,8 @@ This is the only module that knows about ConML. It asks the learner for task mod
 subsets of each task and from the whole task (support ∪ query), maps them to vectors with the
 learner's `represent` (psi), and adds the contrastive term to the learner's own episodic loss.
 With K = 1 and the support set as the subset it reuses the support-set models that the episodic
-loss already built ("Efficient ConML"), so the only extra work is one adaptation per task.
+loss already built and returned ("Efficient ConML"), so the only extra work is one adaptation per task.
+Adaptations are for meta-training (`Adaptation.meta_train`) unless a caller asks for a pass without a graph.
 e* and prefix subsets (conml.subset=prefix) are asked for together with the episodic loss, as
 representations of prefixes of each whole task, so that a learner that reads them off the same
 pass (in-context learning) can.
@@ -23,7 +24,7 @@ from conml.distances import Distance
 from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 
 
 class SubsetStrategy(str, Enum):
@@ -119,30 +120,29 @@ class ConMLObjective:
             raise ConfigError(f"conml.subset_fraction must lie in (0, 1], got {fraction}.")
 
     def __call__(self, learner: Learner, batch: EpisodeBatch) -> LossParts:
-        terms = self.task_terms(learner, batch)
+        terms = self.task_terms(learner, batch, Adaptation.meta_train)
         episodic = (1.0 / self.shard.world_size) * terms.episodic
         if terms.whole is None:
             return LossParts(episodic, episodic)
         contrastive, d_in, d_out = self.contrastive(terms.whole, terms.subsets)
         return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
 
-    def task_terms(self, learner: Learner, batch: EpisodeBatch, kappas: list[Tasks] | None = None) -> TaskTerms:
+    def task_terms(self, learner: Learner, batch: EpisodeBatch, mode: Adaptation, kappas: list[Tasks] | None = None) -> TaskTerms:
         """What each task of `batch` contributes on its own; `kappas`: its random subsets, drawn beforehand
-        (prefix subsets are lengths, and the support set is the batch's).
+        (prefix subsets are lengths, and the support set is the batch's). Every task model is adapted with
+        `mode`: `meta_train` for a loss to back-propagate, `meta_test` for a pass without a graph.
 
         L_e comes with the representations of prefixes of each whole task (`Learner.episodic_loss_with_prefixes`):
         e* (the whole task) and, when kappa is a prefix, the K e^kappa, so that a learner can read them
         off the pass that gives L_e.
         """
-        models = AdaptedModels(learner, batch)
-        lengths = self._prefix_lengths(batch)
-        episodic, prefixes = learner.episodic_loss_with_prefixes(batch, models, lengths)
+        episode = learner.episodic_loss_with_prefixes(batch, self._prefix_lengths(batch), mode)
         if not self.settings.enabled:
-            return TaskTerms(episodic)
-        whole, prefix_subsets = prefixes[0], prefixes[1:]
+            return TaskTerms(episode.loss)
+        whole, prefix_subsets = episode.prefixes[0], episode.prefixes[1:]
         if self.aligns and self.settings.subset != SubsetStrategy.prefix:
-            return TaskTerms(episodic, whole, self._subset_representations(learner, batch, models, kappas))
-        return TaskTerms(episodic, whole, prefix_subsets)
+            return TaskTerms(episode.loss, whole, self._subset_representations(learner, batch, episode, mode, kappas))
+        return TaskTerms(episode.loss, whole, prefix_subsets)
 
     def contrastive(self, whole: Tensor, subsets: list[Tensor]) -> tuple[Tensor, Tensor | None, Tensor | None]:
         """(lambda * (d_in - d_out) or its one optimised term, d_in, d_out): this process's shares, from its
@@ -197,12 +197,13 @@ class ConMLObjective:
             lengths += [self._subset_size(batch)] * self.settings.num_subsets
         return lengths
 
-    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, models: AdaptedModels, kappas: list[Tasks] | None) -> list[Tensor]:
-        """e^kappa_k of subsets that are not prefixes: the support-set models, or random subsets."""
+    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, episode: Episode, mode: Adaptation, kappas: list[Tasks] | None) -> list[Tensor]:
+        """e^kappa_k of subsets that are not prefixes: the support-set models (those L_e built, if it did), or random subsets."""
         if self.settings.subset == SubsetStrategy.support:
-            return [learner.represent(models.support, batch)]
+            support = episode.support if episode.support is not None else learner.adapt(batch.support, mode)
+            return [learner.represent(support, batch)]
         kappas = self.subsets(batch) if kappas is None else kappas
-        return [learner.represent(learner.adapt(kappa), batch) for kappa in kappas]
+        return [learner.represent(learner.adapt(kappa, mode), batch) for kappa in kappas]
 
     def subsets(self, batch: EpisodeBatch) -> list[Tasks]:
         """The K subsets kappa of every task, drawn from support ∪ query."""

@@ -18,7 +18,7 @@ from torch import Tensor
 from conml.data.episode_source import EpisodeSource
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.base import Learner
+from conml.learners.base import Adaptation, Learner
 from conml.metrics import clustering_scores, mean_ci
 
 
@@ -35,7 +35,7 @@ def represent(learner: Learner, tasks: Tasks, probe: Tensor | None = None) -> Te
     """psi(g(D; theta)) for each task of `tasks`, in float64: distances between adapted weights are
     ~1e-5, where 1 - cos in float32 would be off by a percent."""
     with torch.no_grad():
-        return learner.represent(learner.adapt(tasks), EpisodeBatch(tasks, tasks, probe)).detach().double()
+        return learner.represent(learner.adapt(tasks, Adaptation.meta_test), EpisodeBatch(tasks, tasks, probe)).detach().double()
 
 
 def subset_models(

@@ -8,7 +8,7 @@ centring subtracts the mean e*) only through their representations, a few vector
 
 and once dC/dE is known, each term needs the graph of its own task alone. A chunked step:
 
-1. builds every chunk's e* and e^kappa without a graph (torch.no_grad), chunk by chunk;
+1. builds every chunk's e* and e^kappa without a graph (torch.no_grad, `Adaptation.meta_test`), chunk by chunk;
 2. evaluates C on leaf copies of them, with the processes' representations gathered as in an
    unchunked step, and takes G = dC/dE for this process's tasks (B x d numbers: cheap);
 3. rebuilds each chunk with a graph and back-propagates its share of the episodic loss plus
@@ -34,7 +34,7 @@ from torch import Tensor
 from conml.checkpoint import restore_rng_states, rng_states
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import Learner
+from conml.learners.base import Adaptation, Learner
 from conml.objective import ConMLObjective, LossParts, TaskTerms
 from conml.performance import AutocastObjective, autocast
 
@@ -102,7 +102,7 @@ def chunked_backward(
     for part, state in zip(parts, states):
         if state is not None:  # the random state of this chunk's pass without a graph
             _set_rng_state(state, device)
-        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context)
+        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context, Adaptation.meta_train)
         episodic = (share * (part.stop - part.start) / count) * terms.episodic
         pull = sum(((g[part] * e).sum() for g, e in zip(pulls_of, [terms.whole, *terms.subsets]) if g is not None), episodic.new_zeros(()))
         if measured is not None and pull.requires_grad:
@@ -137,7 +137,7 @@ def _representations_without_graph(
     pieces = []
     for part in parts:
         states.append(_rng_state(device))
-        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context)
+        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context, Adaptation.meta_test)
         pieces.append([terms.whole, *terms.subsets])
     for buffer, saved in zip(learner.buffers(), buffers):
         buffer.copy_(saved)
@@ -165,10 +165,13 @@ def _contrastive_gradients(objective: ConMLObjective, representations: list[Tens
     return contrastive.detach(), detached(d_in), detached(d_out), list(grads)
 
 
-def _chunk_terms(objective: ConMLObjective, learner: Learner, batch: EpisodeBatch, part: slice, kappas: list[Tasks] | None, forward_context) -> TaskTerms:
-    """The tasks `part` through the learner, with their share of the subsets drawn for the whole meta-batch."""
+def _chunk_terms(
+    objective: ConMLObjective, learner: Learner, batch: EpisodeBatch, part: slice, kappas: list[Tasks] | None, forward_context, mode: Adaptation
+) -> TaskTerms:
+    """The tasks `part` through the learner, with their share of the subsets drawn for the whole meta-batch;
+    `mode`: meta_test for the pass without a graph, meta_train for the one that back-propagates."""
     with forward_context():
-        return objective.task_terms(learner, task_range(batch, part), None if kappas is None else [_tasks(kappa, part) for kappa in kappas])
+        return objective.task_terms(learner, task_range(batch, part), mode, None if kappas is None else [_tasks(kappa, part) for kappa in kappas])
 
 
 def _rng_state(device: torch.device) -> tuple[Tensor, Tensor | None]:

@@ -29,7 +29,7 @@ from torch.func import functional_call
 
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Learner
 from conml.learners.icl import InContextLearner
 from conml.learners.maml import MAML
 from conml.learners.matchingnet import MatchingNet
@@ -460,20 +460,20 @@ def test_icl_keeps_float64(tmp_path):
     torch.manual_seed(0)
     learner, batch = case.learner(tmp_path).double(), batch_of(case)
     parts = ConMLObjective(case.settings)(learner, batch)
-    prediction = learner.predict(learner.adapt(batch.support), batch.query.x)
+    prediction = learner.predict(learner.adapt(batch.support, Adaptation.meta_train), batch.query.x)
     assert {prediction.dtype, parts.d_in.dtype, parts.d_out.dtype} == {torch.float64}
 
 
 def objective_views(case: Case, learner: Learner, batch: EpisodeBatch) -> tuple[Tensor, Tensor, Tensor]:
     """(episodic loss, psi of the kappa models [B, d], psi of the whole-task models [B, d]) as the objective builds them."""
-    models = AdaptedModels(learner, batch)
-    episodic = learner.episodic_loss(batch, models)
-    whole = learner.represent(models.whole, batch)
+    episode = learner.episodic_loss_with_prefixes(batch, [batch.whole.num_examples], Adaptation.meta_train)
+    whole = episode.prefixes[0]
     if case.settings.subset == SubsetStrategy.support:
-        kappa = learner.represent(models.support, batch)
+        support = episode.support if episode.support is not None else learner.adapt(batch.support, Adaptation.meta_train)
+        kappa = learner.represent(support, batch)
     else:
-        kappa = learner.represent(learner.adapt(ConMLObjective(case.settings).subsets(batch)[0]), batch)
-    return episodic, kappa, whole
+        kappa = learner.represent(learner.adapt(ConMLObjective(case.settings).subsets(batch)[0], Adaptation.meta_train), batch)
+    return episode.loss, kappa, whole
 
 
 def single_task(batch: EpisodeBatch, t: int) -> EpisodeBatch:

@@ -9,13 +9,11 @@ import torch
 from conml.data.functions import FunctionTasks, LinearFunctions
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.base import AdaptedModels
+from conml.learners.base import Adaptation
 from conml.learners.icl import InContextLearner
 from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
-
-
 
 ICL_TINY = ["experiment=table5_linear_regression_icl_toy_plain", "model.width=16", "model.depth=2", "model.heads=2"]
 
@@ -45,15 +43,15 @@ def test_one_pass_gives_every_prefix_prediction():
     with torch.no_grad():
         prefixes, at_probe = learner.prefix_predictions(whole, batch.probe)
         for k in range(whole.num_examples):
-            alone = learner.predict(learner.adapt(whole.first(k)), whole.x[:, k : k + 1])
+            alone = learner.predict(learner.adapt(whole.first(k), Adaptation.meta_test), whole.x[:, k : k + 1])
             assert torch.allclose(prefixes[:, k], alone[:, 0], atol=1e-5)
-        assert torch.allclose(at_probe, learner.represent(learner.adapt(whole), batch), atol=1e-5)
+        assert torch.allclose(at_probe, learner.represent(learner.adapt(whole, Adaptation.meta_test), batch), atol=1e-5)
 
 
 def test_queries_do_not_see_each_other():
     learner, batch = _learner(), _batch()
     with torch.no_grad():
-        models = learner.adapt(batch.support)
+        models = learner.adapt(batch.support, Adaptation.meta_test)
         together = learner.predict(models, batch.whole.x[:, :3])
         apart = torch.cat([learner.predict(models, batch.whole.x[:, i : i + 1]) for i in range(3)], dim=1)
     assert torch.allclose(together, apart, atol=1e-6)
@@ -62,10 +60,10 @@ def test_queries_do_not_see_each_other():
 def test_the_probe_is_shared_by_every_task_of_the_batch():
     learner, batch = _learner(), _batch(count=4)
     with torch.no_grad():
-        e = learner.represent(learner.adapt(batch.whole), batch)
+        e = learner.represent(learner.adapt(batch.whole, Adaptation.meta_test), batch)
         for task in range(4):
             prompt = Tasks(batch.whole.x[task : task + 1], batch.whole.y[task : task + 1])
-            alone = learner.predict(learner.adapt(prompt), batch.probe.view(1, 1, 4))
+            alone = learner.predict(learner.adapt(prompt, Adaptation.meta_test), batch.probe.view(1, 1, 4))
             assert torch.allclose(e[task], alone[0, 0], atol=1e-6)
     assert e.shape == (4, 1) and e.std() > 0  # one scalar per task, different across tasks
 
@@ -79,9 +77,9 @@ def test_conml_reads_the_loss_e_star_and_e_kappa_off_one_pass():
     parts = ConMLObjective(settings)(learner, batch)
     assert calls == [(2 * 7 + 2, [14, 6])]  # 7 pairs, then probes reading all 7 and the first 3
     with torch.no_grad():
-        loss = learner.episodic_loss(batch, AdaptedModels(learner, batch))
-        e_star = learner.predict(learner.adapt(batch.whole), batch.probe.expand(4, 1, 4))[:, 0]
-        e_half = learner.predict(learner.adapt(batch.whole.first(3)), batch.probe.expand(4, 1, 4))[:, 0]
+        loss = learner.episodic_loss(batch, Adaptation.meta_test).loss
+        e_star = learner.predict(learner.adapt(batch.whole, Adaptation.meta_test), batch.probe.expand(4, 1, 4))[:, 0]
+        e_half = learner.predict(learner.adapt(batch.whole.first(3), Adaptation.meta_test), batch.probe.expand(4, 1, 4))[:, 0]
     assert calls[1] == (2 * 7 - 1, ())  # the plain loss: the last y is never a context
     assert torch.allclose(parts.episodic, loss, atol=1e-6)
     assert torch.allclose(parts.d_in, torch.sigmoid((e_half - e_star).pow(2).sum(-1)).mean(), atol=1e-6)

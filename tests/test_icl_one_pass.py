@@ -15,7 +15,7 @@ import pytest
 import torch
 
 from conml.episodes import EpisodeBatch
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Learner
 from conml.learners.icl import InContextLearner
 from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy, Terms
@@ -35,7 +35,7 @@ def two_passes(learner: InContextLearner, batch: EpisodeBatch) -> Reference:
     """The computation before reader tokens: whole prompt + probe causally (L_e, e*), then half prompt + probe."""
     whole = batch.whole
     predictions, e_star = learner.prefix_predictions(whole, batch.probe)
-    half = learner.represent(learner.adapt(whole.first(whole.num_examples // 2)), batch)
+    half = learner.represent(learner.adapt(whole.first(whole.num_examples // 2), Adaptation.meta_train), batch)
     return Reference(list(half), list(e_star), (predictions - whole.y).pow(2).mean())
 
 
@@ -84,9 +84,9 @@ def test_the_seams_generic_prefix_representations_agree_with_the_one_pass_overri
     """`Learner.episodic_loss_with_prefixes` (adapt and represent each prefix) is the contract ICL's override keeps."""
     learner, batch = build(points=7)
     lengths = [7, 3, 3, 1, 0]
-    models = AdaptedModels(learner, batch)
-    loss, readings = learner.episodic_loss_with_prefixes(batch, models, lengths)
-    generic_loss, generic = Learner.episodic_loss_with_prefixes(learner, batch, AdaptedModels(learner, batch), lengths)
+    one_pass = learner.episodic_loss_with_prefixes(batch, lengths, Adaptation.meta_train)
+    by_prefix = Learner.episodic_loss_with_prefixes(learner, batch, lengths, Adaptation.meta_train)
+    loss, readings, generic_loss, generic = one_pass.loss, one_pass.prefixes, by_prefix.loss, by_prefix.prefixes
     assert abs(loss.item() - generic_loss.item()) <= TOLERANCE
     for length, ours, theirs in zip(lengths, readings, generic):
         assert ours.shape == theirs.shape == (batch.num_tasks, 1)
@@ -98,9 +98,9 @@ class Recording(InContextLearner):
 
     asked: list[list[int]]
 
-    def episodic_loss_with_prefixes(self, batch, models, lengths):
+    def episodic_loss_with_prefixes(self, batch, lengths, mode):
         self.asked.append(list(lengths))
-        return super().episodic_loss_with_prefixes(batch, models, lengths)
+        return super().episodic_loss_with_prefixes(batch, lengths, mode)
 
 
 @pytest.mark.parametrize(

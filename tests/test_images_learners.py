@@ -14,6 +14,7 @@ import torch.nn.functional as F
 from torch.func import functional_call
 
 from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.base import Adaptation
 from conml.learners.maml import MAML
 from conml.learners.matchingnet import MatchingNet
 from conml.learners.protonet import ProtoNet
@@ -93,7 +94,7 @@ def test_metric_learner_evaluates_like_the_reference(learner_class):
     accuracy = learner.evaluate(batch)
     with torch.no_grad():
         embedded = [learner.net(torch.cat([batch.support.x[t], batch.query.x[t]])) for t in range(TASKS)]
-        models = learner.adapt(batch.support)  # only for its class count
+        models = learner.adapt(batch.support, Adaptation.meta_test)  # only for its class count
     assert models.ways == WAYS
     for t in range(TASKS):
         support, queries = embedded[t][: WAYS * SHOTS].unsqueeze(0), embedded[t][WAYS * SHOTS:].unsqueeze(0)
@@ -105,16 +106,16 @@ def test_metric_learner_evaluates_like_the_reference(learner_class):
 def test_psi_is_the_class_means_in_label_order():
     learner = ProtoNet(embedding_net(), CLASSIFICATION)
     batch = episode()
-    models = learner.adapt(batch.support)
+    models = learner.adapt(batch.support, Adaptation.meta_train)
     psi = learner.represent(models, batch).view(TASKS, WAYS, -1)
     swap = torch.tensor([1, 0, 2])
     relabelled = EpisodeBatch(Tasks(batch.support.x, swap[batch.support.y]), Tasks(batch.query.x, swap[batch.query.y]))
-    psi_swapped = learner.represent(learner.adapt(relabelled.support), relabelled).view(TASKS, WAYS, -1)
+    psi_swapped = learner.represent(learner.adapt(relabelled.support, Adaptation.meta_train), relabelled).view(TASKS, WAYS, -1)
     assert torch.allclose(psi_swapped, psi[:, swap])
     # A subset without class 2 keeps a (zero) slot for it, so psi stays comparable with e*.
     kept = (batch.support.y != 2).nonzero()[:, 1].view(TASKS, -1)
     subset = batch.support.take(kept)
-    psi_subset = learner.represent(learner.adapt(subset), batch).view(TASKS, WAYS, -1)
+    psi_subset = learner.represent(learner.adapt(subset, Adaptation.meta_train), batch).view(TASKS, WAYS, -1)
     assert psi_subset.shape == psi.shape and psi_subset[:, 2].abs().max() == 0
 
 

@@ -10,7 +10,7 @@ import torch
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import Learner
+from conml.learners.base import Adaptation, Learner
 from conml.learners.maml import MAML
 from conml.nets.mlp import MLP
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy, Terms
@@ -24,7 +24,7 @@ class MeanLearner(Learner):
         super().__init__(REGRESSION)
         self.scale = torch.nn.Parameter(torch.ones(()))
 
-    def adapt(self, tasks):
+    def adapt(self, tasks, mode):
         return self.scale * tasks.x.mean(1)
 
     def predict(self, models, x):
@@ -103,7 +103,7 @@ def test_conml_off_is_the_plain_learner_bit_for_bit():
     params = list(learner.parameters())
 
     parts = ConMLObjective(ConMLSettings(enabled=False))(learner, batch)
-    plain = learner.kind.loss(learner.predict(learner.adapt(batch.support), batch.query.x), batch.query.y).mean()
+    plain = learner.kind.loss(learner.predict(learner.adapt(batch.support, Adaptation.meta_train), batch.query.x), batch.query.y).mean()
 
     assert parts.d_in is None and parts.d_out is None
     assert torch.equal(parts.total, plain)

@@ -9,7 +9,7 @@ import torch
 from omegaconf import OmegaConf
 
 from conml.data.same_different.episodes import SameDifferentEpisodes
-from conml.learners.base import AdaptedModels
+from conml.learners.base import Adaptation
 from conml.learners.conventional import Conventional
 from conml.learners.maml import MAML
 from conml.nets.kim_conv import KimConvNet
@@ -66,7 +66,7 @@ def test_a_few_training_steps_run_and_change_the_weights(model, learner, batch):
     before = [p.detach().clone() for p in method.parameters()]
     optimizer = torch.optim.Adam(method.parameters(), 1e-3)
     for _ in range(2):
-        loss = method.episodic_loss(batch, AdaptedModels(method, batch))
+        loss = method.episodic_loss(batch, Adaptation.meta_train).loss
         optimizer.zero_grad()
         loss.backward()
         optimizer.step()
@@ -81,7 +81,7 @@ def test_conventional_trains_on_every_support_and_query_image_and_tests_without_
     method = Conventional(small("kim_conv2"), CLASSIFICATION)
     seen = []
     method.net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[0]))
-    method.episodic_loss(batch, AdaptedModels(method, batch))
+    method.episodic_loss(batch, Adaptation.meta_train)
     assert seen == [2 * (2 + 2)], "one supervised batch of all images of the meta-batch"
     method.eval()
     assert torch.equal(method.evaluate(batch), method.evaluate(batch))

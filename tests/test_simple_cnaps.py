@@ -10,6 +10,7 @@ import torch
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError, DataError
+from conml.learners.base import Adaptation
 from conml.learners.simple_cnaps import SimpleCNAPs, fit_mahalanobis
 from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective, ConMLSettings
@@ -70,8 +71,8 @@ def test_padding_and_padded_ways_do_not_change_a_task():
     mask = torch.ones(2, 10, dtype=torch.bool)
     mask[0, 6:] = False
     with torch.no_grad():
-        together = model.predict(model.adapt(Tasks(padded_x, padded_y, mask)), query)
-        alone = model.predict(model.adapt(small), query[:1])
+        together = model.predict(model.adapt(Tasks(padded_x, padded_y, mask), Adaptation.meta_test), query)
+        alone = model.predict(model.adapt(small, Adaptation.meta_test), query[:1])
     torch.testing.assert_close(together[0, :, :3], alone[0], rtol=1e-4, atol=1e-4)
     assert torch.isinf(together[0, :, 3:]).all() and torch.isfinite(together[1]).all()
 
@@ -79,11 +80,11 @@ def test_padding_and_padded_ways_do_not_change_a_task():
 def test_psi_is_the_film_parameters_whatever_the_way():
     model = learner()
     g = torch.Generator().manual_seed(2)
-    sizes = {model.represent(model.adapt(random_tasks(2, ways, 1, g)), None).shape for ways in (3, 5)}
+    sizes = {model.represent(model.adapt(random_tasks(2, ways, 1, g), Adaptation.meta_train), None).shape for ways in (3, 5)}
     film_size = sum(4 * blocks * channels for channels, blocks in model.net.film_layout)
     assert sizes == {(2, film_size)}
     offset = SimpleCNAPs(model.net, CLASSIFICATION, set_encoder_width=WIDTH, representation="offset")
-    assert offset.represent(offset.adapt(random_tasks(2, 3, 1, g)), None).abs().max() < 0.1  # FiLM starts near the identity
+    assert offset.represent(offset.adapt(random_tasks(2, 3, 1, g), Adaptation.meta_train), None).abs().max() < 0.1  # FiLM starts near the identity
 
 
 def test_frozen_backbone_gets_no_gradient_but_film_does(tmp_path):

@@ -29,6 +29,7 @@ from conml.data.functions import FunctionTasks
 from conml.data.functions.families import LinearFunctions
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
+from conml.learners.base import Adaptation
 from conml.learners.icl import InContextLearner, interleave
 from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
@@ -136,7 +137,7 @@ def two_pass_loss(learner: InContextLearner, objective: ConMLObjective, batch: E
     causal pass (L_e and e*), then the prompt's first half and the probe in a second (e^kappa)."""
     whole = batch.whole
     predictions, e_star = learner.prefix_predictions(whole, batch.probe)
-    e_kappa = learner.represent(learner.adapt(objective.subsets(batch)[0]), batch)
+    e_kappa = learner.represent(learner.adapt(objective.subsets(batch)[0], Adaptation.meta_train), batch)
     contrastive, _, _ = objective.contrastive(e_star, [e_kappa])
     return learner.kind.loss(predictions, whole.y).mean() + contrastive
 

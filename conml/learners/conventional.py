@@ -14,7 +14,7 @@ import torch
 from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 from conml.task_kind import TaskKind
 
 
@@ -26,7 +26,7 @@ class Conventional(Learner):
         self.net = net
         self.score_support = score_support
 
-    def adapt(self, tasks: Tasks) -> None:
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> None:
         return None
 
     def predict(self, models: None, x: Tensor) -> Tensor:
@@ -37,9 +37,9 @@ class Conventional(Learner):
         weights = torch.cat([p.flatten() for p in self.net.parameters()])
         return weights.expand(batch.num_tasks, -1)
 
-    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
+    def episodic_loss(self, batch: EpisodeBatch, mode: Adaptation) -> Episode:
         whole = batch.whole
-        return self.kind.loss(self.predict(None, whole.x), whole.y, whole.mask).mean()
+        return Episode(self.kind.loss(self.predict(None, whole.x), whole.y, whole.mask).mean())
 
     def evaluate(self, batch: EpisodeBatch) -> Tensor:
         scored = batch.whole if self.score_support else batch.query

@@ -27,7 +27,7 @@ import torch
 from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 from conml.task_kind import TaskKind
 
 
@@ -50,7 +50,7 @@ class InContextLearner(Learner):
         self.net = net
         self.mixed_precision = mixed_precision
 
-    def adapt(self, tasks: Tasks) -> Prompt:
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> Prompt:
         return Prompt(tasks)
 
     def predict(self, models: Prompt, x: Tensor) -> Tensor:
@@ -86,14 +86,14 @@ class InContextLearner(Learner):
         outputs = self._run(torch.cat([tokens, probes], dim=1), readers=[2 * length for length in lengths])
         return outputs[:, 0 : 2 * points : 2], list(outputs[:, 2 * points :].unbind(1))
 
-    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
-        return self.episodic_loss_with_prefixes(batch, models, [])[0]
+    def episodic_loss(self, batch: EpisodeBatch, mode: Adaptation) -> Episode:
+        return self.episodic_loss_with_prefixes(batch, [], mode)
 
-    def episodic_loss_with_prefixes(self, batch: EpisodeBatch, models: AdaptedModels, lengths: Sequence[int]) -> tuple[Tensor, list[Tensor]]:
+    def episodic_loss_with_prefixes(self, batch: EpisodeBatch, lengths: Sequence[int], mode: Adaptation) -> Episode:
         """Garg's loss on the whole prompt and psi of its prefixes (`Learner`'s contract), in one pass."""
-        prompt = models.whole.context
-        predictions, readings = self.read_prompt(prompt, batch.probe, lengths)
-        return self.kind.loss(predictions, prompt.y).mean(), readings
+        whole = self.adapt(batch.whole, mode)
+        predictions, readings = self.read_prompt(whole.context, batch.probe, lengths)
+        return Episode(self.kind.loss(predictions, whole.context.y).mean(), whole=whole, prefixes=readings)
 
     def _run(self, tokens: Tensor, readers: Sequence[int] = ()) -> Tensor:
         enabled = self.mixed_precision and tokens.is_cuda

@@ -13,7 +13,7 @@ from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import Learner
+from conml.learners.base import Adaptation, Learner
 from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
 from conml.nets.task_batched import task_params
 from conml.nets.task_functional import task_call
@@ -58,10 +58,10 @@ class MAML(Learner):
         else:
             self.register_buffer("inner_lr", step_sizes)
 
-    def adapt(self, tasks: Tasks) -> AdaptedWeights:
-        meta_training = torch.is_grad_enabled()
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> AdaptedWeights:
+        meta_training = mode == Adaptation.meta_train
         steps = self.inner_steps if self.training else self.eval_inner_steps
-        # Second order only when an outer gradient will flow; at meta-test each step is detached.
+        # Second order only for meta-training (unless first-order); at meta-test each step is detached.
         create_graph = meta_training and not self.first_order
         params = task_params(self.net, tasks.num_tasks)
         with torch.enable_grad():

@@ -19,7 +19,7 @@ from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 from conml.nets.task_batched import task_params
 from conml.nets.task_functional import task_call
 from conml.task_kind import TaskKind
@@ -76,7 +76,7 @@ class MetricLearner(Learner):
         """[T, n, *image] -> [T, n, d], with BatchNorm statistics per task."""
         return task_call(self.net, task_params(self.net, x.shape[0]), x)
 
-    def adapt(self, tasks: Tasks) -> LabelledEmbeddings:
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> LabelledEmbeddings:
         return LabelledEmbeddings(self.embed(tasks.x), tasks.y, tasks.mask, class_count(tasks.y))
 
     def predict(self, models: LabelledEmbeddings, x: Tensor) -> Tensor:
@@ -100,9 +100,10 @@ class MetricLearner(Learner):
         support = LabelledEmbeddings(embeddings[:, :cut], batch.support.y, batch.support.mask, ways)
         return support, LabelledEmbeddings(embeddings, whole.y, whole.mask, ways), embeddings[:, cut:]
 
-    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
-        models.support, models.whole, queries = self._embed_episode(batch)
-        return self.kind.loss(self.classify(models.support, queries), batch.query.y, batch.query.mask).mean()
+    def episodic_loss(self, batch: EpisodeBatch, mode: Adaptation) -> Episode:
+        support, whole, queries = self._embed_episode(batch)
+        loss = self.kind.loss(self.classify(support, queries), batch.query.y, batch.query.mask).mean()
+        return Episode(loss, support=support, whole=whole)
 
     def evaluate(self, batch: EpisodeBatch) -> Tensor:
         with torch.no_grad():

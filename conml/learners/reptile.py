@@ -21,7 +21,7 @@ from torch import Tensor, nn
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 from conml.learners.weight_representation import WEIGHT_REPRESENTATIONS, check_weight_representation, represent_weights
 from conml.nets.task_batched import task_params
 from conml.nets.task_functional import task_call
@@ -61,7 +61,7 @@ class Reptile(Learner):
         self.eval_inner_batch_size = inner_batch_size if eval_inner_batch_size is None else eval_inner_batch_size
         self.inner_optimizer, self.adam_betas, self.adam_eps = inner_optimizer, tuple(adam_betas), adam_eps
 
-    def adapt(self, tasks: Tasks) -> AdaptedWeights:
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> AdaptedWeights:
         steps, batch_size = (self.inner_steps, self.inner_batch_size) if self.training else (self.eval_inner_steps, self.eval_inner_batch_size)
         meta = task_params(self.net, tasks.num_tasks)
         updates = {name: torch.zeros_like(p) for name, p in meta.items()}
@@ -93,10 +93,11 @@ class Reptile(Learner):
     def represent(self, models: AdaptedWeights, batch: EpisodeBatch) -> Tensor:
         return represent_weights(models, self.net, self.representation)
 
-    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
+    def episodic_loss(self, batch: EpisodeBatch, mode: Adaptation) -> Episode:
+        whole = self.adapt(batch.whole, mode)
         meta = dict(self.net.named_parameters())
-        squared = sum((meta[name] - w.detach()).pow(2).sum() for name, w in models.whole.items())
-        return 0.5 * squared / batch.num_tasks
+        squared = sum((meta[name] - w.detach()).pow(2).sum() for name, w in whole.items())
+        return Episode(0.5 * squared / batch.num_tasks, whole=whole)
 
 
 def _minibatch(tasks: Tasks, step: int, size: int | None) -> Tasks:

@@ -22,7 +22,7 @@ from torch import Tensor
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
-from conml.learners.base import AdaptedModels, Learner
+from conml.learners.base import Adaptation, Episode, Learner
 from conml.nets.film import FilmGenerator
 from conml.nets.resnet18 import FilmResNet18
 from conml.nets.set_encoder import SetEncoder
@@ -90,7 +90,7 @@ class SimpleCNAPs(Learner):
         self.film = FilmGenerator(self.set_encoder.out_features, net.film_layout)
         self.film_l2, self.representation = film_l2, representation
 
-    def adapt(self, tasks: Tasks) -> FilmTaskModels:
+    def adapt(self, tasks: Tasks, mode: Adaptation) -> FilmTaskModels:
         images, task = _real_images(tasks.x, tasks.mask)
         z = self.set_encoder(images, task, tasks.num_tasks)
         return FilmTaskModels(self, self.film(z), tasks)
@@ -102,13 +102,14 @@ class SimpleCNAPs(Learner):
         film = FilmGenerator.identity_offset(models.film) if self.representation == "offset" else models.film
         return torch.cat([f.flatten(1) for f in film], dim=1)
 
-    def episodic_loss(self, batch: EpisodeBatch, models: AdaptedModels) -> Tensor:
-        logits = self._logits(models.support, batch.query.x, batch.query.mask)
+    def episodic_loss(self, batch: EpisodeBatch, mode: Adaptation) -> Episode:
+        support = self.adapt(batch.support, mode)
+        logits = self._logits(support, batch.query.x, batch.query.mask)
         query_loss = self.kind.loss(logits, batch.query.y, batch.query.mask).mean()
-        return query_loss + self.film_l2 * self.film.regularization()
+        return Episode(query_loss + self.film_l2 * self.film.regularization(), support=support)
 
     def evaluate(self, batch: EpisodeBatch) -> Tensor:
-        models = self.adapt(batch.support)
+        models = self.adapt(batch.support, Adaptation.meta_test)
         logits = self._logits(models, batch.query.x, batch.query.mask)
         return self.kind.metric(logits, batch.query.y, batch.query.mask)
 
