@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
+.PHONY: help setup train test format lint test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -24,6 +24,14 @@ train: setup  ## meta-train and meta-test the default run (sine waves, MAML + Co
 
 test: setup  ## the default test suite
 	$(RUN) pytest -q $(ARGS)
+
+format: setup  ## format the code (ruff format) and apply safe lint fixes
+	$(RUN) ruff format conml scripts tests
+	$(RUN) ruff check --fix conml scripts tests
+
+lint: setup  ## check formatting and lint (what CI runs before the tests)
+	$(RUN) ruff format --check conml scripts tests
+	$(RUN) ruff check conml scripts tests
 
 test-slow: setup  ## the slow tests as well
 	$(RUN) pytest -q -m "slow or not slow" $(ARGS)

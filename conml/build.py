@@ -13,7 +13,13 @@ from conml.checks import check_learner_kind
 from conml.errors import ConfigError, UserError
 
 # Arguments supplied here when each `_target_` group is built, so configs never set them.
-SUPPLIED = {"dataset": set(), "model": set(), "learner": {"net", "kind"}, "optimizer": {"params"}, "scheduler": {"optimizer"}}
+SUPPLIED = {
+    "dataset": set(),
+    "model": set(),
+    "learner": {"net", "kind"},
+    "optimizer": {"params"},
+    "scheduler": {"optimizer"},
+}
 
 
 def resolve_device(name: str) -> torch.device:
@@ -24,14 +30,18 @@ def resolve_device(name: str) -> torch.device:
     except RuntimeError:
         device = None
     if device is None or device.type not in ("cpu", "cuda"):
-        raise ConfigError(f"device={name} is not a device this project runs on. Use device=auto (the GPU if there is one), cpu, cuda or cuda:N.")
+        raise ConfigError(
+            f"device={name} is not a device this project runs on. Use device=auto (the GPU if there is one), cpu, cuda or cuda:N."
+        )
     if device.type == "cuda" and not torch.cuda.is_available():
         raise ConfigError(
             f"device={name} was requested but this machine has no usable CUDA device "
             f"(torch {torch.__version__}, CUDA build {torch.version.cuda}). Use device=cpu or device=auto."
         )
     if device.type == "cuda" and device.index is not None and device.index >= torch.cuda.device_count():
-        raise ConfigError(f"device={name}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}. Choose one of those, or device=auto.")
+        raise ConfigError(
+            f"device={name}: this machine has {torch.cuda.device_count()} CUDA device(s), cuda:0 to cuda:{torch.cuda.device_count() - 1}. Choose one of those, or device=auto."
+        )
     return device
 
 

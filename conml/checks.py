@@ -66,14 +66,18 @@ RANGES: dict[str, Range] = {
     "trainer.patience": Range("validations without improvement before stopping early (null: never)", low=1, example=5),
     "trainer.workers": Range("background processes preparing meta-batches (0: none)", low=0),
     "trainer.grad_share_every": Range("steps between measurements of ConML's gradient share (0: never)", low=0),
-    "trainer.memory_budget_gb": Range("GPU memory task_chunk=auto plans for, in GB (null: 90% of the GPU's)", low=0, open_low=True, example=70),
+    "trainer.memory_budget_gb": Range(
+        "GPU memory task_chunk=auto plans for, in GB (null: 90% of the GPU's)", low=0, open_low=True, example=70
+    ),
     "eval.episodes": Range("meta-test tasks", low=1),
     "eval.batch_size": Range("tasks per meta-test batch", low=1),
     "eval.shots": Range("support sizes to meta-test at (null: the dataset's)", low=1, example=[5]),
     "eval.queries": Range("query examples per meta-test task (null: the dataset's)", low=1, example=15),
     "conml.lam": Range("ConML's weight lambda", low=0),
     "conml.num_subsets": Range("subsets kappa per task (K)", low=1),
-    "conml.subset_fraction": Range("the size of random/prefix subsets as a fraction of support ∪ query", low=0, high=1, open_low=True, example=0.5),
+    "conml.subset_fraction": Range(
+        "the size of random/prefix subsets as a fraction of support ∪ query", low=0, high=1, open_low=True, example=0.5
+    ),
 }
 
 
@@ -93,7 +97,9 @@ def check_references(cfg: DictConfig) -> None:
         OmegaConf.to_container(cfg, resolve=True)
     except InterpolationResolutionError as error:
         parent, _, key = error.full_key.rpartition(".")
-        reference = OmegaConf.to_container(OmegaConf.select(cfg, parent) if parent else cfg).get(key)  # unresolved: the ${...} itself
+        reference = OmegaConf.to_container(OmegaConf.select(cfg, parent) if parent else cfg).get(
+            key
+        )  # unresolved: the ${...} itself
         raise ConfigError(
             f"{error.full_key} is {reference}, but this combination of settings cannot resolve it ({error.msg.splitlines()[0]}). "
             f"The group that sets {error.full_key} needs another group that provides what it refers to (a model that reads "
@@ -131,7 +137,9 @@ def check_ranges(cfg: DictConfig) -> None:
         default = _default(path)
         example = f"{path}={default} (the default)" if default is not None else f"{path}={allowed.example}"
         if is_list and not values:
-            raise ConfigError(f"{path}=[] names no value: {path} is {allowed.meaning}. Give a list such as {example}, or {path}=null.")
+            raise ConfigError(
+                f"{path}=[] names no value: {path} is {allowed.meaning}. Give a list such as {example}, or {path}=null."
+            )
         for item in values:
             if item is not None and not allowed.allows(item):
                 must = allowed.describe(isinstance(item, int))
@@ -153,10 +161,12 @@ def check_learning_rates(cfg: DictConfig) -> None:
     a negative one climbs the loss, and the constructors do not all refuse it."""
     for group in ("learner", "optimizer", "scheduler"):
         node = cfg.get(group)
-        for key, value in (node.items() if isinstance(node, DictConfig) else []):
+        for key, value in node.items() if isinstance(node, DictConfig) else []:
             number = isinstance(value, (int, float)) and not isinstance(value, bool)
             if (key == "lr" or key.endswith("_lr")) and number and not (math.isfinite(value) and value > 0):
-                raise ConfigError(f"{group}.{key}={value} is out of range: a learning rate must be a finite number > 0. Set it above 0, e.g. {group}.{key}=0.01.")
+                raise ConfigError(
+                    f"{group}.{key}={value} is out of range: a learning rate must be a finite number > 0. Set it above 0, e.g. {group}.{key}=0.01."
+                )
 
 
 def check_combinations(cfg: DictConfig) -> None:
@@ -171,7 +181,9 @@ def check_combinations(cfg: DictConfig) -> None:
         )
     check_task_chunk(trainer.task_chunk, trainer.meta_batch_size)
     if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
-        raise ConfigError("resume= is empty: give the run folder to continue (resume=outputs/<name>/<date>_<time>), resume=auto, or leave it out.")
+        raise ConfigError(
+            "resume= is empty: give the run folder to continue (resume=outputs/<name>/<date>_<time>), resume=auto, or leave it out."
+        )
 
 
 def check_learner_kind(cfg: DictConfig, kind: TaskKind) -> None:

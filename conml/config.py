@@ -127,7 +127,9 @@ def register() -> None:
     """Register the schema and the resolvers the YAML files use."""
     ConfigStore.instance().store(name="train_schema", node=TrainConfig)
     if not OmegaConf.has_resolver("run_dir"):
-        OmegaConf.register_new_resolver("run_dir", lambda resume, fresh: fresh if resume in (None, "", "auto") else resume)
+        OmegaConf.register_new_resolver(
+            "run_dir", lambda resume, fresh: fresh if resume in (None, "", "auto") else resume
+        )
     if not OmegaConf.has_resolver("job_folder"):
         OmegaConf.register_new_resolver("job_folder", job_folder)
     if not OmegaConf.has_resolver("metric_direction"):
@@ -161,30 +163,44 @@ def check_targets(cfg: DictConfig, supplied: dict[str, set[str]]) -> None:
 
 def _check_node(node: DictConfig, path: str, supplied: set[str]) -> None:
     if "_target_" not in node:
-        raise ConfigError(f"'{path}' has no _target_: say which class or function it builds, e.g. _target_: conml.learners.maml.MAML.")
+        raise ConfigError(
+            f"'{path}' has no _target_: say which class or function it builds, e.g. _target_: conml.learners.maml.MAML."
+        )
     target = node._target_
     try:
         built = get_object(target)
     except Exception as error:  # noqa: BLE001 - any import failure is the user's bad path
-        raise ConfigError(f"{path}._target_ '{target}' cannot be imported ({error}). Check the module path and class name.") from None
+        raise ConfigError(
+            f"{path}._target_ '{target}' cannot be imported ({error}). Check the module path and class name."
+        ) from None
     signature = inspect.signature(built)
     hints = _type_hints(built)
-    parameters = {name: p for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)}
+    parameters = {
+        name: p for name, p in signature.parameters.items() if p.kind not in (p.VAR_POSITIONAL, p.VAR_KEYWORD)
+    }
     open_ended = any(p.kind == p.VAR_KEYWORD for p in signature.parameters.values())
     allowed = sorted(set(parameters) - supplied)
     for key in node:
         if key in _HYDRA_KEYS:
             continue
         if key in supplied:
-            raise ConfigError(f"{path}.{key} is supplied by the entrypoint at build time and cannot be set in the config.")
+            raise ConfigError(
+                f"{path}.{key} is supplied by the entrypoint at build time and cannot be set in the config."
+            )
         if key not in parameters and not open_ended:
             raise ConfigError(f"{path}.{key} is not a setting of {target}. Its settings are: {', '.join(allowed)}.")
         if key in hints and not OmegaConf.is_missing(node, key):
-            value = OmegaConf.to_container(node[key], resolve=True) if isinstance(node[key], (DictConfig, ListConfig)) else node[key]
+            value = (
+                OmegaConf.to_container(node[key], resolve=True)
+                if isinstance(node[key], (DictConfig, ListConfig))
+                else node[key]
+            )
             if isinstance(node[key], DictConfig) and "_target_" in node[key]:
                 continue
             if not _matches(value, hints[key]):
-                raise ConfigError(f"{path}.{key}={value!r} is not a valid {_describe(hints[key])} (a setting of {target}).")
+                raise ConfigError(
+                    f"{path}.{key}={value!r} is not a valid {_describe(hints[key])} (a setting of {target})."
+                )
     partial = node.get("_partial_", False)
     missing = [n for n, p in parameters.items() if p.default is p.empty and n not in node and n not in supplied]
     if missing and not partial:

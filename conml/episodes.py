@@ -41,6 +41,7 @@ class Tasks:
 
     def take(self, index: Tensor) -> Tasks:
         """Per-task example selection: index [B, m] of example positions within each task."""
+
         def gather(t: Tensor | None) -> Tensor | None:
             if t is None:
                 return None

@@ -74,7 +74,9 @@ def meta_test(
         }
     metric = source.kind.metric_name
     return {
-        (metric if k is None else f"{metric}@{k}shot"): evaluate(learner, source, "test", episodes, batch_size, device, k, queries)
+        (metric if k is None else f"{metric}@{k}shot"): evaluate(
+            learner, source, "test", episodes, batch_size, device, k, queries
+        )
         for k in (shots or [source.shots])
     }
 
@@ -86,7 +88,9 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--episodes", type=int, help="test tasks (default: the run's eval.episodes)")
     parser.add_argument("--shots", type=int, nargs="+", help="support sizes (default: the run's eval.shots)")
-    parser.add_argument("--device", default="auto", type=_device, help="auto (the GPU if there is one), cpu, cuda or cuda:N")
+    parser.add_argument(
+        "--device", default="auto", type=_device, help="auto (the GPU if there is one), cpu, cuda or cuda:N"
+    )
     args = parser.parse_args(argv)
     try:
         state = load_checkpoint(args.run_dir / "checkpoints" / f"{args.checkpoint}.pt")
@@ -95,7 +99,9 @@ def main(argv: list[str] | None = None) -> None:
         source, learner = build_source_and_learner(cfg, device)
         learner.load_state_dict(state["learner"])
         episodes = args.episodes or cfg.eval.episodes
-        results = meta_test(learner, source, episodes, cfg.eval.batch_size, device, args.shots or cfg.eval.shots, cfg.eval.queries)
+        results = meta_test(
+            learner, source, episodes, cfg.eval.batch_size, device, args.shots or cfg.eval.shots, cfg.eval.queries
+        )
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)
         sys.exit(2)
@@ -116,7 +122,9 @@ def _device(name: str) -> torch.device:
                 f"{name} was requested but this machine has no usable CUDA device (torch {torch.__version__}, CUDA build "
                 f"{torch.version.cuda}); use --device cpu or --device auto"
             ) from None
-        raise argparse.ArgumentTypeError(f"{name!r} is not a device torch knows; use --device auto, cpu, cuda or cuda:N") from None
+        raise argparse.ArgumentTypeError(
+            f"{name!r} is not a device torch knows; use --device auto, cpu, cuda or cuda:N"
+        ) from None
 
 
 if __name__ == "__main__":

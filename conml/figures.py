@@ -24,7 +24,9 @@ def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
         return centred @ basis[:2].T
     from sklearn.manifold import TSNE  # slow import, needed only here
 
-    return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(vectors)
+    return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(
+        vectors
+    )
 
 
 def representation_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, caption: str) -> Path:
@@ -90,14 +92,24 @@ def curve_figure(
     return path
 
 
-def log_figures(paths: list[Path], project: str, group: str, mode: str, run_dir: Path, table_markdown: str | None = None) -> None:
+def log_figures(
+    paths: list[Path], project: str, group: str, mode: str, run_dir: Path, table_markdown: str | None = None
+) -> None:
     """Log the figures (and the table) to one W&B run of `project`, job type 'table', in the table's group."""
     if WandbMode(mode) == WandbMode.disabled or not paths:
         return
     import wandb
 
     run_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(project=project, group=group, job_type="table", name=f"{group}-figures", dir=str(run_dir), mode=mode, settings=wandb.Settings(console="off"))
+    run = wandb.init(
+        project=project,
+        group=group,
+        job_type="table",
+        name=f"{group}-figures",
+        dir=str(run_dir),
+        mode=mode,
+        settings=wandb.Settings(console="off"),
+    )
     try:
         run.log({path.stem: wandb.Image(str(path)) for path in paths})
         if table_markdown is not None:

@@ -74,18 +74,24 @@ def curve(name: str, errors: list[torch.Tensor]) -> Curve:
     return Curve(name, list(range(table.shape[1])), [s.mean for s in stats], [s.ci95 for s in stats])
 
 
-def learner_curve(name: str, learner: InContextLearner, source: FunctionTasks, episodes: int, batch_size: int, device: torch.device) -> Curve:
+def learner_curve(
+    name: str, learner: InContextLearner, source: FunctionTasks, episodes: int, batch_size: int, device: torch.device
+) -> Curve:
     errors = []
     learner.eval()
     with torch.no_grad():
-        for prompt in tqdm(fixed_prompts(source, episodes, batch_size), desc=name, leave=False, total=math.ceil(episodes / batch_size)):
+        for prompt in tqdm(
+            fixed_prompts(source, episodes, batch_size), desc=name, leave=False, total=math.ceil(episodes / batch_size)
+        ):
             prompt = prompt.to(device)
             predictions, _ = learner.prefix_predictions(prompt)
             errors.append((predictions - prompt.y).pow(2).flatten(2).mean(2).cpu())
     return curve(name, errors)
 
 
-def baseline_curves(source: FunctionTasks, episodes: int, batch_size: int, baselines: dict[str, Callable] = BASELINES) -> list[Curve]:
+def baseline_curves(
+    source: FunctionTasks, episodes: int, batch_size: int, baselines: dict[str, Callable] = BASELINES
+) -> list[Curve]:
     errors: dict[str, list[torch.Tensor]] = {name: [] for name in baselines}
     for prompt in fixed_prompts(source, episodes, batch_size):
         y = prompt.y[..., 0]

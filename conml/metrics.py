@@ -51,7 +51,11 @@ def mean_t_ci(values) -> MeanCI:
 def clustering_scores(vectors, labels) -> dict[str, float]:
     """How well vectors cluster by their labels: Silhouette (higher is better), Davies-Bouldin (lower),
     Calinski-Harabasz (higher), in sklearn's Euclidean definitions."""
-    from sklearn.metrics import calinski_harabasz_score, davies_bouldin_score, silhouette_score  # slow import, see above
+    from sklearn.metrics import (
+        calinski_harabasz_score,
+        davies_bouldin_score,
+        silhouette_score,
+    )  # slow import, see above
 
     vectors, labels = np.asarray(vectors, dtype=np.float64), np.asarray(labels)
     return {

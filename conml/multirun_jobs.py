@@ -76,9 +76,17 @@ class MultirunJobs(Callback):
         if config.hydra.mode != RunMode.MULTIRUN:
             return
         folder = Path(config.hydra.runtime.output_dir)
-        job = Job(int(config.hydra.job.num), _values(config.hydra.overrides.task, self.swept), folder if folder.is_dir() else None)
+        job = Job(
+            int(config.hydra.job.num),
+            _values(config.hydra.overrides.task, self.swept),
+            folder if folder.is_dir() else None,
+        )
         # conml.train's main returns a JobOutcome: the results, or the error of a job that failed
-        outcome = job_return.return_value if job_return.status == JobStatus.COMPLETED else JobOutcome(error="the job raised an error (printed above)")
+        outcome = (
+            job_return.return_value
+            if job_return.status == JobStatus.COMPLETED
+            else JobOutcome(error="the job raised an error (printed above)")
+        )
         job.test, job.error = outcome.test, outcome.error
         self.jobs[job.number] = job
 
@@ -125,7 +133,9 @@ def jobs_in_folder(sweep: Path, swept: list[str]) -> list[Job]:
         values = _values(yaml.safe_load(overrides.read_text()) or [], swept) if overrides.is_file() else {}
         results = folder / "results.json"
         test = json.loads(results.read_text()).get("test") if results.is_file() else None
-        jobs.append(Job(int(number), values, folder, test, None if test else "no results.json (see the job's train.log)"))
+        jobs.append(
+            Job(int(number), values, folder, test, None if test else "no results.json (see the job's train.log)")
+        )
     return sorted(jobs, key=lambda j: j.number)
 
 
@@ -133,10 +143,15 @@ def summary(jobs: list[Job], swept: list[str], sweep: Path) -> str:
     """The closing table: one row per job."""
     failed = sum(job.test is None for job in jobs)
     header = ["job", *swept, "test (mean ± 95% CI)", "run folder"]
-    rows = [[str(job.number), *(job.values.get(key, "") for key in swept), _outcome(job), _shown(job.folder)] for job in jobs]
+    rows = [
+        [str(job.number), *(job.values.get(key, "") for key in swept), _outcome(job), _shown(job.folder)]
+        for job in jobs
+    ]
     widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
     lines = [f"\nMultirun {sweep}: {len(jobs)} job(s), {len(jobs) - failed} finished, {failed} failed or refused."]
-    lines += ["  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]]
+    lines += [
+        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]
+    ]
     return "\n".join(lines)
 
 

@@ -127,7 +127,9 @@ class ConMLObjective:
         contrastive, d_in, d_out = self.contrastive(terms.whole, terms.subsets)
         return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
 
-    def task_terms(self, learner: Learner, batch: EpisodeBatch, mode: Adaptation, kappas: list[Tasks] | None = None) -> TaskTerms:
+    def task_terms(
+        self, learner: Learner, batch: EpisodeBatch, mode: Adaptation, kappas: list[Tasks] | None = None
+    ) -> TaskTerms:
         """What each task of `batch` contributes on its own; `kappas`: its random subsets, drawn beforehand
         (prefix subsets are lengths, and the support set is the batch's). Every task model is adapted with
         `mode`: `meta_train` for a loss to back-propagate, `meta_test` for a pass without a graph.
@@ -197,7 +199,9 @@ class ConMLObjective:
             lengths += [self._subset_size(batch)] * self.settings.num_subsets
         return lengths
 
-    def _subset_representations(self, learner: Learner, batch: EpisodeBatch, episode: Episode, mode: Adaptation, kappas: list[Tasks] | None) -> list[Tensor]:
+    def _subset_representations(
+        self, learner: Learner, batch: EpisodeBatch, episode: Episode, mode: Adaptation, kappas: list[Tasks] | None
+    ) -> list[Tensor]:
         """e^kappa_k of subsets that are not prefixes: the support-set models (those L_e built, if it did), or random subsets."""
         if self.settings.subset == SubsetStrategy.support:
             support = episode.support if episode.support is not None else learner.adapt(batch.support, mode)
@@ -220,4 +224,3 @@ class ConMLObjective:
         if fraction is None:
             return batch.support.num_examples
         return max(1, int(fraction * batch.whole.num_examples))
-

@@ -21,7 +21,9 @@ class Preempted(UserError):
     """The run stopped on a preemption signal or Ctrl-C after writing its checkpoint; exits with 128 + signal."""
 
     def __init__(self, signum: int, step: int, steps: int, checkpoint: Path, action: str):
-        super().__init__(f"Stopped by {signal.Signals(signum).name} at step {step} of {steps}: checkpoint {checkpoint} written{'; ' + action if action else ''}.")
+        super().__init__(
+            f"Stopped by {signal.Signals(signum).name} at step {step} of {steps}: checkpoint {checkpoint} written{'; ' + action if action else ''}."
+        )
         self.exit_code = 128 + signum
 
 
@@ -48,7 +50,10 @@ class PreemptionGuard:
             if self.requested == signal.SIGINT:
                 raise KeyboardInterrupt
             # os.write: printing from a signal handler can collide with the interrupted print
-            os.write(2, b"\nCtrl-C: stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one).\n")
+            os.write(
+                2,
+                b"\nCtrl-C: stopping after this step, with a checkpoint (press Ctrl-C again to stop at once, without one).\n",
+            )
         self.requested = signum
 
     def hand_over(self) -> str:
@@ -62,7 +67,10 @@ class PreemptionGuard:
         if callable(previous):
             previous(signum, None)
             return "handed the signal to the launcher"
-        job = os.environ.get("SLURM_ARRAY_JOB_ID") and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+        job = (
+            os.environ.get("SLURM_ARRAY_JOB_ID")
+            and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
+        )
         job = job or os.environ.get("SLURM_JOB_ID")
         if not job:
             return "not running under SLURM, so nothing was requeued"

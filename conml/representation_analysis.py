@@ -35,11 +35,21 @@ def represent(learner: Learner, tasks: Tasks, probe: Tensor | None = None) -> Te
     """psi(g(D; theta)) for each task of `tasks`, in float64: distances between adapted weights are
     ~1e-5, where 1 - cos in float32 would be off by a percent."""
     with torch.no_grad():
-        return learner.represent(learner.adapt(tasks, Adaptation.meta_test), EpisodeBatch(tasks, tasks, probe)).detach().double()
+        return (
+            learner.represent(learner.adapt(tasks, Adaptation.meta_test), EpisodeBatch(tasks, tasks, probe))
+            .detach()
+            .double()
+        )
 
 
 def subset_models(
-    learner: Learner, source: EpisodeSource, first: int, tasks: int, subsets: int = 10, points: int = 10, split: str = "test"
+    learner: Learner,
+    source: EpisodeSource,
+    first: int,
+    tasks: int,
+    subsets: int = 10,
+    points: int = 10,
+    split: str = "test",
 ) -> SubsetModels:
     """Models of tasks first .. first+tasks-1 of `split`, each learned from `subsets` disjoint subsets of `points` points."""
     batch = source.sample(split, first, tasks, shots=subsets * points, queries=1)
@@ -51,7 +61,9 @@ def subset_models(
     return SubsetModels(vectors, labels, represent(learner, data, batch.probe))
 
 
-def cluster_scores(learner: Learner, source: EpisodeSource, tasks: int = 10, subsets: int = 10, points: int = 10, repeats: int = 10) -> dict:
+def cluster_scores(
+    learner: Learner, source: EpisodeSource, tasks: int = 10, subsets: int = 10, points: int = 10, repeats: int = 10
+) -> dict:
     """Silhouette / Davies-Bouldin / Calinski-Harabasz of subset models labelled by task.
 
     Repeat r uses test tasks r*tasks .. (r+1)*tasks-1; each score is its mean ± 95% CI over repeats.
@@ -64,7 +76,13 @@ def cluster_scores(learner: Learner, source: EpisodeSource, tasks: int = 10, sub
 
 
 def distance_distributions(
-    learner: Learner, source: EpisodeSource, phi: Distance, tasks: int = 1000, subsets: int = 10, points: int = 10, chunk: int = 100
+    learner: Learner,
+    source: EpisodeSource,
+    phi: Distance,
+    tasks: int = 1000,
+    subsets: int = 10,
+    points: int = 10,
+    chunk: int = 100,
 ) -> tuple[np.ndarray, np.ndarray]:
     """d_in of every (task, subset) pair and d_out of every unordered pair of distinct tasks."""
     d_in, whole = [], []
@@ -87,5 +105,12 @@ def analyze(learner: Learner, source: EpisodeSource, phi: Distance, tasks: int =
         **cluster_scores(learner, source, repeats=repeats),
         "d_in": mean_ci(d_in).as_dict(),
         "d_out": mean_ci(d_out).as_dict(),
-        "protocol": {"tasks": 10, "subsets": 10, "points": 10, "repeats": repeats, "distance_tasks": tasks, "phi": phi.value},
+        "protocol": {
+            "tasks": 10,
+            "subsets": 10,
+            "points": 10,
+            "repeats": repeats,
+            "distance_tasks": tasks,
+            "phi": phi.value,
+        },
     }

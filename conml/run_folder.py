@@ -152,7 +152,10 @@ def _lock(path: Path) -> int:
             break
         os.close(descriptor)
     os.ftruncate(descriptor, 0)
-    os.write(descriptor, f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode())
+    os.write(
+        descriptor,
+        f"process {os.getpid()} on {socket.gethostname()}, since {time.strftime('%Y-%m-%d %H:%M:%S')}".encode(),
+    )
     return descriptor
 
 

@@ -45,23 +45,41 @@ def paper_cases(image_tasks: int) -> list[Case]:
     """Each learner at its paper psi, then each alternative psi and meta-batch centring."""
     mini = "table3_miniimagenet_{}_1shot_conml"
     images = [f"trainer.meta_batch_size={image_tasks}"]
-    weight_options = [("weights (paper)", ()), ("update", ("learner.representation=update",)), ("weights, centred on the meta-batch", ("conml.centring=meta_batch",))]
-    prototype_options = [("prototypes (paper)", ()), ("centred prototypes", ("learner.representation=centred",)), ("prototypes, centred on the meta-batch", ("conml.centring=meta_batch",))]
-    film_options = [("FiLM (paper)", ()), ("FiLM offset (gamma - 1, beta)", ("learner.representation=offset",)), ("FiLM, centred on the meta-batch", ("conml.centring=meta_batch",))]
+    weight_options = [
+        ("weights (paper)", ()),
+        ("update", ("learner.representation=update",)),
+        ("weights, centred on the meta-batch", ("conml.centring=meta_batch",)),
+    ]
+    prototype_options = [
+        ("prototypes (paper)", ()),
+        ("centred prototypes", ("learner.representation=centred",)),
+        ("prototypes, centred on the meta-batch", ("conml.centring=meta_batch",)),
+    ]
+    film_options = [
+        ("FiLM (paper)", ()),
+        ("FiLM offset (gamma - 1, beta)", ("learner.representation=offset",)),
+        ("FiLM, centred on the meta-batch", ("conml.centring=meta_batch",)),
+    ]
     cases = [Case("sine MAML 5-shot", psi, "table2_sinusoid_maml_5shot_conml", o) for psi, o in weight_options]
     for learner in ("maml", "fomaml", "reptile"):
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in weight_options]
     for learner in ("protonet", "matchingnet"):
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in prototype_options]
     cases += [Case("scnaps 1-shot", psi, mini.format("scnaps"), (*images, *o)) for psi, o in film_options]
-    cases.append(Case("ICL linear regression (toy)", "prediction at the probe (paper)", "table5_linear_regression_icl_toy_conml"))
+    cases.append(
+        Case("ICL linear regression (toy)", "prediction at the probe (paper)", "table5_linear_regression_icl_toy_conml")
+    )
     return cases
 
 
 def compose_case(case: Case, seed: int):
     register()
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        cfg = compose("train", overrides=[f"experiment={case.preset}", f"seed={seed}", "device=cpu", *case.overrides], return_hydra_config=True)
+        cfg = compose(
+            "train",
+            overrides=[f"experiment={case.preset}", f"seed={seed}", "device=cpu", *case.overrides],
+            return_hydra_config=True,
+        )
     with open_dict(cfg):
         del cfg["hydra"]
     return cfg

@@ -48,7 +48,9 @@ def check_task_chunk(task_chunk: Any, meta_batch_size: int, world_size: int | No
     world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
     local = max(1, meta_batch_size // world_size)
     per_process = f" per process ({meta_batch_size} over {world_size} processes)" if world_size > 1 else ""
-    valid = task_chunk in (None, AUTO) or (isinstance(task_chunk, int) and not isinstance(task_chunk, bool) and 1 <= task_chunk <= local)
+    valid = task_chunk in (None, AUTO) or (
+        isinstance(task_chunk, int) and not isinstance(task_chunk, bool) and 1 <= task_chunk <= local
+    )
     if not valid:
         raise ConfigError(
             f"trainer.task_chunk={task_chunk!r} cannot be used: it is the number of tasks whose graphs are built at once, "
@@ -92,7 +94,9 @@ def chunked_backward(
     device = batch.support.x.device
 
     with torch.no_grad():
-        states, representations = _representations_without_graph(objective, learner, batch, parts, kappas, forward_context)
+        states, representations = _representations_without_graph(
+            objective, learner, batch, parts, kappas, forward_context
+        )
     contrastive, d_in, d_out, pulls_of = _contrastive_gradients(objective, representations, forward_context)
 
     share = 1.0 / objective.shard.world_size
@@ -104,7 +108,10 @@ def chunked_backward(
             _set_rng_state(state, device)
         terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context, Adaptation.meta_train)
         episodic = (share * (part.stop - part.start) / count) * terms.episodic
-        pull = sum(((g[part] * e).sum() for g, e in zip(pulls_of, [terms.whole, *terms.subsets]) if g is not None), episodic.new_zeros(()))
+        pull = sum(
+            ((g[part] * e).sum() for g, e in zip(pulls_of, [terms.whole, *terms.subsets]) if g is not None),
+            episodic.new_zeros(()),
+        )
         if measured is not None and pull.requires_grad:
             grads = torch.autograd.grad(pull, measured, retain_graph=True, allow_unused=True)
             grads = [torch.zeros_like(p) if g is None else g for p, g in zip(measured, grads)]
@@ -118,7 +125,9 @@ def chunked_backward(
     return LossParts(episodic_total + contrastive, episodic_total, d_in, d_out, contrastive), pulls
 
 
-def _unwrap(objective: ConMLObjective | AutocastObjective) -> tuple[ConMLObjective, Callable[[], AbstractContextManager]]:
+def _unwrap(
+    objective: ConMLObjective | AutocastObjective,
+) -> tuple[ConMLObjective, Callable[[], AbstractContextManager]]:
     """The objective and the context of its forward passes (autocast under bf16; backward runs outside it)."""
     if isinstance(objective, AutocastObjective):
         return objective.objective, lambda: autocast(objective.performance, objective.device)
@@ -126,7 +135,12 @@ def _unwrap(objective: ConMLObjective | AutocastObjective) -> tuple[ConMLObjecti
 
 
 def _representations_without_graph(
-    objective: ConMLObjective, learner: Learner, batch: EpisodeBatch, parts: list[slice], kappas: list[Tasks] | None, forward_context
+    objective: ConMLObjective,
+    learner: Learner,
+    batch: EpisodeBatch,
+    parts: list[slice],
+    kappas: list[Tasks] | None,
+    forward_context,
 ) -> tuple[list, list[Tensor] | None]:
     """Each chunk's random state before its pass, and the batch's [e*, e^kappa_1, ...]; (Nones, None) when ConML is off."""
     device = batch.support.x.device
@@ -166,12 +180,23 @@ def _contrastive_gradients(objective: ConMLObjective, representations: list[Tens
 
 
 def _chunk_terms(
-    objective: ConMLObjective, learner: Learner, batch: EpisodeBatch, part: slice, kappas: list[Tasks] | None, forward_context, mode: Adaptation
+    objective: ConMLObjective,
+    learner: Learner,
+    batch: EpisodeBatch,
+    part: slice,
+    kappas: list[Tasks] | None,
+    forward_context,
+    mode: Adaptation,
 ) -> TaskTerms:
     """The tasks `part` through the learner, with their share of the subsets drawn for the whole meta-batch;
     `mode`: meta_test for the pass without a graph, meta_train for the one that back-propagates."""
     with forward_context():
-        return objective.task_terms(learner, task_range(batch, part), mode, None if kappas is None else [_tasks(kappa, part) for kappa in kappas])
+        return objective.task_terms(
+            learner,
+            task_range(batch, part),
+            mode,
+            None if kappas is None else [_tasks(kappa, part) for kappa in kappas],
+        )
 
 
 def _rng_state(device: torch.device) -> tuple[Tensor, Tensor | None]:
@@ -202,7 +227,11 @@ def auto_task_chunk(
     """
     if device.type != "cuda":
         return None, "no chunks on a CPU"
-    budget = budget_gb * 2**30 if budget_gb is not None else DEFAULT_BUDGET_FRACTION * torch.cuda.get_device_properties(device).total_memory
+    budget = (
+        budget_gb * 2**30
+        if budget_gb is not None
+        else DEFAULT_BUDGET_FRACTION * torch.cuda.get_device_properties(device).total_memory
+    )
     tasks = batch()
     trained = [p for p in learner.parameters() if p.requires_grad]
     reserved = 0 if optimizer.state else 2 * sum(p.numel() * p.element_size() for p in trained)

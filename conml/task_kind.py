@@ -66,4 +66,3 @@ CLASSIFICATION = TaskKind("classification", "accuracy", True, _cross_entropy, _c
 def scaled_metric(kind: TaskKind, value: float) -> float:
     """Accuracy is reported in percent, as in the papers; errors as they are."""
     return 100.0 * value if kind is CLASSIFICATION else value
-

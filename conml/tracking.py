@@ -18,7 +18,15 @@ class Tracker:
     An inactive tracker (processes other than the main one) records nothing.
     """
 
-    def __init__(self, run_dir: Path, settings: LoggerConfig, config: dict, group: str, run_id: str | None = None, active: bool = True):
+    def __init__(
+        self,
+        run_dir: Path,
+        settings: LoggerConfig,
+        config: dict,
+        group: str,
+        run_id: str | None = None,
+        active: bool = True,
+    ):
         self.metrics_path = run_dir / "metrics.jsonl"
         self.run = None
         self.active = active
@@ -58,7 +66,9 @@ class Tracker:
         """Drop local lines logged after `step`: a resumed run logs those steps again."""
         if not self.active or not self.metrics_path.exists():
             return
-        kept = [line for line in self.metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= step]
+        kept = [
+            line for line in self.metrics_path.read_text().splitlines() if line and json.loads(line)["step"] <= step
+        ]
         self.metrics_path.write_text("".join(line + "\n" for line in kept))
 
     def finish(self, failed: bool = False) -> None:

@@ -1,6 +1,6 @@
 """Entrypoint: compose the config, build the run, meta-train, meta-test, write results.json.
 
-    python -m conml.train dataset=sinusoid learner=maml conml=on trainer.steps=2000
+python -m conml.train dataset=sinusoid learner=maml conml=on trainer.steps=2000
 """
 
 from __future__ import annotations
@@ -42,7 +42,20 @@ register()
 
 # Settings a resumed run may change; every other difference means a different experiment.
 # (Task chunks change memory and speed, never the meta-gradient: a run may continue on another GPU.)
-RESUMABLE_CHANGES = ("resume", "optimize_metric", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.ckpt_every", "trainer.task_chunk", "trainer.memory_budget_gb", "eval", "logger", "paths", "device")
+RESUMABLE_CHANGES = (
+    "resume",
+    "optimize_metric",
+    "trainer.steps",
+    "trainer.log_every",
+    "trainer.val_every",
+    "trainer.ckpt_every",
+    "trainer.task_chunk",
+    "trainer.memory_budget_gb",
+    "eval",
+    "logger",
+    "paths",
+    "device",
+)
 
 
 def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
@@ -70,8 +83,24 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     objective = apply_performance(OmegaConf.to_object(cfg.performance), device, learner, objective)
 
     run_id = state and state["wandb_run_id"]
-    with hold(run_dir, cfg, log, active=shard.is_main), Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker:
-        trainer = Trainer(learner, source, objective, optimizer, scheduler, cfg.trainer, tracker, checkpoint_dir, device, cfg.eval.batch_size, config, shard)
+    with (
+        hold(run_dir, cfg, log, active=shard.is_main),
+        Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker,
+    ):
+        trainer = Trainer(
+            learner,
+            source,
+            objective,
+            optimizer,
+            scheduler,
+            cfg.trainer,
+            tracker,
+            checkpoint_dir,
+            device,
+            cfg.eval.batch_size,
+            config,
+            shard,
+        )
         if state is not None:
             trainer.load_state(state)
             tracker.forget_after(trainer.step)
@@ -86,7 +115,9 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
         chosen = checkpoint_dir / f"{cfg.eval.checkpoint.value}.pt"
         learner.load_state_dict(load_checkpoint(chosen)["learner"])
         started = time.perf_counter()
-        results = meta_test(learner, source, cfg.eval.episodes, cfg.eval.batch_size, device, cfg.eval.shots, cfg.eval.queries)
+        results = meta_test(
+            learner, source, cfg.eval.episodes, cfg.eval.batch_size, device, cfg.eval.shots, cfg.eval.queries
+        )
         summary = {
             "name": cfg.name,
             "seed": cfg.seed,
@@ -101,7 +132,10 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
             # what main returns to a sweep: the best validation score, that of checkpoints/best.pt
             "optimized": {"metric": metric, "value": trainer.best},
         }
-        tracker.summarize({f"test/{key}": value.mean for key, value in results.items()} | {f"test/{key}_ci95": value.ci95 for key, value in results.items()})
+        tracker.summarize(
+            {f"test/{key}": value.mean for key, value in results.items()}
+            | {f"test/{key}_ci95": value.ci95 for key, value in results.items()}
+        )
         if trainer.grad_shares:
             tracker.summarize({"train/conml_grad_share_median": summary["conml_grad_share_median"]})
         (run_dir / "results.json").write_text(json.dumps({**summary, "config": config}, indent=2))
@@ -124,7 +158,11 @@ def _start_line(cfg: DictConfig, run_dir: Path, device: torch.device, step: int,
     """What is about to happen, where, on which device (as `device=auto` resolved it), in which precision,
     and how each meta-batch is taken (`plan`: meta-batch size, processes, task chunks)."""
     where = f"{device} ({torch.cuda.get_device_name(device)})" if device.type == "cuda" else str(device)
-    doing = f"Resuming {run_dir} at step {step} of {cfg.trainer.steps}" if step else f"Meta-training {cfg.trainer.steps} steps in {run_dir}"
+    doing = (
+        f"Resuming {run_dir} at step {step} of {cfg.trainer.steps}"
+        if step
+        else f"Meta-training {cfg.trainer.steps} steps in {run_dir}"
+    )
     return f"{cfg.name}, seed {cfg.seed}: {doing}, on {where} (device={cfg.device}); precision {precision}; {plan}."
 
 
@@ -155,7 +193,9 @@ def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:
     else:
         _check_resume_folder(Path(cfg.resume), run_dir)
         if not last.exists():
-            raise ConfigError(f"resume={cfg.resume}: that folder holds no checkpoints/last.pt, so there is no run to continue in it.")
+            raise ConfigError(
+                f"resume={cfg.resume}: that folder holds no checkpoints/last.pt, so there is no run to continue in it."
+            )
     state = load_checkpoint(last)
     changed = [key for key in _differences(state["config"], config) if not key.startswith(RESUMABLE_CHANGES)]
     if changed:
@@ -186,7 +226,9 @@ def _check_resume_folder(folder: Path, run_dir: Path) -> None:
 
 def _differences(old: object, new: object, prefix: str = "") -> list[str]:
     if isinstance(old, dict) and isinstance(new, dict):
-        return [d for key in old.keys() | new.keys() for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")]
+        return [
+            d for key in old.keys() | new.keys() for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
+        ]
     return [] if old == new else [prefix.rstrip(".")]
 
 
@@ -195,8 +237,10 @@ def _print_results(name: str, run_dir: Path, results: dict, grad_share: float | 
     for key, value in results.items():
         print(f"  {key:>20}: {value}  ({value.count} tasks)")
     if grad_share is not None:
-        print(f"  {'conml_grad_share':>20}: {grad_share:.3g}  (median of {measurements} measurements of "
-              "|grad lambda*(d_in - d_out)| / |grad L_e|)")
+        print(
+            f"  {'conml_grad_share':>20}: {grad_share:.3g}  (median of {measurements} measurements of "
+            "|grad lambda*(d_in - d_out)| / |grad L_e|)"
+        )
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -230,7 +274,11 @@ def main(cfg: DictConfig) -> JobOutcome:
         except KeyboardInterrupt:
             remove_unused(run_dir)
             last = run_dir / "checkpoints" / "last.pt"
-            after = f"The run's last checkpoint is {last}; continue with: {_resume_command(run_dir)}" if last.exists() else "There is no checkpoint to continue from."
+            after = (
+                f"The run's last checkpoint is {last}; continue with: {_resume_command(run_dir)}"
+                if last.exists()
+                else "There is no checkpoint to continue from."
+            )
             print(f"\nInterrupted. {after}\n", file=sys.stderr)
             sys.exit(130)
         except (UserError, OSError) as raised:

@@ -28,7 +28,6 @@ from conml.preemption import Preempted, PreemptionGuard
 from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
 from conml.tracking import Tracker
 
-
 # ConML's term this many times the episodic loss means lambda is far too large.
 DOMINANCE_RATIO = 100.0
 
@@ -126,7 +125,13 @@ class Trainer:
             if self.scheduler is not None:
                 self.scheduler.step()
             self.step += 1
-            logged = (("loss", parts.total), ("loss_episodic", parts.episodic), ("loss_conml", parts.contrastive), ("d_in", parts.d_in), ("d_out", parts.d_out))
+            logged = (
+                ("loss", parts.total),
+                ("loss_episodic", parts.episodic),
+                ("loss_conml", parts.contrastive),
+                ("d_in", parts.d_in),
+                ("d_out", parts.d_out),
+            )
             for key, value in logged:
                 if value is not None:
                     sums[key] = sums.get(key, 0.0) + value.detach()
@@ -190,7 +195,9 @@ class Trainer:
         how = ""
         if setting == AUTO:
             batch = lambda: MetaBatches(self.source, size, offset, local, self.step, self.step + 1)[0].to(self.device)  # noqa: E731
-            self.task_chunk, how = auto_task_chunk(self.objective, self.learner, self.optimizer, batch, self.device, self.settings.memory_budget_gb)
+            self.task_chunk, how = auto_task_chunk(
+                self.objective, self.learner, self.optimizer, batch, self.device, self.settings.memory_budget_gb
+            )
             how = f" (task_chunk=auto: {how})"
         else:
             self.task_chunk = setting
@@ -207,7 +214,14 @@ class Trainer:
         """Log ConML's gradient share of this step; warn once if the first measurements show it inert."""
         share, conml_norm, episodic_norm = measured
         self.grad_shares.append(share)
-        self.tracker.log({"train/conml_grad_share": share, "train/conml_grad_norm": conml_norm, "train/episodic_grad_norm": episodic_norm}, self.step + 1)
+        self.tracker.log(
+            {
+                "train/conml_grad_share": share,
+                "train/conml_grad_norm": conml_norm,
+                "train/episodic_grad_norm": episodic_norm,
+            },
+            self.step + 1,
+        )
         first = self.grad_shares[:MEASUREMENTS_BEFORE_VERDICT]
         if len(self.grad_shares) == MEASUREMENTS_BEFORE_VERDICT and max(first) < INERT_BELOW and self.shard.is_main:
             settings = self.objective.settings
@@ -236,7 +250,15 @@ class Trainer:
         return self.settings.patience is not None and self.stale_validations >= self.settings.patience
 
     def _validate(self) -> None:
-        result = evaluate(self.learner, self.source, "val", self.settings.val_episodes, self.eval_batch_size, self.device, progress=False)
+        result = evaluate(
+            self.learner,
+            self.source,
+            "val",
+            self.settings.val_episodes,
+            self.eval_batch_size,
+            self.device,
+            progress=False,
+        )
         metric = self.source.kind.metric_name
         self.tracker.log({f"val/{metric}": result.mean, f"val/{metric}_ci95": result.ci95}, self.step)
         if self.source.kind.better(result.mean, self.best):

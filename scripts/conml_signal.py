@@ -39,9 +39,19 @@ def survey(seeds: list[int], image_tasks: int) -> list[dict]:
     rows, started = [], time.perf_counter()
     for number, case in enumerate(cases, 1):
         runs = [measure(case, seed) for seed in seeds]
-        rows.append({**runs[0], "share": statistics.median(r["share"] for r in runs), "share_by_seed": [r["share"] for r in runs], "seeds": seeds})
+        rows.append(
+            {
+                **runs[0],
+                "share": statistics.median(r["share"] for r in runs),
+                "share_by_seed": [r["share"] for r in runs],
+                "seeds": seeds,
+            }
+        )
         elapsed = time.perf_counter() - started
-        print(f"[{number}/{len(cases)}, ETA {elapsed / number * (len(cases) - number):.0f} s] {case.learner:<28} {case.psi:<40} share {rows[-1]['share']:.2e}", flush=True)
+        print(
+            f"[{number}/{len(cases)}, ETA {elapsed / number * (len(cases) - number):.0f} s] {case.learner:<28} {case.psi:<40} share {rows[-1]['share']:.2e}",
+            flush=True,
+        )
     return rows
 
 
@@ -50,8 +60,12 @@ def main() -> None:
     action = parser.add_mutually_exclusive_group(required=True)
     action.add_argument("--out", type=Path, help="measure, then write the JSON here")
     action.add_argument("--table", type=Path, help="print the Markdown table of an earlier JSON")
-    parser.add_argument("--seeds", default="0,1,2", help="comma-separated seeds; the share is reported per seed and as a median")
-    parser.add_argument("--image-tasks", type=int, default=8, help="tasks per meta-batch for the image learners (CPU memory)")
+    parser.add_argument(
+        "--seeds", default="0,1,2", help="comma-separated seeds; the share is reported per seed and as a median"
+    )
+    parser.add_argument(
+        "--image-tasks", type=int, default=8, help="tasks per meta-batch for the image learners (CPU memory)"
+    )
     args = parser.parse_args()
     if args.table is not None:
         print(markdown(json.loads(args.table.read_text())["rows"]))

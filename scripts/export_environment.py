@@ -1,6 +1,6 @@
 """Print a conda environment.yml that installs exactly the packages pinned in uv.lock.
 
-    uv run python scripts/export_environment.py > environment.yml   (or: make environment.yml)
+uv run python scripts/export_environment.py > environment.yml   (or: make environment.yml)
 """
 
 from __future__ import annotations
@@ -21,7 +21,18 @@ def uv_executable() -> str:
 
 
 def pinned_requirements() -> list[str]:
-    command = [uv_executable(), "export", "--frozen", "--no-hashes", "--no-header", "--no-annotate", "--all-groups", "--no-emit-project", "--format", "requirements-txt"]
+    command = [
+        uv_executable(),
+        "export",
+        "--frozen",
+        "--no-hashes",
+        "--no-header",
+        "--no-annotate",
+        "--all-groups",
+        "--no-emit-project",
+        "--format",
+        "requirements-txt",
+    ]
     output = subprocess.run(command, cwd=ROOT, check=True, capture_output=True, text=True).stdout
     return [line.strip() for line in output.splitlines() if line.strip() and not line.startswith("#")]
 
@@ -37,8 +48,8 @@ def environment_yml() -> str:
         "  - python=3.11",
         "  - pip",
         "  - pip:",
-        *[f"      - \"{requirement}\"" for requirement in pinned_requirements()],
-        "      - \"-e .\"",
+        *[f'      - "{requirement}"' for requirement in pinned_requirements()],
+        '      - "-e ."',
     ]
     return "\n".join(lines) + "\n"
 

@@ -14,16 +14,35 @@ import sys
 from pathlib import Path
 
 from conml.errors import UserError
-from conml.icl_curves import baseline_curves, check_same_test_tasks, comparison, learner_curve, load_run, plot, write_json
+from conml.icl_curves import (
+    baseline_curves,
+    check_same_test_tasks,
+    comparison,
+    learner_curve,
+    load_run,
+    plot,
+    write_json,
+)
 from conml.train import resolve_device
 
 
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("runs", nargs="+", type=Path, help="run directories: the baseline first, then (optionally) the ConML run")
-    parser.add_argument("--episodes", type=int, default=None, help="test tasks (default: the first run's eval.episodes)")
-    parser.add_argument("--batch-size", type=int, default=None, help="prompts per batch (default: the first run's eval.batch_size)")
-    parser.add_argument("--checkpoint", default=None, choices=["best", "last"], help="default: the one each run meta-tested (eval.checkpoint)")
+    parser.add_argument(
+        "runs", nargs="+", type=Path, help="run directories: the baseline first, then (optionally) the ConML run"
+    )
+    parser.add_argument(
+        "--episodes", type=int, default=None, help="test tasks (default: the first run's eval.episodes)"
+    )
+    parser.add_argument(
+        "--batch-size", type=int, default=None, help="prompts per batch (default: the first run's eval.batch_size)"
+    )
+    parser.add_argument(
+        "--checkpoint",
+        default=None,
+        choices=["best", "last"],
+        help="default: the one each run meta-tested (eval.checkpoint)",
+    )
     parser.add_argument("--device", default="auto")
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/icl_curves)")
     args = parser.parse_args(argv)
@@ -43,11 +62,21 @@ def main(argv: list[str] | None = None) -> dict:
 
     out = args.out or args.runs[0] / "icl_curves"
     out.mkdir(parents=True, exist_ok=True)
-    test_set = {"dataset": runs[0].config["dataset"], "split": "test", "episodes": episodes, "checkpoints": {run.name: run.checkpoint for run in runs}}
+    test_set = {
+        "dataset": runs[0].config["dataset"],
+        "split": "test",
+        "episodes": episodes,
+        "checkpoints": {run.name: run.checkpoint for run in runs},
+    }
     write_json(out / "curves.json", learned, baselines, metrics, test_set)
     dataset = runs[0].config["dataset"]
     functions = dataset["functions"]["_target_"].rsplit(".", 1)[-1]
-    plot(learned + baselines, len(learned), out / "curves.png", f"{functions}: d = {dataset['dims']}, {dataset['points']} points, {episodes} test prompts")
+    plot(
+        learned + baselines,
+        len(learned),
+        out / "curves.png",
+        f"{functions}: d = {dataset['dims']}, {dataset['points']} points, {episodes} test prompts",
+    )
 
     curves = learned + baselines
     print(f"squared error on test tasks 0..{episodes - 1} (mean over tasks) — {out / 'curves.json'}")

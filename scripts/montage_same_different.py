@@ -36,7 +36,9 @@ def examples(source: SameDifferentEpisodes, task: str, per_label: int) -> dict[i
 def montage(tasks: list[str], per_label: int, seed: int, out: Path, objects_root: str | None = None) -> None:
     source = SameDifferentEpisodes(tasks=tasks, support_sizes=[2], seed=seed, objects_root=objects_root)
     columns = 2 * per_label
-    sheet = Image.new("RGB", (LABEL_WIDTH + columns * (CELL + GAP), HEADER + len(tasks) * (CELL + GAP)), (160, 160, 160))
+    sheet = Image.new(
+        "RGB", (LABEL_WIDTH + columns * (CELL + GAP), HEADER + len(tasks) * (CELL + GAP)), (160, 160, 160)
+    )
     draw = ImageDraw.Draw(sheet)
     for column in range(columns):
         title = "same" if column < per_label else "different"
@@ -54,7 +56,9 @@ def montage(tasks: list[str], per_label: int, seed: int, out: Path, objects_root
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--out", type=Path, default=Path("docs/images/same_different_montage.png"))
-    parser.add_argument("--tasks", nargs="+", default=list(SHAPE_TASKS), help="task names (naturalistic needs --objects-root)")
+    parser.add_argument(
+        "--tasks", nargs="+", default=list(SHAPE_TASKS), help="task names (naturalistic needs --objects-root)"
+    )
     parser.add_argument("--per-label", type=int, default=3, help="same and different examples per task")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--objects-root", default=None, help="folder of object photographs for the naturalistic task")

@@ -51,7 +51,14 @@ def prepare(
     workers: int = 1,
 ) -> None:
     """Write every (task, support size, split) file that is not complete yet."""
-    settings = dict(tasks=tasks, support_sizes=support_sizes, queries=queries, episodes=episodes, seed=seed, objects_root=objects_root)
+    settings = dict(
+        tasks=tasks,
+        support_sizes=support_sizes,
+        queries=queries,
+        episodes=episodes,
+        seed=seed,
+        objects_root=objects_root,
+    )
     SameDifferentEpisodes(**settings)  # fail on bad settings before any file is touched
     write_manifest(root, seed, queries)
     jobs = [
@@ -62,7 +69,10 @@ def prepare(
         if not is_complete(root, task, support, split, count)
     ]
     total = sum(count for *_, count in jobs)
-    with multiprocessing.get_context("fork").Pool(workers, _start_worker, (settings,)) as pool, tqdm(total=total, unit="episode") as bar:
+    with (
+        multiprocessing.get_context("fork").Pool(workers, _start_worker, (settings,)) as pool,
+        tqdm(total=total, unit="episode") as bar,
+    ):
         for task, support, split, count in jobs:
             bar.set_description(f"{task} S={support} {split}")
             drawn = pool.imap(_draw, [(task, support, split, e) for e in range(count)], chunksize=8)
@@ -73,7 +83,9 @@ def prepare(
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path("data/same_different"), help="cache folder (dataset.root)")
-    parser.add_argument("--tasks", nargs="+", default=list(SHAPE_TASKS), help="task names (naturalistic needs --objects-root)")
+    parser.add_argument(
+        "--tasks", nargs="+", default=list(SHAPE_TASKS), help="task names (naturalistic needs --objects-root)"
+    )
     parser.add_argument("--support-sizes", nargs="+", type=int, default=[4, 6, 8, 10])
     parser.add_argument("--episodes", nargs=3, type=int, default=[1000, 200, 200], metavar=("TRAIN", "VAL", "TEST"))
     parser.add_argument("--queries", type=int, default=2)
@@ -81,7 +93,16 @@ def main() -> None:
     parser.add_argument("--objects-root", default=None, help="folder of object photographs for the naturalistic task")
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count() - 1))
     args = parser.parse_args()
-    prepare(args.root, args.tasks, args.support_sizes, args.episodes, args.queries, args.seed, args.objects_root, args.workers)
+    prepare(
+        args.root,
+        args.tasks,
+        args.support_sizes,
+        args.episodes,
+        args.queries,
+        args.seed,
+        args.objects_root,
+        args.workers,
+    )
 
 
 if __name__ == "__main__":

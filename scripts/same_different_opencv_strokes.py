@@ -69,7 +69,13 @@ def reference(seed: int = 0) -> dict:
         points = random_polygon(rng) if closed else rng.integers(0, SIZE, (2, 2)).astype(np.int32)
         mask = drawn(lambda c: cv2.polylines(c, [points], closed, 255, thickness))
         strokes.append(
-            {"points": points.tolist(), "closed": closed, "thickness": thickness, "pixels": int(mask.sum()), "digest": mask_digest(mask)}
+            {
+                "points": points.tolist(),
+                "closed": closed,
+                "thickness": thickness,
+                "pixels": int(mask.sum()),
+                "digest": mask_digest(mask),
+            }
         )
     polygons = [random_polygon(rng) for _ in range(20)]
     return {
@@ -79,9 +85,12 @@ def reference(seed: int = 0) -> dict:
         "segment_pixels": segments,
         "thick_strokes": strokes,
         "thin_polygons": [
-            {"points": p.tolist(), "pixels": int(drawn(lambda c: cv2.polylines(c, [p], True, 255, 1)).sum())} for p in polygons
+            {"points": p.tolist(), "pixels": int(drawn(lambda c: cv2.polylines(c, [p], True, 255, 1)).sum())}
+            for p in polygons
         ],
-        "filled_polygons": [{"points": p.tolist(), "pixels": int(drawn(lambda c: cv2.fillPoly(c, [p], 255)).sum())} for p in polygons],
+        "filled_polygons": [
+            {"points": p.tolist(), "pixels": int(drawn(lambda c: cv2.fillPoly(c, [p], 255)).sum())} for p in polygons
+        ],
     }
 
 

@@ -45,7 +45,9 @@ def run_weights(run_dir: Path, checkpoint: str) -> tuple[torch.Tensor, dict]:
     net.load_state_dict(weights, strict=False)
     missing = [name for name, _ in net.named_parameters() if name not in weights]
     if missing:
-        raise DataError(f"{run_dir} has no network weights for {missing[:3]}...: is it a run of a learner with a `net`?")
+        raise DataError(
+            f"{run_dir} has no network weights for {missing[:3]}...: is it a run of a learner with a `net`?"
+        )
     return network_weights(net), model_config
 
 
@@ -103,7 +105,9 @@ def weight_space_pca(groups: dict[str, list[Path]], random: int, out: Path, chec
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--group", action="append", required=True, metavar="LABEL=GLOB", help="run folders to compare, by label")
+    parser.add_argument(
+        "--group", action="append", required=True, metavar="LABEL=GLOB", help="run folders to compare, by label"
+    )
     parser.add_argument("--random", type=int, default=10, help="randomly initialised networks to add")
     parser.add_argument("--checkpoint", default="best", choices=["best", "last"])
     parser.add_argument("--out", type=Path, default=Path("docs/images/same_different_weight_pca.png"))

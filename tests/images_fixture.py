@@ -33,7 +33,9 @@ def class_images(split: str, label: int, count: int, size: int = SIZE) -> np.nda
     rng = np.random.default_rng([SPLITS.index(split), label])
     colour = rng.integers(30, 226, size=3)
     # Noise in 4x4 blocks: textured enough for JPEG/PNG, cheap to draw.
-    noise = rng.integers(-30, 31, size=(count, size // 4, size // 4, 3), dtype=np.int16).repeat(4, axis=1).repeat(4, axis=2)
+    noise = (
+        rng.integers(-30, 31, size=(count, size // 4, size // 4, 3), dtype=np.int16).repeat(4, axis=1).repeat(4, axis=2)
+    )
     return np.clip(colour + noise, 0, 255).astype(np.uint8)
 
 
@@ -76,7 +78,9 @@ def write_tiered_pickles(root: Path, classes: dict[str, int], per_class: int) ->
     for split, count in classes.items():
         # Classes interleaved, so preparation has to regroup them by label.
         labels = np.tile(np.arange(count), per_class)
-        images = np.stack([class_images(split, label, per_class) for label in range(count)], axis=1).reshape(-1, SIZE, SIZE, 3)
+        images = np.stack([class_images(split, label, per_class) for label in range(count)], axis=1).reshape(
+            -1, SIZE, SIZE, 3
+        )
         encoded = []
         for pixels in images:
             buffer = io.BytesIO()

@@ -57,7 +57,9 @@ def write_source(root: Path, spec: dict, counts: dict[int, int], rng: np.random.
     folder.mkdir(parents=True, exist_ok=True)
     for class_id, count in counts.items():
         write_class(folder / f"{class_id}.tfrecords", class_id, count, rng)
-    (folder / "dataset_spec.json").write_text(json.dumps({**spec, "path": str(folder), "file_pattern": "{}.tfrecords"}, indent=2))
+    (folder / "dataset_spec.json").write_text(
+        json.dumps({**spec, "path": str(folder), "file_pattern": "{}.tfrecords"}, indent=2)
+    )
     return folder
 
 
@@ -66,19 +68,34 @@ def write_records(root: Path, seed: int = 0) -> Path:
     rng = np.random.default_rng(seed)
     total = sum(AIRCRAFT_CLASSES.values())
     counts = {c: int(rng.integers(6, 13)) for c in range(total)}
-    write_source(root, {
-        "__class__": "DatasetSpecification", "name": "aircraft", "classes_per_split": AIRCRAFT_CLASSES,
-        "images_per_class": {str(c): n for c, n in counts.items()}, "class_names": {str(c): f"plane-{c}" for c in counts},
-    }, counts, rng)
+    write_source(
+        root,
+        {
+            "__class__": "DatasetSpecification",
+            "name": "aircraft",
+            "classes_per_split": AIRCRAFT_CLASSES,
+            "images_per_class": {str(c): n for c, n in counts.items()},
+            "class_names": {str(c): f"plane-{c}" for c in counts},
+        },
+        counts,
+        rng,
+    )
 
     counts = {c: int(rng.integers(4, 8)) for c in range(sum(OMNIGLOT_CHARACTERS))}
-    write_source(root, {
-        "__class__": "BiLevelDatasetSpecification", "name": "omniglot", "superclasses_per_split": OMNIGLOT_SUPERCLASSES,
-        "classes_per_superclass": {str(i): n for i, n in enumerate(OMNIGLOT_CHARACTERS)},
-        "images_per_class": {str(c): n for c, n in counts.items()},
-        "superclass_names": {str(i): f"alphabet-{i}" for i in range(len(OMNIGLOT_CHARACTERS))},
-        "class_names": {str(c): f"character-{c}" for c in counts},
-    }, counts, rng)
+    write_source(
+        root,
+        {
+            "__class__": "BiLevelDatasetSpecification",
+            "name": "omniglot",
+            "superclasses_per_split": OMNIGLOT_SUPERCLASSES,
+            "classes_per_superclass": {str(i): n for i, n in enumerate(OMNIGLOT_CHARACTERS)},
+            "images_per_class": {str(c): n for c, n in counts.items()},
+            "superclass_names": {str(i): f"alphabet-{i}" for i in range(len(OMNIGLOT_CHARACTERS))},
+            "class_names": {str(c): f"character-{c}" for c in counts},
+        },
+        counts,
+        rng,
+    )
 
     leaves = [sorted({k for kids in graph.values() for k in kids} - set(graph)) for graph in ILSVRC_GRAPHS.values()]
     wn_ids = [wn for split_leaves in leaves for wn in split_leaves]
@@ -87,13 +104,24 @@ def write_records(root: Path, seed: int = 0) -> Path:
     for split, graph in ILSVRC_GRAPHS.items():
         nodes = set(graph) | {k for kids in graph.values() for k in kids}
         parents = {n: sorted(p for p, kids in graph.items() if n in kids) for n in nodes}
-        subgraphs[split] = [{"wn_id": n, "words": n, "children_ids": sorted(graph.get(n, [])), "parents_ids": parents[n]} for n in sorted(nodes)]
+        subgraphs[split] = [
+            {"wn_id": n, "words": n, "children_ids": sorted(graph.get(n, [])), "parents_ids": parents[n]}
+            for n in sorted(nodes)
+        ]
         spans = _spans(graph)
         images[split] = {n: sum(counts[wn_ids.index(leaf)] for leaf in spans[n]) for n in nodes}
-    write_source(root, {
-        "__class__": "HierarchicalDatasetSpecification", "name": "ilsvrc_2012", "split_subgraphs": subgraphs,
-        "images_per_class": images, "class_names": {str(c): wn for c, wn in enumerate(wn_ids)},
-    }, counts, rng)
+    write_source(
+        root,
+        {
+            "__class__": "HierarchicalDatasetSpecification",
+            "name": "ilsvrc_2012",
+            "split_subgraphs": subgraphs,
+            "images_per_class": images,
+            "class_names": {str(c): wn for c, wn in enumerate(wn_ids)},
+        },
+        counts,
+        rng,
+    )
     return root
 
 

@@ -48,7 +48,14 @@ class ResidualBlock(nn.Module):
 
 
 def residual_net(track_running_stats: bool, out_features: int | None = WAYS) -> nn.Sequential:
-    layers = [nn.Conv2d(3, 4, 3, padding=1), nn.BatchNorm2d(4, track_running_stats=track_running_stats), nn.ReLU(), ResidualBlock(4), nn.MaxPool2d(2), nn.Flatten()]
+    layers = [
+        nn.Conv2d(3, 4, 3, padding=1),
+        nn.BatchNorm2d(4, track_running_stats=track_running_stats),
+        nn.ReLU(),
+        ResidualBlock(4),
+        nn.MaxPool2d(2),
+        nn.Flatten(),
+    ]
     return nn.Sequential(*layers, *([nn.Linear(4 * 4 * 4, out_features)] if out_features else []))
 
 
@@ -59,7 +66,9 @@ def layernorm_mlp(dropout: float = 0.0) -> nn.Module:
 
 def regression_batch(g: torch.Generator, tasks: int) -> EpisodeBatch:
     x = 3 * torch.rand(tasks, 10, 1, generator=g, dtype=torch.float64) - 1.5
-    y = torch.sin(x + torch.rand(tasks, 1, 1, generator=g, dtype=torch.float64)) * torch.arange(1, tasks + 1, dtype=torch.float64).view(-1, 1, 1)
+    y = torch.sin(x + torch.rand(tasks, 1, 1, generator=g, dtype=torch.float64)) * torch.arange(
+        1, tasks + 1, dtype=torch.float64
+    ).view(-1, 1, 1)
     return EpisodeBatch(Tasks(x[:, :5], y[:, :5]), Tasks(x[:, 5:], y[:, 5:]))
 
 
@@ -67,13 +76,26 @@ def regression_batch(g: torch.Generator, tasks: int) -> EpisodeBatch:
 # draws its own mask is tested below.
 NETS = {
     "torchvision-mlp-layernorm": (layernorm_mlp, REGRESSION, regression_batch, TaskPath.vmap),
-    "residual-batch-statistics": (lambda: residual_net(track_running_stats=False), CLASSIFICATION, lambda g, t: image_batch(g, t, 8), TaskPath.vmap),
-    "residual-running-statistics": (lambda: residual_net(track_running_stats=True), CLASSIFICATION, lambda g, t: image_batch(g, t, 8), TaskPath.loop),
+    "residual-batch-statistics": (
+        lambda: residual_net(track_running_stats=False),
+        CLASSIFICATION,
+        lambda g, t: image_batch(g, t, 8),
+        TaskPath.vmap,
+    ),
+    "residual-running-statistics": (
+        lambda: residual_net(track_running_stats=True),
+        CLASSIFICATION,
+        lambda g, t: image_batch(g, t, 8),
+        TaskPath.loop,
+    ),
 }
 LEARNERS = {
     "maml": (lambda net, kind: MAML(net, kind, inner_steps=2, inner_lr=0.3, learn_inner_lr=True), maml_reference),
     "fomaml": (lambda net, kind: MAML(net, kind, inner_steps=2, inner_lr=0.3, first_order=True), maml_reference),
-    "reptile": (lambda net, kind: Reptile(net, kind, inner_steps=3, inner_lr=0.01, inner_batch_size=4), reptile_reference),
+    "reptile": (
+        lambda net, kind: Reptile(net, kind, inner_steps=3, inner_lr=0.01, inner_batch_size=4),
+        reptile_reference,
+    ),
 }
 
 
@@ -118,12 +140,21 @@ def test_second_order_terms_reach_the_general_path():
     grads = []
     for first_order in (False, True):
         learner = MAML(net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=first_order).double()
-        grads.append(torch.autograd.grad(ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(net.parameters())))
+        grads.append(
+            torch.autograd.grad(
+                ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(net.parameters())
+            )
+        )
     assert max((a - b).abs().max().item() for a, b in zip(*grads)) > 1e-6
 
 
 def test_the_fast_path_is_taken_by_the_nets_that_fit_it():
-    fitting = [MLP(), ConvNet(hidden=4, image_size=16), KimConvNet(channels=[4, 8], fc_units=8, image_size=16), ResNet12(channels=(4, 4, 4, 4), image_size=16)]
+    fitting = [
+        MLP(),
+        ConvNet(hidden=4, image_size=16),
+        KimConvNet(channels=[4, 8], fc_units=8, image_size=16),
+        ResNet12(channels=(4, 4, 4, 4), image_size=16),
+    ]
     for net in fitting:
         assert task_path(net) is TaskPath.grouped and task_path(net.eval()) is TaskPath.grouped, type(net).__name__
     assert task_path(nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.Flatten())) is TaskPath.vmap
@@ -159,8 +190,13 @@ def test_each_task_runs_as_if_alone(build, inputs, shared):
         for module in net.modules():
             if isinstance(module, nn.BatchNorm2d) and module.running_mean is not None:
                 module.running_mean.normal_(0, 1), module.running_var.uniform_(0.5, 2)
-    params = {name: p if shared else p + 0.1 * torch.randn(TASKS, *p.shape, dtype=p.dtype) for name, p in net.named_parameters()}
-    x = torch.randn(TASKS, 6, *inputs, dtype=torch.float64) * torch.tensor([1.0, 10.0, 0.1], dtype=torch.float64).view(-1, *[1] * (len(inputs) + 1))
+    params = {
+        name: p if shared else p + 0.1 * torch.randn(TASKS, *p.shape, dtype=p.dtype)
+        for name, p in net.named_parameters()
+    }
+    x = torch.randn(TASKS, 6, *inputs, dtype=torch.float64) * torch.tensor([1.0, 10.0, 0.1], dtype=torch.float64).view(
+        -1, *[1] * (len(inputs) + 1)
+    )
     buffers = {name: b.clone() for name, b in net.named_buffers()}
     together = task_call(net, params, x)
     alone = []
@@ -172,7 +208,11 @@ def test_each_task_runs_as_if_alone(build, inputs, shared):
 
 @pytest.mark.parametrize(
     "norm,path",
-    [(lambda: nn.Linear(8, 8), TaskPath.grouped), (lambda: nn.LayerNorm(8), TaskPath.vmap), (lambda: nn.BatchNorm1d(8), TaskPath.loop)],
+    [
+        (lambda: nn.Linear(8, 8), TaskPath.grouped),
+        (lambda: nn.LayerNorm(8), TaskPath.vmap),
+        (lambda: nn.BatchNorm1d(8), TaskPath.loop),
+    ],
     ids=["grouped", "vmap", "loop"],
 )
 def test_each_task_draws_its_own_dropout_mask(norm, path):
@@ -214,7 +254,9 @@ def test_a_net_vmap_cannot_run_falls_back_to_the_loop_with_the_same_random_numbe
         first = task_call(net, params, x)
     assert task_path(net) is TaskPath.loop and net in task_functional._NOT_VMAPPABLE
     torch.manual_seed(1)
-    loop = torch.stack([functional_call(net, {name: p[t] for name, p in params.items()}, (x[t],)) for t in range(TASKS)])
+    loop = torch.stack(
+        [functional_call(net, {name: p[t] for name, p in params.items()}, (x[t],)) for t in range(TASKS)]
+    )
     torch.testing.assert_close(first, loop, rtol=0, atol=0)  # the vmap attempt drew no random numbers that count
     torch.manual_seed(1)
     with warnings.catch_warnings():

@@ -44,5 +44,7 @@ def test_gpu_settings_apply():
 
 
 def test_a_run_with_every_setting_on_trains_on_the_cpu(run_tiny):
-    summary, _ = run_tiny(["performance.precision=bf16", "performance.channels_last=true", "performance.cudnn_benchmark=true"])
+    summary, _ = run_tiny(
+        ["performance.precision=bf16", "performance.channels_last=true", "performance.cudnn_benchmark=true"]
+    )
     assert summary["steps"] == 4

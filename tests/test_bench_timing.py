@@ -27,6 +27,7 @@ def test_measure_times_every_variant_and_respects_its_budget():
         def run():
             calls[name] += 1
             torch.randn(64, 64) @ torch.randn(64, 64)
+
         return run
 
     scale = SMALL.__class__(**{**SMALL.__dict__, "warmup": 1, "repeats": 4, "max_seconds": 100.0})

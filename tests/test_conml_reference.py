@@ -135,7 +135,9 @@ def reptile_reference(learner: Reptile, batch: EpisodeBatch) -> Reference:
     def update(x, y):
         weights = {name: p.detach().clone().requires_grad_() for name, p in theta.items()}
         if learner.inner_optimizer == "adam":
-            optimizer = torch.optim.Adam(weights.values(), lr=learner.inner_lr, betas=learner.adam_betas, eps=learner.adam_eps)
+            optimizer = torch.optim.Adam(
+                weights.values(), lr=learner.inner_lr, betas=learner.adam_betas, eps=learner.adam_eps
+            )
         else:
             optimizer = torch.optim.SGD(weights.values(), lr=learner.inner_lr)
         size = learner.inner_batch_size
@@ -180,7 +182,9 @@ def metric_reference(learner: ProtoNet | MatchingNet, batch: EpisodeBatch) -> Re
             logits = -(queries[:, None, :] - prototypes[None]).pow(2).sum(-1)
         else:
             similarity = (queries / queries.norm(dim=1, keepdim=True)) @ (support / support.norm(dim=1, keepdim=True)).T
-            logits = torch.log(torch.softmax(learner.scale * similarity, dim=1) @ F.one_hot(ys, ways).to(similarity.dtype))
+            logits = torch.log(
+                torch.softmax(learner.scale * similarity, dim=1) @ F.one_hot(ys, ways).to(similarity.dtype)
+            )
         losses.append(task_loss(learner.kind, logits, yq))
     return Reference(kappa, whole, torch.stack(losses).mean())
 
@@ -189,7 +193,9 @@ def set_encoding(learner: SimpleCNAPs, x: Tensor) -> Tensor:
     """The set encoder on one task's images, BatchNorm over those images only."""
     encoder = learner.set_encoder
     for b, conv in enumerate(encoder.convs):
-        x = F.batch_norm(conv(x), None, None, encoder.norm_weight[b], encoder.norm_bias[b], training=True, eps=encoder.eps)
+        x = F.batch_norm(
+            conv(x), None, None, encoder.norm_weight[b], encoder.norm_bias[b], training=True, eps=encoder.eps
+        )
         x = F.max_pool2d(F.relu(x), 2)
     return x.mean((0, 2, 3))
 
@@ -202,7 +208,9 @@ def simple_cnaps_reference(learner: SimpleCNAPs, batch: EpisodeBatch) -> Referen
 
     def psi(parameters):
         if learner.representation == "offset":
-            gamma = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=parameters[0].dtype)[:, None]  # (gamma1, beta1, gamma2, beta2)
+            gamma = torch.tensor([1.0, 0.0, 1.0, 0.0], dtype=parameters[0].dtype)[
+                :, None
+            ]  # (gamma1, beta1, gamma2, beta2)
             parameters = [p - gamma for p in parameters]
         return torch.cat([p.flatten() for p in parameters])
 
@@ -220,7 +228,9 @@ def simple_cnaps_reference(learner: SimpleCNAPs, batch: EpisodeBatch) -> Referen
         for k in range(WAYS):
             members = fs[ys == k]
             mix = len(members) / (len(members) + 1)
-            covariance = mix * torch.cov(members.T) + (1 - mix) * torch.cov(fs.T) + torch.eye(fs.shape[1], dtype=fs.dtype)
+            covariance = (
+                mix * torch.cov(members.T) + (1 - mix) * torch.cov(fs.T) + torch.eye(fs.shape[1], dtype=fs.dtype)
+            )
             diff = fq - members.mean(0)
             logits.append(-torch.einsum("md,de,me->m", diff, torch.linalg.inv(covariance), diff))
         losses.append(task_loss(learner.kind, torch.stack(logits, 1), yq))
@@ -348,21 +358,47 @@ NO_PATH_TO_NET = ("net.*",)
 CASES = {
     "maml": Case(maml(), IMAGES, maml_reference),
     # A bias before BatchNorm has no inner gradient, so its update (and its centred weight) is zero.
-    "maml-update": Case(maml(representation="update"), IMAGES, maml_reference, no_conml_gradient=BIASES_BEFORE_BATCHNORM),
+    "maml-update": Case(
+        maml(representation="update"), IMAGES, maml_reference, no_conml_gradient=BIASES_BEFORE_BATCHNORM
+    ),
     "maml-centring": Case(maml(), IMAGES, maml_reference, CENTRED, no_conml_gradient=BIASES_BEFORE_BATCHNORM),
     "fomaml": Case(maml(first_order=True), IMAGES, maml_reference),
-    "fomaml-update": Case(maml(first_order=True, representation="update"), IMAGES, maml_reference, no_conml_gradient=NO_PATH_TO_NET),
+    "fomaml-update": Case(
+        maml(first_order=True, representation="update"), IMAGES, maml_reference, no_conml_gradient=NO_PATH_TO_NET
+    ),
     "fomaml-centring": Case(maml(first_order=True), IMAGES, maml_reference, CENTRED, no_conml_gradient=NO_PATH_TO_NET),
     "reptile": Case(reptile(inner_lr=0.01), IMAGES, reptile_reference),
     "reptile-sgd": Case(reptile(inner_lr=0.3, inner_optimizer="sgd"), IMAGES, reptile_reference),
-    "reptile-update": Case(reptile(inner_lr=0.01, representation="update"), IMAGES, reptile_reference, no_conml_gradient=NO_PATH_TO_NET),
-    "protonet": Case(lambda _: ProtoNet(conv(None), CLASSIFICATION), IMAGES, metric_reference, no_conml_gradient=BIASES_BEFORE_BATCHNORM),
-    "protonet-centred": Case(
-        lambda _: ProtoNet(conv(None), CLASSIFICATION, representation="centred"), IMAGES, metric_reference, no_conml_gradient=BIASES_BEFORE_BATCHNORM
+    "reptile-update": Case(
+        reptile(inner_lr=0.01, representation="update"), IMAGES, reptile_reference, no_conml_gradient=NO_PATH_TO_NET
     ),
-    "matchingnet": Case(lambda _: MatchingNet(conv(None), CLASSIFICATION, scale=3.0), IMAGES, metric_reference, no_conml_gradient=BIASES_BEFORE_BATCHNORM),
-    "simple_cnaps": Case(simple_cnaps(), LARGE_IMAGES, simple_cnaps_reference, no_conml_gradient=("set_encoder.convs.*.bias",)),
-    "simple_cnaps-offset": Case(simple_cnaps(representation="offset"), LARGE_IMAGES, simple_cnaps_reference, no_conml_gradient=("set_encoder.convs.*.bias",)),
+    "protonet": Case(
+        lambda _: ProtoNet(conv(None), CLASSIFICATION),
+        IMAGES,
+        metric_reference,
+        no_conml_gradient=BIASES_BEFORE_BATCHNORM,
+    ),
+    "protonet-centred": Case(
+        lambda _: ProtoNet(conv(None), CLASSIFICATION, representation="centred"),
+        IMAGES,
+        metric_reference,
+        no_conml_gradient=BIASES_BEFORE_BATCHNORM,
+    ),
+    "matchingnet": Case(
+        lambda _: MatchingNet(conv(None), CLASSIFICATION, scale=3.0),
+        IMAGES,
+        metric_reference,
+        no_conml_gradient=BIASES_BEFORE_BATCHNORM,
+    ),
+    "simple_cnaps": Case(
+        simple_cnaps(), LARGE_IMAGES, simple_cnaps_reference, no_conml_gradient=("set_encoder.convs.*.bias",)
+    ),
+    "simple_cnaps-offset": Case(
+        simple_cnaps(representation="offset"),
+        LARGE_IMAGES,
+        simple_cnaps_reference,
+        no_conml_gradient=("set_encoder.convs.*.bias",),
+    ),
     # The final biases shift every prediction at the probe alike, and phi sees only differences.
     "icl": Case(
         lambda _: InContextLearner(context_sensitive_gpt2(), REGRESSION),
@@ -425,20 +461,32 @@ def test_gradients_match_the_per_task_reference(case, learner):
     parts = ConMLObjective(case.settings)(learner, batch)
     reference = case.reference(learner, batch)
     d_in, d_out = reference.distances(case.settings)
-    terms = {"episodic": (parts.episodic, reference.episodic), "lambda*d_in": (lam * parts.d_in, lam * d_in), "lambda*d_out": (lam * parts.d_out, lam * d_out)}
+    terms = {
+        "episodic": (parts.episodic, reference.episodic),
+        "lambda*d_in": (lam * parts.d_in, lam * d_in),
+        "lambda*d_out": (lam * parts.d_out, lam * d_out),
+    }
     for term, (ours, theirs) in terms.items():
         got, expected = gradients(ours, params), gradients(theirs, params)
         scale = max(g.abs().max().item() for g in expected.values())
         assert scale > 0 or term != "episodic", "degenerate case: the episodic gradient is zero"
         for name in params:
-            torch.testing.assert_close(got[name], expected[name], rtol=case.gradient_rtol, atol=case.gradient_rtol * scale, msg=lambda m: f"{term}, {name}: {m}")
+            torch.testing.assert_close(
+                got[name],
+                expected[name],
+                rtol=case.gradient_rtol,
+                atol=case.gradient_rtol * scale,
+                msg=lambda m: f"{term}, {name}: {m}",
+            )
             if term == "episodic":
                 continue
             # Not detached where psi depends on the parameter, and nothing where it does not.
             unused = any(fnmatch.fnmatchcase(name, pattern) for pattern in case.no_conml_gradient)
             size = max(got[name].abs().max().item(), expected[name].abs().max().item())
             if unused:
-                assert size <= 1e-2 * case.gradient_rtol * scale, f"{term}: {name} gets a gradient ({size:.1e} of {scale:.1e})"
+                assert size <= 1e-2 * case.gradient_rtol * scale, (
+                    f"{term}: {name} gets a gradient ({size:.1e} of {scale:.1e})"
+                )
             else:
                 assert size > 1e-6 * scale, f"{term}: {name} gets no gradient ({size:.1e} of {scale:.1e})"
 
@@ -469,10 +517,14 @@ def objective_views(case: Case, learner: Learner, batch: EpisodeBatch) -> tuple[
     episode = learner.episodic_loss_with_prefixes(batch, [batch.whole.num_examples], Adaptation.meta_train)
     whole = episode.prefixes[0]
     if case.settings.subset == SubsetStrategy.support:
-        support = episode.support if episode.support is not None else learner.adapt(batch.support, Adaptation.meta_train)
+        support = (
+            episode.support if episode.support is not None else learner.adapt(batch.support, Adaptation.meta_train)
+        )
         kappa = learner.represent(support, batch)
     else:
-        kappa = learner.represent(learner.adapt(ConMLObjective(case.settings).subsets(batch)[0], Adaptation.meta_train), batch)
+        kappa = learner.represent(
+            learner.adapt(ConMLObjective(case.settings).subsets(batch)[0], Adaptation.meta_train), batch
+        )
     return episode.loss, kappa, whole
 
 
@@ -534,7 +586,9 @@ def test_repeating_the_batch_keeps_d_in_and_changes_d_out_by_the_definition(case
     assert abs(both.d_in.item() - once.d_in.item()) < case.value_tolerance
     assert abs(both.episodic.item() - once.episodic.item()) < case.value_tolerance
     assert abs(both.d_out.item() - expected_d_out) < case.value_tolerance
-    assert abs(both.d_out.item() - once.d_out.item()) > 1e-4 * once.d_out.item(), "degenerate case: repeating changed nothing"
+    assert abs(both.d_out.item() - once.d_out.item()) > 1e-4 * once.d_out.item(), (
+        "degenerate case: repeating changed nothing"
+    )
     single = gradients(once.d_in, params)
     for name, g in gradients(both.d_in, params).items():
         torch.testing.assert_close(g, single[name], rtol=case.gradient_rtol, atol=1e-14)

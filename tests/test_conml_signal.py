@@ -27,7 +27,10 @@ LAM = 0.3
 
 def double_batch():
     batch = tiny_batch()
-    return type(batch)(type(batch.support)(batch.support.x.double(), batch.support.y.double()), type(batch.query)(batch.query.x.double(), batch.query.y.double()))
+    return type(batch)(
+        type(batch.support)(batch.support.x.double(), batch.support.y.double()),
+        type(batch.query)(batch.query.x.double(), batch.query.y.double()),
+    )
 
 
 def hand_losses(scale: float) -> tuple[float, float]:
@@ -38,7 +41,10 @@ def hand_losses(scale: float) -> tuple[float, float]:
     for s, q in zip(support, query):
         prediction = scale * sum(x[0] for x in s) / len(s)
         errors += [(prediction - 0.5 * x[0]) ** 2 for x in q]
-    scaled = type(batch)(type(batch.support)(batch.support.x * scale, batch.support.y), type(batch.query)(batch.query.x * scale, batch.query.y))
+    scaled = type(batch)(
+        type(batch.support)(batch.support.x * scale, batch.support.y),
+        type(batch.query)(batch.query.x * scale, batch.query.y),
+    )
     d_in, d_out = hand_distances(scaled, sigmoid_squared)
     return sum(errors) / len(errors), LAM * (d_in - d_out)
 
@@ -115,24 +121,39 @@ def test_centring_on_the_meta_batch_is_exact():
     learner, batch = MeanLearner().double(), double_batch()
     parts = ConMLObjective(ConMLSettings(centring="meta_batch"))(learner, batch)
     centre = batch.whole.x.mean(1).mean(0)
-    shifted = type(batch)(type(batch.support)(batch.support.x - centre, batch.support.y), type(batch.query)(batch.query.x - centre, batch.query.y))
+    shifted = type(batch)(
+        type(batch.support)(batch.support.x - centre, batch.support.y),
+        type(batch.query)(batch.query.x - centre, batch.query.y),
+    )
     d_in, d_out = hand_distances(shifted, cosine)
-    assert float(parts.d_in.detach()) == pytest.approx(d_in, rel=1e-12) and float(parts.d_out.detach()) == pytest.approx(d_out, rel=1e-12)
+    assert float(parts.d_in.detach()) == pytest.approx(d_in, rel=1e-12) and float(
+        parts.d_out.detach()
+    ) == pytest.approx(d_out, rel=1e-12)
 
 
-@pytest.mark.parametrize("learner, allowed", [("maml", ["weights", "update"]), ("fomaml", ["weights", "update"]), ("reptile", ["weights", "update"])])
+@pytest.mark.parametrize(
+    "learner, allowed",
+    [("maml", ["weights", "update"]), ("fomaml", ["weights", "update"]), ("reptile", ["weights", "update"])],
+)
 def test_a_wrong_weight_psi_is_refused_at_start_up_with_the_allowed_ones(learner, allowed, tmp_path):
     from conml.train import run
 
     with pytest.raises(ConfigError) as refused:
-        run(compose_config([f"learner={learner}", "learner.representation=bogus", "logger.mode=disabled", "device=cpu"]), tmp_path / "run")
+        run(
+            compose_config(
+                [f"learner={learner}", "learner.representation=bogus", "logger.mode=disabled", "device=cpu"]
+            ),
+            tmp_path / "run",
+        )
     message = str(refused.value)
     assert "learner.representation" in message and "bogus" in message and all(a in message for a in allowed)
 
 
 @pytest.mark.parametrize("learner", [ProtoNet, MatchingNet])
 def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
-    with pytest.raises(ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"):
+    with pytest.raises(
+        ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"
+    ):
         learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
 
 
@@ -141,7 +162,9 @@ def test_the_bf16_wrapper_exposes_conml_settings_to_the_trainer_warnings():
     from conml.performance import AutocastObjective, PerformanceSettings, Precision
 
     settings = ConMLSettings(lam=0.25)
-    wrapped = AutocastObjective(ConMLObjective(settings), PerformanceSettings(precision=Precision.bf16), torch.device("cpu"))
+    wrapped = AutocastObjective(
+        ConMLObjective(settings), PerformanceSettings(precision=Precision.bf16), torch.device("cpu")
+    )
     assert wrapped.settings is settings and wrapped.performance.precision == Precision.bf16
 
 
@@ -157,7 +180,7 @@ def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsy
 
 def test_the_survey_finds_the_papers_psi_inert_on_sine_waves_and_update_acting():
     """docs/results/conml_signal.md's first rows, recomputed: the share of the Table 2 preset at initialisation."""
-    from conml.signal_survey import paper_cases, measure
+    from conml.signal_survey import measure, paper_cases
 
     sine = {case.psi: case for case in paper_cases(image_tasks=2) if case.learner.startswith("sine")}
     paper, update = measure(sine["weights (paper)"]), measure(sine["update"])

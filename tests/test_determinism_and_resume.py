@@ -53,7 +53,9 @@ def test_resume_matches_an_uninterrupted_run(tmp_path):
     assert resumed["test"] == straight["test"]
     a, b = (load_checkpoint(d / "checkpoints" / "last.pt")["learner"] for d in (straight_dir, resumed_dir))
     assert all(torch.equal(a[k], b[k]) for k in a)
-    assert logged_metrics(resumed_dir) == logged_metrics(straight_dir), "a resumed run logs each step once, with the same values"
+    assert logged_metrics(resumed_dir) == logged_metrics(straight_dir), (
+        "a resumed run logs each step once, with the same values"
+    )
 
 
 def test_resume_refuses_changed_settings_and_existing_runs_are_not_overwritten(tmp_path):

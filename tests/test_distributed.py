@@ -22,7 +22,9 @@ TASKS, WORLD = 4, 2
 
 def make_problem():
     torch.manual_seed(0)
-    learner = MAML(ConvNet(3, 4, blocks=2, out_features=3, image_size=8), CLASSIFICATION, inner_steps=2, inner_lr=0.1).double()
+    learner = MAML(
+        ConvNet(3, 4, blocks=2, out_features=3, image_size=8), CLASSIFICATION, inner_steps=2, inner_lr=0.1
+    ).double()
     x = torch.randn(TASKS, 12, 3, 8, 8, dtype=torch.float64)
     y = torch.arange(3).repeat(4).repeat(TASKS, 1)
     return learner, EpisodeBatch(Tasks(x[:, :6], y[:, :6]), Tasks(x[:, 6:], y[:, 6:]))
@@ -45,7 +47,9 @@ def worker(rank, port, results):
         learner, batch = make_problem()
         shard = TaskShard(rank, WORLD)
         first, count = shard.local_tasks(TASKS)
-        local = EpisodeBatch(*(Tasks(t.x[first : first + count], t.y[first : first + count]) for t in (batch.support, batch.query)))
+        local = EpisodeBatch(
+            *(Tasks(t.x[first : first + count], t.y[first : first + count]) for t in (batch.support, batch.query))
+        )
         results[rank] = meta_gradient(learner, local, shard)
     finally:
         dist.destroy_process_group()

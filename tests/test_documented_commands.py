@@ -23,7 +23,10 @@ def test_the_multirun_layout_is_the_one_the_config_makes(monkeypatch):
     assert "subdir: ${job_folder:${hydra.job.num},${name},${hydra.overrides.task}}" in train
     assert "`outputs/multirun/<date>_<time>/<job number>_<name>_<swept values>/`" in README
     monkeypatch.setenv("CONML_SWEPT", "conml.lam,seed")
-    assert job_folder(3, "sinusoid-maml-conml_on", ["conml.lam=0.1", "seed=1"]) == "3_sinusoid-maml-conml_on_conml.lam=0.1,seed=1"
+    assert (
+        job_folder(3, "sinusoid-maml-conml_on", ["conml.lam=0.1", "seed=1"])
+        == "3_sinusoid-maml-conml_on_conml.lam=0.1,seed=1"
+    )
     assert "`3_sinusoid-maml-conml_on_conml.lam=0.1,seed=1`" in README
 
 
@@ -50,7 +53,14 @@ def test_make_setup_says_how_to_reach_uv_when_it_is_not_on_path():
     path = os.pathsep.join(d for d in os.environ["PATH"].split(os.pathsep) if d and not (Path(d) / "uv").exists())
     if shutil.which("uv", path=path) or not (shutil.which("make", path=path) and shutil.which("bash", path=path)):
         pytest.skip("uv shares its folder with make or bash here, so it cannot be taken off PATH alone")
-    finished = subprocess.run(["make", "-s", "setup", f"UV={uv}"], cwd=ROOT, env={**os.environ, "PATH": path}, capture_output=True, text=True, timeout=300)
+    finished = subprocess.run(
+        ["make", "-s", "setup", f"UV={uv}"],
+        cwd=ROOT,
+        env={**os.environ, "PATH": path},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert finished.returncode == 0, finished.stderr
     assert f'export PATH="{Path(uv).parent}:$PATH"' in finished.stderr
     assert 'export PATH="$HOME/.local/bin:$PATH"' in README

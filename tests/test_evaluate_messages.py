@@ -26,7 +26,10 @@ def test_an_unknown_device_is_a_usage_error(capsys):
     with pytest.raises(SystemExit) as exit_info:
         main(["outputs/some_run", "--device", "gpu0"])
     assert exit_info.value.code == 2
-    assert "argument --device: 'gpu0' is not a device torch knows; use --device auto, cpu, cuda or cuda:N" in capsys.readouterr().err
+    assert (
+        "argument --device: 'gpu0' is not a device torch knows; use --device auto, cpu, cuda or cuda:N"
+        in capsys.readouterr().err
+    )
 
 
 class VariableShotSource:
@@ -54,5 +57,7 @@ def test_progress_bar_names_the_support_size(monkeypatch, shots, label):
         return iterable
 
     monkeypatch.setattr(evaluate_module, "tqdm", recording_tqdm)
-    result = evaluate(Constant(), VariableShotSource(), "test", episodes=6, batch_size=4, device=torch.device("cpu"), shots=shots)
+    result = evaluate(
+        Constant(), VariableShotSource(), "test", episodes=6, batch_size=4, device=torch.device("cpu"), shots=shots
+    )
     assert labels == [label] and result.mean == pytest.approx(50.0)

@@ -28,7 +28,14 @@ from tests.train_cli import train_cli
 
 ROOT = Path(__file__).resolve().parents[1]
 # Long enough to be interrupted mid-run, short enough for the default suite.
-LONG = [*TINY, "trainer.steps=200", "trainer.val_every=100", "trainer.ckpt_every=100", "trainer.log_every=2", "conml.subset=random"]
+LONG = [
+    *TINY,
+    "trainer.steps=200",
+    "trainer.val_every=100",
+    "trainer.ckpt_every=100",
+    "trainer.log_every=2",
+    "conml.subset=random",
+]
 
 
 def command_line(overrides: list[str], run_dir: Path, prelude: str = "") -> list[str]:
@@ -47,7 +54,9 @@ def wait_for_step(run_dir: Path, step: int, process: subprocess.Popen, timeout: 
     while time.monotonic() < deadline:
         if process.poll() is not None:
             raise AssertionError(f"training ended before step {step}: {process.stderr.read()}")
-        if metrics.exists() and any(json.loads(line)["step"] >= step for line in metrics.read_text().splitlines() if line):
+        if metrics.exists() and any(
+            json.loads(line)["step"] >= step for line in metrics.read_text().splitlines() if line
+        ):
             return
         time.sleep(0.02)
     raise AssertionError(f"step {step} not reached in {timeout} s")
@@ -58,11 +67,13 @@ def test_preemption_signal_checkpoints_requeues_and_resumes_exactly(tmp_path, mo
 
     fake_bin = tmp_path / "bin"
     fake_bin.mkdir()
-    (fake_bin / "scontrol").write_text(f"#!/bin/sh\necho \"$@\" > {tmp_path / 'scontrol.log'}\n")
+    (fake_bin / "scontrol").write_text(f'#!/bin/sh\necho "$@" > {tmp_path / "scontrol.log"}\n')
     (fake_bin / "scontrol").chmod(0o755)
     run_dir = tmp_path / "preempted"
     env = child_env(SLURM_JOB_ID="4242", PATH=f"{fake_bin}:{os.environ['PATH']}")
-    process = subprocess.Popen(command_line(LONG, run_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command_line(LONG, run_dir), env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for_step(run_dir, 4, process)
     process.send_signal(signal.SIGUSR1)
     _, stderr = process.communicate(timeout=120)
@@ -83,7 +94,9 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_the_resumed_run_matches(tmp_p
     straight = run(compose_config(LONG), tmp_path / "straight")
 
     run_dir = tmp_path / "interrupted"
-    process = subprocess.Popen(command_line(LONG, run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    process = subprocess.Popen(
+        command_line(LONG, run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+    )
     wait_for_step(run_dir, 4, process)
     process.send_signal(signal.SIGINT)
     _, stderr = process.communicate(timeout=120)
@@ -94,7 +107,9 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_the_resumed_run_matches(tmp_p
     assert notice.startswith("Ctrl-C: stopping after this step, with a checkpoint")
     stopped_at = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
     assert 4 <= stopped_at < 200, "checkpointed at the step the signal arrived, not at the next ckpt_every"
-    assert message.startswith(f"Stopped by SIGINT at step {stopped_at} of 200: checkpoint {run_dir / 'checkpoints' / 'last.pt'} written.")
+    assert message.startswith(
+        f"Stopped by SIGINT at step {stopped_at} of 200: checkpoint {run_dir / 'checkpoints' / 'last.pt'} written."
+    )
     command = shlex.split(message.split("Continue with: ", 1)[1])
     assert command[:3] == ["python", "-m", "conml.train"] and command[-1] == f"resume={run_dir}"
 
@@ -147,7 +162,9 @@ def test_kill_9_while_writing_a_checkpoint_leaves_the_previous_one(tmp_path):
         "torch.save = dying_save\n"
     )
     run_dir = tmp_path / "killed"
-    result = subprocess.run(command_line(overrides, run_dir, prelude), env=child_env(), capture_output=True, text=True, timeout=180)
+    result = subprocess.run(
+        command_line(overrides, run_dir, prelude), env=child_env(), capture_output=True, text=True, timeout=180
+    )
     assert result.returncode == -signal.SIGKILL, result.stderr
     checkpoints = run_dir / "checkpoints"
     assert list(checkpoints.glob(".*.tmp")), "the interrupted write should have left only its temporary file"
@@ -250,7 +267,13 @@ def test_kill_9_at_random_points_then_resume_matches(tmp_path):
     straight = run(compose_config(LONG), tmp_path / "straight")
     run_dir, chance = tmp_path / "killed", random.Random(0)
     for _ in range(3):
-        process = subprocess.Popen(command_line([*LONG, "resume=auto"], run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        process = subprocess.Popen(
+            command_line([*LONG, "resume=auto"], run_dir),
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         time.sleep(chance.uniform(4.0, 12.0))  # start-up plus a random share of training
         process.kill()
         process.wait()

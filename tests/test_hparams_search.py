@@ -21,7 +21,11 @@ from conml.errors import ConfigError
 from conml.multirun_jobs import JobOutcome
 from tests.conftest import CONFIGS, TINY
 
-SEARCH = ["-m", "hparams_search=sine_optuna", "experiment=table2_sinusoid_maml_5shot_conml"]  # as docs/sweeps.md writes it
+SEARCH = [
+    "-m",
+    "hparams_search=sine_optuna",
+    "experiment=table2_sinusoid_maml_5shot_conml",
+]  # as docs/sweeps.md writes it
 RANGES = {"conml.lam": (0.01, 10.0), "learner.inner_lr": (0.001, 0.1)}
 
 
@@ -54,8 +58,18 @@ def test_main_returns_the_best_validation_score_of_a_plain_run(tmp_path):
 
 def test_a_search_of_three_trials_reports_the_best_job(tmp_path):
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "conml.train", *SEARCH, "hydra.sweeper.n_trials=3", *TINY, f"hydra.sweep.dir={sweep}"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "conml.train",
+        *SEARCH,
+        "hydra.sweeper.n_trials=3",
+        *TINY,
+        f"hydra.sweep.dir={sweep}",
+    ]
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=120, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
 
     jobs = sorted(path.parent for path in sweep.glob("*/results.json"))
@@ -66,7 +80,10 @@ def test_a_search_of_three_trials_reports_the_best_job(tmp_path):
         chosen = {key: float(overrides[key]) for key in RANGES}
         assert all(low <= chosen[key] <= high for key, (low, high) in RANGES.items()), chosen
         config = json.loads((job / "results.json").read_text())["config"]
-        assert (config["conml"]["lam"], config["learner"]["inner_lr"]) == (chosen["conml.lam"], chosen["learner.inner_lr"])
+        assert (config["conml"]["lam"], config["learner"]["inner_lr"]) == (
+            chosen["conml.lam"],
+            chosen["learner.inner_lr"],
+        )
         assert config["name"] == "table2_sinusoid_maml_5shot_conml"
         optimized = json.loads((job / "results.json").read_text())["optimized"]
         assert optimized["metric"] == "val/mse" and optimized["value"] == best_validation(job)
@@ -86,7 +103,11 @@ def test_the_search_direction_follows_the_metric():
     with pytest.raises(ConfigError, match="val/mse, val/accuracy"):
         metric_direction("test/mse@5shot")
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        hydra = compose("train", overrides=["hparams_search=sine_optuna", "optimize_metric=val/accuracy", "hydra/launcher=slurm"], return_hydra_config=True).hydra
+        hydra = compose(
+            "train",
+            overrides=["hparams_search=sine_optuna", "optimize_metric=val/accuracy", "hydra/launcher=slurm"],
+            return_hydra_config=True,
+        ).hydra
     assert hydra.sweeper.direction == "maximize" and hydra.sweeper.sampler.seed == 0
     assert hydra.launcher._target_.endswith("SlurmLauncher"), "a search runs its trials on the cluster as well"
 

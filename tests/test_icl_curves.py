@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+
 import pytest
 import torch
 
@@ -16,9 +17,14 @@ from conml.nets.gpt2 import GPT2
 from conml.task_kind import REGRESSION
 from scripts.icl_curves import main as icl_curves_cli
 
-ICL_TINY = ["model.width=16", "model.depth=1", "model.heads=2", "eval.shots=[4]", "eval.episodes=16", "eval.batch_size=8"]
-
-
+ICL_TINY = [
+    "model.width=16",
+    "model.depth=1",
+    "model.heads=2",
+    "eval.shots=[4]",
+    "eval.episodes=16",
+    "eval.batch_size=8",
+]
 
 
 def test_least_squares_solves_noiseless_linear_prompts_from_d_points():
@@ -68,7 +74,10 @@ def test_cli_compares_two_runs_and_writes_curves(run_tiny, tmp_path):
     assert names[:2] == ["table5_linear_regression_icl_toy_plain", "table5_linear_regression_icl_toy_conml"]
     assert {"least squares", "averaging", "3-nearest neighbours"} <= set(names)
     assert all(len(c["mean"]) == 11 for c in payload["curves"])
-    assert payload["metrics"]["relative_minimum_error"] == pytest.approx(metrics["relative_minimum_error"]) and metrics["relative_minimum_error"] > 0
+    assert (
+        payload["metrics"]["relative_minimum_error"] == pytest.approx(metrics["relative_minimum_error"])
+        and metrics["relative_minimum_error"] > 0
+    )
     assert (tmp_path / "curves" / "curves.png").stat().st_size > 0
 
     _, trees = run_tiny(["experiment=table5_decision_tree_icl_toy_plain", *ICL_TINY], name="trees")

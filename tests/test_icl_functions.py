@@ -7,7 +7,14 @@ import math
 import pytest
 import torch
 
-from conml.data.functions import Curriculum, DecisionTrees, FunctionTasks, LinearFunctions, ReLUNets, SparseLinearFunctions
+from conml.data.functions import (
+    Curriculum,
+    DecisionTrees,
+    FunctionTasks,
+    LinearFunctions,
+    ReLUNets,
+    SparseLinearFunctions,
+)
 from conml.errors import ConfigError
 
 FAMILIES = [LinearFunctions(), SparseLinearFunctions(3), DecisionTrees(4), ReLUNets(100)]

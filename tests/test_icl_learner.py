@@ -72,14 +72,18 @@ def test_conml_reads_the_loss_e_star_and_e_kappa_off_one_pass():
     """With kappa a prefix, one forward of the net gives L_e, e* and e^kappa; without ConML, the plain causal pass."""
     learner, batch = _learner(), _batch(count=4)
     calls = []
-    learner.net.register_forward_hook(lambda module, args, kwargs, out: calls.append((args[0].shape[1], kwargs.get("readers", ()))), with_kwargs=True)
+    learner.net.register_forward_hook(
+        lambda module, args, kwargs, out: calls.append((args[0].shape[1], kwargs.get("readers", ()))), with_kwargs=True
+    )
     settings = ConMLSettings(lam=0.02, phi=Distance.sigmoid_squared, subset=SubsetStrategy.prefix, subset_fraction=0.5)
     parts = ConMLObjective(settings)(learner, batch)
     assert calls == [(2 * 7 + 2, [14, 6])]  # 7 pairs, then probes reading all 7 and the first 3
     with torch.no_grad():
         loss = learner.episodic_loss(batch, Adaptation.meta_test).loss
         e_star = learner.predict(learner.adapt(batch.whole, Adaptation.meta_test), batch.probe.expand(4, 1, 4))[:, 0]
-        e_half = learner.predict(learner.adapt(batch.whole.first(3), Adaptation.meta_test), batch.probe.expand(4, 1, 4))[:, 0]
+        e_half = learner.predict(
+            learner.adapt(batch.whole.first(3), Adaptation.meta_test), batch.probe.expand(4, 1, 4)
+        )[:, 0]
     assert calls[1] == (2 * 7 - 1, ())  # the plain loss: the last y is never a context
     assert torch.allclose(parts.episodic, loss, atol=1e-6)
     assert torch.allclose(parts.d_in, torch.sigmoid((e_half - e_star).pow(2).sum(-1)).mean(), atol=1e-6)
@@ -97,7 +101,13 @@ def test_evaluate_is_the_error_at_the_query_after_k_examples():
 
 def test_a_short_training_run_lowers_the_loss(run_tiny):
     overrides = [*ICL_TINY, "dataset.dims=2", "dataset.points=6", "optimizer.lr=0.003", "trainer.meta_batch_size=32"]
-    overrides += ["trainer.steps=40", "trainer.log_every=10", "trainer.val_every=40", "trainer.ckpt_every=40", "eval.shots=[5]"]
+    overrides += [
+        "trainer.steps=40",
+        "trainer.log_every=10",
+        "trainer.val_every=40",
+        "trainer.ckpt_every=40",
+        "eval.shots=[5]",
+    ]
     _, run_dir = run_tiny(overrides)
     lines = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     losses = [line["train/loss"] for line in lines if "train/loss" in line]

@@ -67,7 +67,11 @@ def test_one_pass_gives_the_two_pass_loss_distances_and_gradients(points):
     parts = ConMLObjective(ICL_SETTINGS)(learner, batch)
     reference = two_passes(learner, batch)
     d_in, d_out = reference.distances(ICL_SETTINGS)
-    terms = {"episodic": (parts.episodic, reference.episodic), "d_in": (parts.d_in, d_in), "d_out": (parts.d_out, d_out)}
+    terms = {
+        "episodic": (parts.episodic, reference.episodic),
+        "d_in": (parts.d_in, d_in),
+        "d_out": (parts.d_out, d_out),
+    }
     total = reference.episodic + lam * (d_in - d_out)
     terms["total"] = (parts.total, total)
     for term, (ours, theirs) in terms.items():

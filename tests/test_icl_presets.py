@@ -9,14 +9,24 @@ import pytest
 from tests.conftest import CONFIGS, compose_config
 
 PRESETS = sorted(path.stem for path in (CONFIGS / "experiment").glob("table5_*.yaml"))
-SHRINK = ["model.width=16", "model.depth=1", "model.heads=2", "trainer.val_episodes=2", "eval.episodes=2", "eval.batch_size=2"]
-
-
+SHRINK = [
+    "model.width=16",
+    "model.depth=1",
+    "model.heads=2",
+    "trainer.val_episodes=2",
+    "eval.episodes=2",
+    "eval.batch_size=2",
+]
 
 
 def test_every_cell_has_a_preset():
     classes = ("linear_regression", "sparse_linear_regression", "decision_tree", "relu_net")
-    assert PRESETS == sorted(f"table5_{c}_icl_{scale}_{method}" for c in classes for scale in ("toy", "paper") for method in ("plain", "conml"))
+    assert PRESETS == sorted(
+        f"table5_{c}_icl_{scale}_{method}"
+        for c in classes
+        for scale in ("toy", "paper")
+        for method in ("plain", "conml")
+    )
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -26,7 +36,12 @@ def test_preset_composes_to_its_cell(preset):
     assert (cfg.model.width, cfg.model.depth, cfg.model.heads) == (256, 12, 8)
     assert cfg.conml.enabled == preset.endswith("_conml")
     if cfg.conml.enabled:
-        assert (cfg.conml.lam, cfg.conml.phi, cfg.conml.subset, cfg.conml.subset_fraction) == (0.02, "sigmoid_squared", "prefix", 0.5)
+        assert (cfg.conml.lam, cfg.conml.phi, cfg.conml.subset, cfg.conml.subset_fraction) == (
+            0.02,
+            "sigmoid_squared",
+            "prefix",
+            0.5,
+        )
     toy = "_toy_" in preset
     assert cfg.dataset.dims == (5 if toy else 20) and (cfg.dataset.curriculum is None) == toy
     assert cfg.trainer.steps == (5001 if toy else 500001) and cfg.trainer.meta_batch_size == 64

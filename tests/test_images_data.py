@@ -95,9 +95,17 @@ def test_corrupt_png_in_pickle_is_named_with_its_index(tmp_path):
 @pytest.mark.parametrize("dataset", ["miniimagenet", "tieredimagenet"])
 def test_truncated_pickle_is_named(tmp_path, dataset):
     if dataset == "miniimagenet":
-        source, name, prepare = write_mini_pickles(tmp_path / "raw", CLASSES, PER_CLASS), "mini-imagenet-cache-test.pkl", prepare_miniimagenet
+        source, name, prepare = (
+            write_mini_pickles(tmp_path / "raw", CLASSES, PER_CLASS),
+            "mini-imagenet-cache-test.pkl",
+            prepare_miniimagenet,
+        )
     else:
-        source, name, prepare = write_tiered_pickles(tmp_path / "raw", CLASSES, PER_CLASS), "test_labels.pkl", prepare_tieredimagenet
+        source, name, prepare = (
+            write_tiered_pickles(tmp_path / "raw", CLASSES, PER_CLASS),
+            "test_labels.pkl",
+            prepare_tieredimagenet,
+        )
     path = source / name
     path.write_bytes(path.read_bytes()[: path.stat().st_size // 2])
     with pytest.raises(DataError, match=rf"{name} cannot be unpickled .* truncated"):
@@ -121,7 +129,14 @@ def test_missing_dataset_prints_layout_and_command(tmp_path):
     with pytest.raises(DataError) as error:
         FewShotImages(str(tmp_path / "data" / "miniimagenet"), "miniimagenet")
     message = str(error.value)
-    for part in ("does not exist", "manifest.json", "train.npy", "make data-miniimagenet", "scripts/prepare_miniimagenet.py", "docs/datasets_imagenet.md"):
+    for part in (
+        "does not exist",
+        "manifest.json",
+        "train.npy",
+        "make data-miniimagenet",
+        "scripts/prepare_miniimagenet.py",
+        "docs/datasets_imagenet.md",
+    ):
         assert part in message
 
 

@@ -33,8 +33,12 @@ def episode(seed: int = 0, size: int = 8) -> EpisodeBatch:
     """Random images, labels shuffled differently in every task."""
     generator = torch.Generator().manual_seed(seed)
     x = torch.randn(TASKS, WAYS * (SHOTS + QUERIES), 3, size, size, generator=generator, dtype=torch.float64)
-    support_y = torch.stack([torch.arange(WAYS).repeat(SHOTS)[torch.randperm(WAYS * SHOTS, generator=generator)] for _ in range(TASKS)])
-    query_y = torch.stack([torch.arange(WAYS).repeat(QUERIES)[torch.randperm(WAYS * QUERIES, generator=generator)] for _ in range(TASKS)])
+    support_y = torch.stack(
+        [torch.arange(WAYS).repeat(SHOTS)[torch.randperm(WAYS * SHOTS, generator=generator)] for _ in range(TASKS)]
+    )
+    query_y = torch.stack(
+        [torch.arange(WAYS).repeat(QUERIES)[torch.randperm(WAYS * QUERIES, generator=generator)] for _ in range(TASKS)]
+    )
     cut = WAYS * SHOTS
     return EpisodeBatch(Tasks(x[:, :cut], support_y), Tasks(x[:, cut:], query_y))
 
@@ -50,7 +54,9 @@ def cosine_distance(a, b):
 
 def contrastive(support_vectors, whole_vectors, lam):
     d_in = torch.stack([cosine_distance(a, b) for a, b in zip(support_vectors, whole_vectors)]).mean()
-    d_out = torch.stack([cosine_distance(whole_vectors[i], whole_vectors[j]) for i, j in itertools.permutations(range(TASKS), 2)]).mean()
+    d_out = torch.stack(
+        [cosine_distance(whole_vectors[i], whole_vectors[j]) for i, j in itertools.permutations(range(TASKS), 2)]
+    ).mean()
     return lam * (d_in - d_out)
 
 
@@ -60,12 +66,14 @@ def metric_reference_loss(learner, batch: EpisodeBatch, lam: float | None):
     for t in range(TASKS):
         s_x, s_y, q_x, q_y = batch.support.x[t], batch.support.y[t], batch.query.x[t], batch.query.y[t]
         embedded = learner.net(torch.cat([s_x, q_x]))
-        support, queries = embedded[: len(s_x)], embedded[len(s_x):]
+        support, queries = embedded[: len(s_x)], embedded[len(s_x) :]
         means = torch.stack([support[s_y == c].mean(0) for c in range(WAYS)])
         if isinstance(learner, ProtoNet):
             logits = -torch.stack([((q - means) ** 2).sum(-1) for q in queries])
         else:
-            attention = torch.stack([torch.softmax(learner.scale * F.cosine_similarity(q.unsqueeze(0), support), 0) for q in queries])
+            attention = torch.stack(
+                [torch.softmax(learner.scale * F.cosine_similarity(q.unsqueeze(0), support), 0) for q in queries]
+            )
             logits = torch.log(attention @ F.one_hot(s_y, WAYS).double())
         losses.append(F.cross_entropy(logits, q_y))
         whole_y = torch.cat([s_y, q_y])
@@ -97,7 +105,7 @@ def test_metric_learner_evaluates_like_the_reference(learner_class):
         models = learner.adapt(batch.support, Adaptation.meta_test)  # only for its class count
     assert models.ways == WAYS
     for t in range(TASKS):
-        support, queries = embedded[t][: WAYS * SHOTS].unsqueeze(0), embedded[t][WAYS * SHOTS:].unsqueeze(0)
+        support, queries = embedded[t][: WAYS * SHOTS].unsqueeze(0), embedded[t][WAYS * SHOTS :].unsqueeze(0)
         one = type(models)(support, batch.support.y[t : t + 1], None, WAYS)
         expected = (learner.classify(one, queries).argmax(-1) == batch.query.y[t]).double().mean()
         assert accuracy[t] == expected
@@ -110,7 +118,9 @@ def test_psi_is_the_class_means_in_label_order():
     psi = learner.represent(models, batch).view(TASKS, WAYS, -1)
     swap = torch.tensor([1, 0, 2])
     relabelled = EpisodeBatch(Tasks(batch.support.x, swap[batch.support.y]), Tasks(batch.query.x, swap[batch.query.y]))
-    psi_swapped = learner.represent(learner.adapt(relabelled.support, Adaptation.meta_train), relabelled).view(TASKS, WAYS, -1)
+    psi_swapped = learner.represent(learner.adapt(relabelled.support, Adaptation.meta_train), relabelled).view(
+        TASKS, WAYS, -1
+    )
     assert torch.allclose(psi_swapped, psi[:, swap])
     # A subset without class 2 keeps a (zero) slot for it, so psi stays comparable with e*.
     kept = (batch.support.y != 2).nonzero()[:, 1].view(TASKS, -1)
@@ -156,7 +166,9 @@ def reference_reptile_weights(learner: Reptile, x, y) -> dict:
 def test_reptile_gradient_is_theta_minus_mean_adapted_weights(inner_optimizer):
     torch.manual_seed(0)
     net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
-    learner = Reptile(net, CLASSIFICATION, inner_steps=3, inner_lr=0.05, inner_batch_size=5, inner_optimizer=inner_optimizer)
+    learner = Reptile(
+        net, CLASSIFICATION, inner_steps=3, inner_lr=0.05, inner_batch_size=5, inner_optimizer=inner_optimizer
+    )
     batch = episode()
     parts = ConMLObjective(ConMLSettings(enabled=False))(learner, batch)
     grads = dict(zip([n for n, _ in net.named_parameters()], torch.autograd.grad(parts.total, list(net.parameters()))))
@@ -174,7 +186,12 @@ def test_reptile_conml_gradient_reaches_theta_through_the_adapted_weights():
     net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
     learner = Reptile(net, CLASSIFICATION, inner_steps=2, inner_lr=0.05, inner_batch_size=4)
     batch = episode()
-    plain, conml = (torch.autograd.grad(ConMLObjective(ConMLSettings(enabled=on, lam=1.0))(learner, batch).total, list(net.parameters())) for on in (False, True))
+    plain, conml = (
+        torch.autograd.grad(
+            ConMLObjective(ConMLSettings(enabled=on, lam=1.0))(learner, batch).total, list(net.parameters())
+        )
+        for on in (False, True)
+    )
     assert max((a - b).abs().max().item() for a, b in zip(plain, conml)) > 1e-8
 
 

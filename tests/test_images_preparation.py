@@ -70,7 +70,9 @@ def test_a_partial_download_into_class_folders_is_called_partial(flat, tmp_path)
     moved = shutil.copytree(source, tmp_path / "moved")
     move_into_class_folders(moved, lambda split, label: f"images/{label}")
     (moved / "images" / wnid("val", 1) / f"{wnid('val', 1)}00000002.jpg").unlink()
-    with pytest.raises(DataError, match=r"1 of the 8 images listed in .*val\.csv are missing .*the download is partial"):
+    with pytest.raises(
+        DataError, match=r"1 of the 8 images listed in .*val\.csv are missing .*the download is partial"
+    ):
         prepare_miniimagenet(moved, tmp_path / "cache")
 
 

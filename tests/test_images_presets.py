@@ -21,7 +21,9 @@ LEARNER_TARGETS = {
     "matchingnet": "conml.learners.matchingnet.MatchingNet",
 }
 # The Conv-4 learners' cells of Tables 3 and 4 (the SCNAPs rows are tested with Simple CNAPs).
-PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("table[34]_*.yaml") if p.stem.split("_")[2] in LEARNER_TARGETS)
+PRESETS = sorted(
+    p.stem for p in (CONFIGS / "experiment").glob("table[34]_*.yaml") if p.stem.split("_")[2] in LEARNER_TARGETS
+)
 
 
 @pytest.fixture(scope="module")
@@ -30,8 +32,12 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def test_every_cell_of_tables_3_and_4_has_a_preset():
-    cells = itertools.product([("table3", "miniimagenet"), ("table4", "tieredimagenet")], LEARNER_TARGETS, (1, 5), ("baseline", "conml"))
-    assert PRESETS == sorted(f"{table}_{dataset}_{learner}_{shots}shot_{variant}" for (table, dataset), learner, shots, variant in cells)
+    cells = itertools.product(
+        [("table3", "miniimagenet"), ("table4", "tieredimagenet")], LEARNER_TARGETS, (1, 5), ("baseline", "conml")
+    )
+    assert PRESETS == sorted(
+        f"{table}_{dataset}_{learner}_{shots}shot_{variant}" for (table, dataset), learner, shots, variant in cells
+    )
 
 
 def check_cell(preset: str, cfg) -> None:
@@ -54,7 +60,9 @@ def check_cell(preset: str, cfg) -> None:
 def test_learner_recipe_sizes(learner):
     cfg = compose_config([f"experiment=table3_miniimagenet_{learner}_1shot_conml"])
     assert cfg.trainer.meta_batch_size == 32, "ConML's image experiments use 32 tasks per meta-batch"
-    assert cfg.model.hidden == (64 if learner in ("protonet", "matchingnet") else 32), "Conv-4 width of the learner's original setting"
+    assert cfg.model.hidden == (64 if learner in ("protonet", "matchingnet") else 32), (
+        "Conv-4 width of the learner's original setting"
+    )
 
 
 def tiny_run(preset: str, data_dir: Path, run_dir: Path, extra: tuple[str, ...] = ("model.hidden=4",)):
@@ -92,7 +100,10 @@ def test_preset_meta_trains_and_meta_tests(preset, data_dir, tmp_path):
     [
         ("table3_miniimagenet_maml_1shot_conml", ("model=resnet12", "model.channels=[4,4]")),
         ("table4_tieredimagenet_protonet_5shot_conml", ("model=resnet12", "model.channels=[4,4]")),
-        ("table4_tieredimagenet_protonet_1shot_conml", ("model.hidden=4", "dataset/augmentation=lee2019", "dataset.preload=false")),
+        (
+            "table4_tieredimagenet_protonet_1shot_conml",
+            ("model.hidden=4", "dataset/augmentation=lee2019", "dataset.preload=false"),
+        ),
     ],
     ids=["maml-resnet12", "protonet-resnet12", "protonet-augmented-memory-mapped"],
 )
@@ -104,7 +115,12 @@ def test_model_for_another_image_size_is_refused_at_start_up(data_dir, tmp_path)
     """The cache holds 16x16 images; a Conv-4 head sized for 84x84 inputs is stopped before training."""
     from conml.errors import ConfigError
 
-    overrides = [*TINY, "experiment=table3_miniimagenet_maml_1shot_conml", f"paths.data_dir={data_dir}", "model.hidden=4"]
+    overrides = [
+        *TINY,
+        "experiment=table3_miniimagenet_maml_1shot_conml",
+        f"paths.data_dir={data_dir}",
+        "model.hidden=4",
+    ]
     with pytest.raises(ConfigError, match="model.image_size") as error:
         run(compose_config(overrides), tmp_path)
     assert f"{SIZE}, {SIZE})" in str(error.value)

@@ -84,7 +84,10 @@ def test_task_i_is_the_same_whatever_the_batch(root):
 
 
 def test_preloaded_and_memory_mapped_episodes_agree(root):
-    assert torch.equal(source(root, preload=True).sample("train", 2, 3).query.x, source(root, preload=False).sample("train", 2, 3).query.x)
+    assert torch.equal(
+        source(root, preload=True).sample("train", 2, 3).query.x,
+        source(root, preload=False).sample("train", 2, 3).query.x,
+    )
 
 
 def test_train_settings_apply_to_the_train_split_only(root):
@@ -111,7 +114,9 @@ def test_draw_episode_is_a_function_of_its_generator():
     first, second = (draw_episode(episode_rng(0, "train", 7), offsets, counts, shape) for _ in range(2))
     assert np.array_equal(first.support, second.support) and np.array_equal(first.query_labels, second.query_labels)
     for label in range(3):
-        members = np.concatenate([first.support[first.support_labels == label], first.query[first.query_labels == label]])
+        members = np.concatenate(
+            [first.support[first.support_labels == label], first.query[first.query_labels == label]]
+        )
         owner = np.searchsorted(offsets, members, side="right") - 1
         assert len(set(owner)) == 1 and len(members) == 5
 
@@ -122,7 +127,9 @@ def test_augmentation_is_per_image_and_replayable(root):
     a, b = augmented.sample("train", 0, 2), augmented.sample("train", 0, 2)
     assert torch.equal(a.support.x, b.support.x), "augmentation is not a function of the episode"
     assert not torch.equal(a.support.x, plain.sample("train", 0, 2).support.x)
-    assert torch.equal(augmented.sample("val", 0, 2).support.x, plain.sample("val", 0, 2).support.x), "only the train split is augmented"
+    assert torch.equal(augmented.sample("val", 0, 2).support.x, plain.sample("val", 0, 2).support.x), (
+        "only the train split is augmented"
+    )
 
 
 def test_crop_and_flip_read_the_right_pixels():

@@ -61,14 +61,19 @@ def reference_loss(learner: MAML, batch: EpisodeBatch, settings: ConMLSettings |
         prediction = functional_call(learner.net, adapted, (q.x[t],)).unsqueeze(0)
         episodic.append(learner.kind.loss(prediction, q.y[t].unsqueeze(0)).squeeze(0))
         if settings is not None:
-            whole = reference_adapt(learner, theta, torch.cat([s.x[t], q.x[t]]), torch.cat([s.y[t], q.y[t]]), learner.first_order)
+            whole = reference_adapt(
+                learner, theta, torch.cat([s.x[t], q.x[t]]), torch.cat([s.y[t], q.y[t]]), learner.first_order
+            )
             support_vectors.append(torch.cat([w.flatten() for w in adapted.values()]))
             whole_vectors.append(torch.cat([w.flatten() for w in whole.values()]))
     loss = torch.stack(episodic).mean()
     if settings is None:
         return loss
     d_in = torch.stack([cosine_distance(a, b) for a, b in zip(support_vectors, whole_vectors)]).mean()
-    pairs = [cosine_distance(whole_vectors[i], whole_vectors[j]) for i, j in itertools.permutations(range(batch.num_tasks), 2)]
+    pairs = [
+        cosine_distance(whole_vectors[i], whole_vectors[j])
+        for i, j in itertools.permutations(range(batch.num_tasks), 2)
+    ]
     d_out = torch.stack(pairs).mean()
     return loss + settings.lam * (d_in - d_out)
 
@@ -99,5 +104,9 @@ def test_second_order_differs_from_first_order():
     grads = []
     for first_order in (False, True):
         learner = MAML(net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
-        grads.append(torch.autograd.grad(ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(learner.parameters())))
+        grads.append(
+            torch.autograd.grad(
+                ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(learner.parameters())
+            )
+        )
     assert max((a - b).abs().max().item() for a, b in zip(*grads)) > 1e-6

@@ -29,7 +29,7 @@ def cache_rows(cache: SourceCache) -> dict[bytes, int]:
     """Each cached image's bytes -> its class (the fixture's images are all distinct)."""
     owner = np.empty(len(cache.images), dtype=np.int64)
     for klass, start in cache.starts.items():
-        owner[start:start + cache.counts[klass]] = klass
+        owner[start : start + cache.counts[klass]] = klass
     return {cache.images[row].tobytes(): int(owner[row]) for row in range(len(owner))}
 
 
@@ -85,7 +85,9 @@ def test_ontologies_choose_related_classes(metadataset_cache):
         cache = source.caches[name]
         rows = cache_rows(cache)
         batch = source.sample_from((name,), "train", 0, 12, None, None)
-        eligible = [set(g) for g in cache.groups["train"] if BOUNDS["min_ways"] <= len(g) <= MAX_SPANNING_LEAVES_ELIGIBLE]
+        eligible = [
+            set(g) for g in cache.groups["train"] if BOUNDS["min_ways"] <= len(g) <= MAX_SPANNING_LEAVES_ELIGIBLE
+        ]
         for task in range(batch.num_tasks):
             chosen = set(classes_of(batch.support.x[task][batch.support.mask[task]], rows))
             assert any(chosen <= group for group in eligible), (name, chosen)
@@ -113,8 +115,13 @@ def test_episodes_are_pure_functions_of_seed_split_and_index(metadataset_cache):
     alone = source.sample("val", 4, 1)
     n = int(batch.support.mask[4].sum())
     assert torch.equal(batch.support.x[4, :n], alone.support.x[0, :n])
-    assert torch.equal(batch.query.y[4][batch.query.mask[4]], alone.query.y[0][alone.query.mask[0]] if alone.query.mask is not None else alone.query.y[0])
-    other = MetaDataset(str(metadataset_cache), sources=tuple(SOURCES), image_size=IMAGE_SIZE, seed=4, **BOUNDS).sample("val", 4, 1)
+    assert torch.equal(
+        batch.query.y[4][batch.query.mask[4]],
+        alone.query.y[0][alone.query.mask[0]] if alone.query.mask is not None else alone.query.y[0],
+    )
+    other = MetaDataset(str(metadataset_cache), sources=tuple(SOURCES), image_size=IMAGE_SIZE, seed=4, **BOUNDS).sample(
+        "val", 4, 1
+    )
     assert not torch.equal(other.support.x, alone.support.x)
 
 

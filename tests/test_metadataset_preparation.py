@@ -33,14 +33,18 @@ def test_default_out_is_where_training_looks_under_conml_data(metadataset_record
 
 def test_splits_of_sources_with_a_split_file_must_have_one(metadataset_records, tmp_path):
     (tmp_path / "splits").mkdir()
-    with pytest.raises(DataError, match=r"--splits .*splits has no aircraft_splits\.json, so the aircraft split cannot be checked"):
+    with pytest.raises(
+        DataError, match=r"--splits .*splits has no aircraft_splits\.json, so the aircraft split cannot be checked"
+    ):
         check_splits(load_spec(metadataset_records / "aircraft"), tmp_path / "splits")
 
 
 @pytest.mark.parametrize("source, sizes", [("omniglot", "2/1/1 alphabets"), ("ilsvrc_2012", "8/5/5 classes")])
 def test_sources_without_a_split_file_are_checked_by_size(metadataset_records, tmp_path, source, sizes):
     (tmp_path / "splits").mkdir()
-    with pytest.raises(DataError, match=rf"has {sizes} per train/val/test split, but Meta-Dataset's {source} split has"):
+    with pytest.raises(
+        DataError, match=rf"has {sizes} per train/val/test split, but Meta-Dataset's {source} split has"
+    ):
         check_splits(load_spec(metadataset_records / source), tmp_path / "splits")
 
 
@@ -58,8 +62,13 @@ def test_shipped_dataset_specs_give_the_class_names_of_omniglot_and_ilsvrc(metad
     (conversion / "splits").mkdir(parents=True)
     (conversion / "dataset_specs").mkdir()
     for source in ("omniglot", "ilsvrc_2012"):
-        shutil.copy(metadataset_records / source / "dataset_spec.json", conversion / "dataset_specs" / f"{source}_dataset_spec.json")
-    prepare(metadataset_records, tmp_path / "cache", IMAGE_SIZE, ["omniglot", "ilsvrc_2012"], None, 1, conversion / "splits")
+        shutil.copy(
+            metadataset_records / source / "dataset_spec.json",
+            conversion / "dataset_specs" / f"{source}_dataset_spec.json",
+        )
+    prepare(
+        metadataset_records, tmp_path / "cache", IMAGE_SIZE, ["omniglot", "ilsvrc_2012"], None, 1, conversion / "splits"
+    )
     out = capsys.readouterr().out
     for source in ("omniglot", "ilsvrc_2012"):
         assert f"{source}: split check: no split file exists for {source}" in out
@@ -68,7 +77,9 @@ def test_shipped_dataset_specs_give_the_class_names_of_omniglot_and_ilsvrc(metad
     shipped = json.loads((conversion / "dataset_specs" / "omniglot_dataset_spec.json").read_text())
     shipped["class_names"]["0"] = "Another_alphabet-character01"
     (conversion / "dataset_specs" / "omniglot_dataset_spec.json").write_text(json.dumps(shipped))
-    with pytest.raises(DataError, match=r"train classes of .*omniglot.* differ from the official split .*omniglot_dataset_spec\.json"):
+    with pytest.raises(
+        DataError, match=r"train classes of .*omniglot.* differ from the official split .*omniglot_dataset_spec\.json"
+    ):
         check_splits(load_spec(metadataset_records / "omniglot"), conversion / "splits")
 
 
@@ -95,7 +106,10 @@ def test_a_cache_of_the_earlier_resize_is_refused_with_the_rebuild_command(metad
     index = build_cache(load_spec(metadataset_records / "aircraft"), tmp_path, IMAGE_SIZE)
     SourceCache.open(tmp_path, "aircraft", IMAGE_SIZE)
     index.write_text(json.dumps({**json.loads(index.read_text()), "version": 1}))
-    with pytest.raises(DataError, match=r"version-1 Meta-Dataset cache, but this code reads version 2.*no antialiasing.*make data-metadataset"):
+    with pytest.raises(
+        DataError,
+        match=r"version-1 Meta-Dataset cache, but this code reads version 2.*no antialiasing.*make data-metadataset",
+    ):
         SourceCache.open(tmp_path, "aircraft", IMAGE_SIZE)
 
 
@@ -122,11 +136,20 @@ def test_a_failed_attempt_removes_its_partial_file(metadataset_records, tmp_path
 
 def test_training_on_one_source_names_test_sources_when_the_others_are_missing(metadataset_records, tmp_path):
     prepare(metadataset_records, tmp_path, IMAGE_SIZE, ["omniglot"], None, 1, None)
-    settings = ["dataset=metadataset", f"dataset.root={tmp_path}", f"dataset.image_size={IMAGE_SIZE}", "dataset.sources=[omniglot]", "device=cpu"]
+    settings = [
+        "dataset=metadataset",
+        f"dataset.root={tmp_path}",
+        f"dataset.image_size={IMAGE_SIZE}",
+        "dataset.sources=[omniglot]",
+        "device=cpu",
+    ]
     with pytest.raises(DataError) as error:
         build(compose_config(settings).dataset)
     message = str(error.value)
-    assert "for ilsvrc_2012, aircraft, cu_birds, dtd, quickdraw, fungi, vgg_flower, traffic_sign, mscoco (in dataset.test_sources):" in message
+    assert (
+        "for ilsvrc_2012, aircraft, cu_birds, dtd, quickdraw, fungi, vgg_flower, traffic_sign, mscoco (in dataset.test_sources):"
+        in message
+    )
     assert "set dataset.test_sources=[omniglot]" in message and "make data-metadataset" in message
     source = build(compose_config([*settings, "dataset.test_sources=[omniglot]"]).dataset)
     assert list(source.test_sets()) == ["omniglot"]
@@ -134,6 +157,15 @@ def test_training_on_one_source_names_test_sources_when_the_others_are_missing(m
 
 def test_a_missing_training_source_is_named_with_its_key(metadataset_records, tmp_path):
     prepare(metadataset_records, tmp_path, IMAGE_SIZE, ["omniglot"], None, 1, None)
-    settings = ["dataset=metadataset", f"dataset.root={tmp_path}", f"dataset.image_size={IMAGE_SIZE}", "dataset.sources=[omniglot,aircraft]", "device=cpu"]
-    with pytest.raises(DataError, match=r"for aircraft \(in dataset.sources and dataset.test_sources\); ilsvrc_2012, .*, mscoco \(in dataset.test_sources\).*list only prepared sources \(omniglot\)"):
+    settings = [
+        "dataset=metadataset",
+        f"dataset.root={tmp_path}",
+        f"dataset.image_size={IMAGE_SIZE}",
+        "dataset.sources=[omniglot,aircraft]",
+        "device=cpu",
+    ]
+    with pytest.raises(
+        DataError,
+        match=r"for aircraft \(in dataset.sources and dataset.test_sources\); ilsvrc_2012, .*, mscoco \(in dataset.test_sources\).*list only prepared sources \(omniglot\)",
+    ):
         build(compose_config(settings).dataset)

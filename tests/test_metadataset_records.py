@@ -10,8 +10,8 @@ import pytest
 
 from conml.data.metadataset.cache import SourceCache, build_cache
 from conml.data.metadataset.records import FRAMING_BYTES, index_records, read_class_images
-from conml.data.metadataset.spec import check_official_splits, load_spec
 from conml.data.metadataset.source import MetaDataset
+from conml.data.metadataset.spec import check_official_splits, load_spec
 from conml.errors import DataError
 from tests.metadataset_fixture import (
     AIRCRAFT_CLASSES,
@@ -57,7 +57,10 @@ def test_cache_holds_every_image_of_every_class(metadataset_records, metadataset
     assert cache.counts == spec.images_per_class
     assert cache.split_classes == spec.split_classes
     # Each class has one colour: a class's cached images are closer to each other than to another class.
-    means = {c: cache.images[cache.starts[c]:cache.starts[c] + n].reshape(n, -1, 3).mean(1) for c, n in cache.counts.items()}
+    means = {
+        c: cache.images[cache.starts[c] : cache.starts[c] + n].reshape(n, -1, 3).mean(1)
+        for c, n in cache.counts.items()
+    }
     spread = np.mean([m.std(0).mean() for m in means.values()])
     between = np.std([m.mean(0) for m in means.values()], axis=0).mean()
     assert spread < between
@@ -104,7 +107,7 @@ def test_corrupt_jpeg_names_file_and_offset(metadataset_records, tmp_path):
     data = bytearray(path.read_bytes())
     second = int(index.offsets[1])
     jpeg_start = data.index(b"\xff\xd8", second)  # the JPEG's start-of-image marker inside record 1
-    data[jpeg_start:jpeg_start + 40] = b"\x00" * 40
+    data[jpeg_start : jpeg_start + 40] = b"\x00" * 40
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match=rf"{path}.*byte offset {second}.*cannot be decoded"):
         list(read_class_images(path, 1, len(index)))
@@ -129,7 +132,10 @@ def test_record_of_another_class_is_refused(metadataset_records, tmp_path):
 
 def test_official_splits_are_checked(metadataset_records, tmp_path):
     spec = load_spec(metadataset_records / "aircraft")
-    names = {split: [spec.class_names[c] for c in spec.split_classes[ours]] for split, ours in (("train", "train"), ("valid", "val"), ("test", "test"))}
+    names = {
+        split: [spec.class_names[c] for c in spec.split_classes[ours]]
+        for split, ours in (("train", "train"), ("valid", "val"), ("test", "test"))
+    }
     check_official_splits(spec, write_official_splits(tmp_path / "aircraft_splits.json", names))
     names["train"], names["test"] = names["train"][1:], names["test"] + names["train"][:1]
     with pytest.raises(DataError, match="differ from the official split"):

@@ -25,7 +25,9 @@ def test_jobs_are_named_by_their_swept_values_and_the_multirun_ends_with_one_tab
     (wandb_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
     assert run_record(wandb_file).display_name == job.name
 
-    table = finished.out[finished.out.index(f"Multirun {sweep}: 2 job(s), 1 finished, 1 failed or refused.") :].splitlines()
+    table = finished.out[
+        finished.out.index(f"Multirun {sweep}: 2 job(s), 1 finished, 1 failed or refused.") :
+    ].splitlines()
     assert table[1].split() == ["job", "conml.lam", "test", "(mean", "±", "95%", "CI)", "run", "folder"]
     assert table[2].split()[:4] == ["0", "-1", "failed:", "conml.lam=-1.0"] and table[2].endswith("-")
     assert table[3].split()[:3] == ["1", "0.05", "mse@10shot"] and "±" in table[3] and table[3].endswith(str(job))
@@ -33,14 +35,32 @@ def test_jobs_are_named_by_their_swept_values_and_the_multirun_ends_with_one_tab
 
 def test_saved_sweeps_name_their_swept_settings(monkeypatch):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        params = compose("train", overrides=["experiment=table2_sinusoid_maml_10shot_conml", "+sweep=lambda"], return_hydra_config=True).hydra.sweeper.params
+        params = compose(
+            "train",
+            overrides=["experiment=table2_sinusoid_maml_10shot_conml", "+sweep=lambda"],
+            return_hydra_config=True,
+        ).hydra.sweeper.params
     # What the multirun's own process sees: the saved sweep's params, and the command line's overrides.
-    command_line = ["experiment=table2_sinusoid_maml_10shot_conml", "+sweep=lambda", "trainer.steps=2", "conml.subset=support,random"]
+    command_line = [
+        "experiment=table2_sinusoid_maml_10shot_conml",
+        "+sweep=lambda",
+        "trainer.steps=2",
+        "conml.subset=support,random",
+    ]
     multirun = OmegaConf.create({"hydra": {"sweeper": {"params": params}, "overrides": {"task": command_line}}})
     assert swept_keys(multirun) == ["conml.lam", "seed", "conml.subset"]
     monkeypatch.setenv(SWEPT, "experiment,conml.lam,seed")
-    overrides = ["experiment=table2_sinusoid_maml_10shot_conml", "trainer.steps=2", "conml.lam=0.3", "seed=1", "paths.output_dir=/a/b"]
-    assert job_folder(4, "table2_sinusoid_maml_10shot_conml", overrides) == "4_table2_sinusoid_maml_10shot_conml_conml.lam=0.3,seed=1"
+    overrides = [
+        "experiment=table2_sinusoid_maml_10shot_conml",
+        "trainer.steps=2",
+        "conml.lam=0.3",
+        "seed=1",
+        "paths.output_dir=/a/b",
+    ]
+    assert (
+        job_folder(4, "table2_sinusoid_maml_10shot_conml", overrides)
+        == "4_table2_sinusoid_maml_10shot_conml_conml.lam=0.3,seed=1"
+    )
     monkeypatch.setenv(SWEPT, "paths.output_dir")
     assert job_folder(0, "x", overrides) == "0_x_paths.output_dir=-a-b", "a value never adds folder levels"
 

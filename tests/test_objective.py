@@ -51,7 +51,9 @@ def sigmoid_squared(a, b):
 
 def hand_distances(batch, phi):
     support = [[sum(col) / len(col) for col in zip(*task)] for task in batch.support.x.tolist()]
-    whole = [[sum(col) / len(col) for col in zip(*(s + q))] for s, q in zip(batch.support.x.tolist(), batch.query.x.tolist())]
+    whole = [
+        [sum(col) / len(col) for col in zip(*(s + q))] for s, q in zip(batch.support.x.tolist(), batch.query.x.tolist())
+    ]
     d_in = sum(phi(a, b) for a, b in zip(support, whole)) / len(whole)
     pairs = [(i, j) for i in range(len(whole)) for j in range(len(whole)) if i != j]
     d_out = sum(phi(whole[i], whole[j]) for i, j in pairs) / len(pairs)
@@ -74,7 +76,9 @@ def test_ablations_keep_one_term(terms, sign_in, sign_out):
     parts = ConMLObjective(ConMLSettings(lam=0.3, terms=terms))(learner, batch)
     d_in, d_out = hand_distances(batch, cosine)
     assert (parts.d_in is None) == (sign_in == 0) and (parts.d_out is None) == (sign_out == 0)
-    assert parts.total.item() == pytest.approx(parts.episodic.item() + 0.3 * (sign_in * d_in + sign_out * d_out), abs=1e-6)
+    assert parts.total.item() == pytest.approx(
+        parts.episodic.item() + 0.3 * (sign_in * d_in + sign_out * d_out), abs=1e-6
+    )
 
 
 def test_random_and_prefix_subsets_have_the_requested_size():
@@ -103,7 +107,9 @@ def test_conml_off_is_the_plain_learner_bit_for_bit():
     params = list(learner.parameters())
 
     parts = ConMLObjective(ConMLSettings(enabled=False))(learner, batch)
-    plain = learner.kind.loss(learner.predict(learner.adapt(batch.support, Adaptation.meta_train), batch.query.x), batch.query.y).mean()
+    plain = learner.kind.loss(
+        learner.predict(learner.adapt(batch.support, Adaptation.meta_train), batch.query.x), batch.query.y
+    ).mean()
 
     assert parts.d_in is None and parts.d_out is None
     assert torch.equal(parts.total, plain)

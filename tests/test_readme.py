@@ -11,7 +11,12 @@ GROUPS = ("dataset", "model", "learner", "optimizer", "scheduler", "conml", "log
 
 def test_readme_lists_every_group_option():
     readme = (ROOT / "README.md").read_text()
-    missing = [f"{group}/{path.stem}" for group in GROUPS for path in (ROOT / "configs" / group).glob("*.yaml") if f"`{path.stem}`" not in readme]
+    missing = [
+        f"{group}/{path.stem}"
+        for group in GROUPS
+        for path in (ROOT / "configs" / group).glob("*.yaml")
+        if f"`{path.stem}`" not in readme
+    ]
     assert not missing, f"README.md's group table lacks: {missing}"
 
 

@@ -42,7 +42,11 @@ REFUSALS = [
     (["learner=protonet"], ["builds its task models from class labels", "regression tasks"], 2),
     (["model=gpt2_tiny"], ["model.in_features is ${dataset.dims}", "cannot resolve it", "dataset.dims"], 2),
     (["learner.inner_lr=-1"], ["learner.inner_lr=-1 is out of range", "finite number > 0"], 2),
-    (["+optimizer.weight_decay=-1"], ["optimizer (torch.optim.Adam) refuses its settings: Invalid weight_decay value: -1"], 2),
+    (
+        ["+optimizer.weight_decay=-1"],
+        ["optimizer (torch.optim.Adam) refuses its settings: Invalid weight_decay value: -1"],
+        2,
+    ),
     (["device=tpu"], ["device=tpu is not a device this project runs on", "cpu, cuda or cuda:N"], 2),
     (["dataset.shots=0"], ["dataset.shots"], 2),
     (["eval.checkpoint=final"], ["eval.checkpoint", "best", "last"], 1),
@@ -51,7 +55,11 @@ REFUSALS = [
     (["resume="], ["resume= is empty", "resume=auto"], 2),
     (["resume={earlier}/checkpoints/last.pt"], ["is a file", "resume=<run folder>"], 2),
     (["resume={earlier}", "hydra.run.dir={root}/elsewhere"], ["a run continues in its own folder"], 2),
-    (["resume={earlier}", "trainer.steps=2"], ["already at step 4, beyond trainer.steps=2", "trainer.steps=4 or more"], 2),
+    (
+        ["resume={earlier}", "trainer.steps=2"],
+        ["already at step 4, beyond trainer.steps=2", "trainer.steps=4 or more"],
+        2,
+    ),
     (["hydra.run.dir={earlier}"], ["already holds a run", "resume="], 2),
 ]
 
@@ -91,7 +99,13 @@ def test_two_runs_started_at_once_into_one_folder_one_is_refused(tmp_path):
     run_dir = tmp_path / "shared"
     overrides = [*TINY, "trainer.steps=200", "trainer.val_every=100", "trainer.ckpt_every=100"]
     processes = [
-        subprocess.Popen(command_line([*overrides, f"seed={seed}"], run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            command_line([*overrides, f"seed={seed}"], run_dir),
+            env=child_env(),
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for seed in (0, 1)
     ]
     finished = [(p.wait(timeout=300), *p.communicate()) for p in processes]
@@ -103,7 +117,11 @@ def test_two_runs_started_at_once_into_one_folder_one_is_refused(tmp_path):
 
     winner = json.loads((run_dir / "results.json").read_text())["seed"]
     assert f"seed: {winner}" in (run_dir / ".hydra" / "config.yaml").read_text()
-    steps = [json.loads(line)["step"] for line in (run_dir / "metrics.jsonl").read_text().splitlines() if "train/loss" in line]
+    steps = [
+        json.loads(line)["step"]
+        for line in (run_dir / "metrics.jsonl").read_text().splitlines()
+        if "train/loss" in line
+    ]
     assert steps == sorted(set(steps)) and steps[-1] == 200, "metrics of one run only"
     assert not (run_dir / ".lock").exists(), "the lock is released when the run ends"
 
@@ -112,10 +130,15 @@ def test_a_live_lock_refuses_and_a_dead_runs_lock_is_taken_over(tmp_path):
     run_dir = tmp_path / "run"
     run_dir.mkdir()
     holder = subprocess.Popen(
-        [sys.executable, "-c", "import fcntl, os, sys, time\n"
-         f"fd = os.open({str(run_dir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
-         "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'process 4242 on elsewhere'); print('held', flush=True); time.sleep(120)"],
-        stdout=subprocess.PIPE, text=True,
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(run_dir / '.lock')!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); os.write(fd, b'process 4242 on elsewhere'); print('held', flush=True); time.sleep(120)",
+        ],
+        stdout=subprocess.PIPE,
+        text=True,
     )
     try:
         assert holder.stdout.readline().strip() == "held"
@@ -150,13 +173,23 @@ def test_an_unwritable_output_folder_is_one_paragraph(tmp_path, monkeypatch, whe
         return call
 
     monkeypatch.setattr(os, "mkdir", refusing(real_mkdir, lambda *args: True))
-    monkeypatch.setattr(os, "open", refusing(real_open, lambda flags, *args: bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT))))
+    monkeypatch.setattr(
+        os, "open", refusing(real_open, lambda flags, *args: bool(flags & (os.O_WRONLY | os.O_RDWR | os.O_CREAT)))
+    )
     finished = train_cli(*TINY, f"hydra.run.dir={run_dir}")
     monkeypatch.undo()
     assert finished.code == 2, finished.err
-    assert "Cannot write the run folder" in finished.err and "Permission denied" in finished.err and "paths.output_dir=" in finished.err
-    assert "Traceback" not in finished.err and [line for line in finished.err.splitlines() if line.strip()] == [finished.err.strip()]
-    assert sorted(p.name for p in tmp_path.rglob("*")) == (["read-only", "run"] if where == "existing run folder" else [])
+    assert (
+        "Cannot write the run folder" in finished.err
+        and "Permission denied" in finished.err
+        and "paths.output_dir=" in finished.err
+    )
+    assert "Traceback" not in finished.err and [line for line in finished.err.splitlines() if line.strip()] == [
+        finished.err.strip()
+    ]
+    assert sorted(p.name for p in tmp_path.rglob("*")) == (
+        ["read-only", "run"] if where == "existing run folder" else []
+    )
 
 
 def test_the_start_line_names_the_device_and_train_log_holds_the_run(tmp_path):

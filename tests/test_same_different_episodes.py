@@ -76,7 +76,14 @@ def test_leave_one_out_trains_on_the_others_and_tests_on_the_held_out_task():
 
 @pytest.mark.parametrize(
     "settings",
-    [{"tasks": ["triangles"]}, {"held_out": "filled"}, {"support_sizes": [5]}, {"queries": 3}, {"episodes": [1, 1]}, {"tasks": ["naturalistic"]}],
+    [
+        {"tasks": ["triangles"]},
+        {"held_out": "filled"},
+        {"support_sizes": [5]},
+        {"queries": 3},
+        {"episodes": [1, 1]},
+        {"tasks": ["naturalistic"]},
+    ],
 )
 def test_bad_settings_are_refused_with_the_allowed_values(settings):
     with pytest.raises(ConfigError, match="dataset"):
@@ -85,7 +92,9 @@ def test_bad_settings_are_refused_with_the_allowed_values(settings):
 
 def test_cached_episodes_are_the_drawn_ones(tmp_path):
     prepare(tmp_path, ["lines", "arrows"], [4], [3, 2, 2], workers=2)
-    cached = SameDifferentEpisodes(tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2], root=str(tmp_path), cached=True)
+    cached = SameDifferentEpisodes(
+        tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2], root=str(tmp_path), cached=True
+    )
     drawn = SameDifferentEpisodes(tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2])
     for split in ("train", "val", "test"):
         a, b = cached.sample(split, 0, 4), drawn.sample(split, 0, 4)
@@ -104,7 +113,9 @@ def test_missing_or_mismatched_cache_says_how_to_build_it(tmp_path):
 
 
 def test_a_cache_of_an_older_stimulus_version_is_refused(tmp_path):
-    (tmp_path / "manifest.json").write_text(json.dumps({"seed": 0, "queries": 2}))  # unversioned: the old wider_line strokes
+    (tmp_path / "manifest.json").write_text(
+        json.dumps({"seed": 0, "queries": 2})
+    )  # unversioned: the old wider_line strokes
     old = f"stimuli of version 1, but this code draws version {VERSION}.*Delete that folder and rebuild it with `make data-same-different`"
     with pytest.raises(DataError, match=old):
         SameDifferentEpisodes(root=str(tmp_path), cached=True)

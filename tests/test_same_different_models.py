@@ -17,7 +17,11 @@ from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 
 # (config, flattened feature size, parameter count) from Gupta et al.'s models.
-ARCHITECTURES = [("kim_conv2", 33 * 33 * 12, 15_484_320), ("kim_conv4", 9 * 9 * 96, 10_090_206), ("kim_conv6", 3 * 3 * 576, 8_299_908)]
+ARCHITECTURES = [
+    ("kim_conv2", 33 * 33 * 12, 15_484_320),
+    ("kim_conv4", 9 * 9 * 96, 10_090_206),
+    ("kim_conv6", 3 * 3 * 576, 8_299_908),
+]
 
 
 @functools.cache
@@ -53,9 +57,9 @@ def small(model: str) -> KimConvNet:
     return build(model, channels=[2] * len(settings(model)["channels"]), fc_units=8)
 
 
-
-
-@pytest.mark.parametrize("model, learner", [(a[0], "conventional") for a in ARCHITECTURES] + [("kim_conv2", "maml"), ("kim_conv6", "fomaml")])
+@pytest.mark.parametrize(
+    "model, learner", [(a[0], "conventional") for a in ARCHITECTURES] + [("kim_conv2", "maml"), ("kim_conv6", "fomaml")]
+)
 def test_a_few_training_steps_run_and_change_the_weights(model, learner, batch):
     """With the presets' runs (every depth, first-order MAML and conventional), every depth and both orders train."""
     net = small(model)

@@ -61,5 +61,7 @@ def test_naturalistic_objects_run_through_a_table_preset(run_tiny, tmp_path):
     """The documented naturalistic command: a Table A1 preset on the object-photograph dataset."""
     objects = object_folder(tmp_path / "data" / "brady_objects")
     overrides = [o for o in tiny("samediff_tableA1_conv2_fomaml") if not o.startswith("dataset.tasks")]
-    summary, _ = run_tiny([*overrides, "dataset=same_different_naturalistic", f"paths.data_dir={objects.parent}"], "naturalistic")
+    summary, _ = run_tiny(
+        [*overrides, "dataset=same_different_naturalistic", f"paths.data_dir={objects.parent}"], "naturalistic"
+    )
     assert list(summary["test"]) == ["naturalistic/accuracy@2shot"]

@@ -75,7 +75,16 @@ def test_seed_may_be_any_integer():
     check_settings(compose_config([*TINY, "seed=-3"]))
 
 
-@pytest.mark.parametrize("override, refused", [("learner.inner_lr=-0.5", True), ("learner.inner_lr=nan", True), ("optimizer.lr=0", True), ("learner.learn_inner_lr=true", False), ("optimizer.lr=0.002", False)])
+@pytest.mark.parametrize(
+    "override, refused",
+    [
+        ("learner.inner_lr=-0.5", True),
+        ("learner.inner_lr=nan", True),
+        ("optimizer.lr=0", True),
+        ("learner.learn_inner_lr=true", False),
+        ("optimizer.lr=0.002", False),
+    ],
+)
 def test_learning_rates_must_be_positive(override, refused):
     cfg = compose_config([*TINY, override])
     if refused:
@@ -86,7 +95,10 @@ def test_learning_rates_must_be_positive(override, refused):
 
 
 def test_a_setting_referring_to_one_the_combination_lacks_is_refused():
-    with pytest.raises(ConfigError, match=r"model.in_features is \$\{dataset.dims\}, but this combination of settings cannot resolve it"):
+    with pytest.raises(
+        ConfigError,
+        match=r"model.in_features is \$\{dataset.dims\}, but this combination of settings cannot resolve it",
+    ):
         check_settings(compose_config([*TINY, "model=gpt2_tiny"]))
 
 
@@ -109,7 +121,10 @@ def test_discrimination_needs_two_tasks_per_meta_batch(overrides, allowed):
             check_settings(cfg)
 
 
-@pytest.mark.parametrize("override, named", [("+seeds=3", "seeds"), ("+trainer.step=3", "trainer.step"), ("+conml.lambda=0.3", "conml.lambda")])
+@pytest.mark.parametrize(
+    "override, named",
+    [("+seeds=3", "seeds"), ("+trainer.step=3", "trainer.step"), ("+conml.lambda=0.3", "conml.lambda")],
+)
 def test_settings_the_project_does_not_know_are_refused(override, named):
     with pytest.raises(ConfigError, match=f"^{named} is not a setting this project knows"):
         check_settings(compose_config([*TINY, override]))
@@ -122,11 +137,21 @@ def test_impossible_meta_test_sizes_are_refused_before_training():
                 raise DataError(f"a class of the {split} split has 20 images, fewer than {shots} support + queries")
 
     cfg = compose_config([*TINY, "eval.shots=[5,50]"])
-    with pytest.raises(ConfigError, match=r"eval.shots=50, eval.queries=null: no meta-test task can be drawn \(a class of the test split has 20"):
+    with pytest.raises(
+        ConfigError,
+        match=r"eval.shots=50, eval.queries=null: no meta-test task can be drawn \(a class of the test split has 20",
+    ):
         check_evaluation(cfg, Source())
 
 
-@pytest.mark.parametrize("name, message", [("tpu", "not a device this project runs on"), ("cuda:x", "not a device this project runs on"), ("cuda:99", "cuda")])
+@pytest.mark.parametrize(
+    "name, message",
+    [
+        ("tpu", "not a device this project runs on"),
+        ("cuda:x", "not a device this project runs on"),
+        ("cuda:99", "cuda"),
+    ],
+)
 def test_device_names_are_checked(name, message):
     with pytest.raises(ConfigError, match=message):
         resolve_device(name)

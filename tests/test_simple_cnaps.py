@@ -26,10 +26,15 @@ from tests.metadataset_fixture import (
 WIDTH = 8  # a narrow ResNet-18 and set encoder keep CPU runs short
 NARROW = [f"model.width={WIDTH}", f"learner.set_encoder_width={WIDTH}"]
 # One meta-batch of two tasks (ConML's d_out needs two), one validation and one test episode per set.
-SHORT = ["trainer.steps=1", "trainer.meta_batch_size=2", "trainer.val_every=1", "trainer.val_episodes=1", "eval.episodes=1", "eval.batch_size=1"]
+SHORT = [
+    "trainer.steps=1",
+    "trainer.meta_batch_size=2",
+    "trainer.val_every=1",
+    "trainer.val_episodes=1",
+    "eval.episodes=1",
+    "eval.batch_size=1",
+]
 METADATASET_PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("metadataset_*.yaml"))
-
-
 
 
 def learner(width: int = WIDTH, **settings) -> SimpleCNAPs:
@@ -53,7 +58,9 @@ def test_mahalanobis_matches_the_per_class_formula():
         for k in range(3):
             members = f[y[task] == k]
             mix = len(members) / (len(members) + 1)
-            precision = torch.linalg.inv(mix * torch.cov(members.T) + (1 - mix) * task_cov + torch.eye(5, dtype=f.dtype))
+            precision = torch.linalg.inv(
+                mix * torch.cov(members.T) + (1 - mix) * task_cov + torch.eye(5, dtype=f.dtype)
+            )
             diff = query[task] - members.mean(0)
             expected = -torch.einsum("md,de,me->m", diff, precision, diff)
             torch.testing.assert_close(logits[task, :, k], expected)
@@ -80,11 +87,15 @@ def test_padding_and_padded_ways_do_not_change_a_task():
 def test_psi_is_the_film_parameters_whatever_the_way():
     model = learner()
     g = torch.Generator().manual_seed(2)
-    sizes = {model.represent(model.adapt(random_tasks(2, ways, 1, g), Adaptation.meta_train), None).shape for ways in (3, 5)}
+    sizes = {
+        model.represent(model.adapt(random_tasks(2, ways, 1, g), Adaptation.meta_train), None).shape for ways in (3, 5)
+    }
     film_size = sum(4 * blocks * channels for channels, blocks in model.net.film_layout)
     assert sizes == {(2, film_size)}
     offset = SimpleCNAPs(model.net, CLASSIFICATION, set_encoder_width=WIDTH, representation="offset")
-    assert offset.represent(offset.adapt(random_tasks(2, 3, 1, g), Adaptation.meta_train), None).abs().max() < 0.1  # FiLM starts near the identity
+    assert (
+        offset.represent(offset.adapt(random_tasks(2, 3, 1, g), Adaptation.meta_train), None).abs().max() < 0.1
+    )  # FiLM starts near the identity
 
 
 def test_frozen_backbone_gets_no_gradient_but_film_does(tmp_path):
@@ -121,7 +132,10 @@ def test_pretrained_weights_load_and_missing_ones_say_where_to_put_them(tmp_path
     with pytest.raises(DataError, match=r"not a CNAPs ResNet-18 checkpoint for width 16"):
         FilmResNet18(width=16, pretrained=str(path))
     missing = tmp_path / "pretrained" / "pretrained_resnet_tiered_imagenet.pt.tar"
-    with pytest.raises(DataError, match=rf"put the file 'pretrained_resnet_tiered_imagenet.pt.tar' from the Simple CNAPs repository.*{missing}"):
+    with pytest.raises(
+        DataError,
+        match=rf"put the file 'pretrained_resnet_tiered_imagenet.pt.tar' from the Simple CNAPs repository.*{missing}",
+    ):
         FilmResNet18(pretrained=str(missing))
     with pytest.raises(ConfigError, match="model.frozen=true needs model.pretrained"):
         FilmResNet18()
@@ -129,10 +143,22 @@ def test_pretrained_weights_load_and_missing_ones_say_where_to_put_them(tmp_path
 
 def metadataset_overrides(preset: str, cache: Path) -> list[str]:
     """The preset shrunk to the fixture: its three sources at 32 px, small episodes, a narrow network trained from scratch."""
-    overrides = [f"experiment={preset}", f"dataset.root={cache}", f"dataset.image_size={IMAGE_SIZE}", f"dataset.test_sources=[{','.join(SOURCES)}]",
-                 "dataset.min_ways=3", "dataset.max_ways=5", "dataset.train_max_ways=4", "dataset.max_num_query=3",
-                 "dataset.max_support_set_size=12", "dataset.train_max_support_set_size=10",
-                 "model.pretrained=null", "model.frozen=false", *NARROW, *SHORT]
+    overrides = [
+        f"experiment={preset}",
+        f"dataset.root={cache}",
+        f"dataset.image_size={IMAGE_SIZE}",
+        f"dataset.test_sources=[{','.join(SOURCES)}]",
+        "dataset.min_ways=3",
+        "dataset.max_ways=5",
+        "dataset.train_max_ways=4",
+        "dataset.max_num_query=3",
+        "dataset.max_support_set_size=12",
+        "dataset.train_max_support_set_size=10",
+        "model.pretrained=null",
+        "model.frozen=false",
+        *NARROW,
+        *SHORT,
+    ]
     if not set(compose_config([f"experiment={preset}"]).dataset.sources) <= set(SOURCES):
         overrides.append(f"dataset.sources=[{','.join(SOURCES)}]")
     return overrides

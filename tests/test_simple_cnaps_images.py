@@ -17,7 +17,10 @@ from tests.images_fixture import prepared_datasets
 from tests.test_simple_cnaps import NARROW, SHORT, WIDTH
 
 PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("table[34]_*_scnaps_*.yaml"))
-CHECKPOINTS = {"miniimagenet": "pretrained_resnet_mini_imagenet.pt.tar", "tieredimagenet": "pretrained_resnet_tiered_imagenet.pt.tar"}
+CHECKPOINTS = {
+    "miniimagenet": "pretrained_resnet_mini_imagenet.pt.tar",
+    "tieredimagenet": "pretrained_resnet_tiered_imagenet.pt.tar",
+}
 
 
 @pytest.fixture(scope="module")
@@ -31,7 +34,9 @@ def data_dir(tmp_path_factory) -> Path:
 
 def test_every_scnaps_cell_of_tables_3_and_4_has_a_preset():
     cells = itertools.product([("table3", "miniimagenet"), ("table4", "tieredimagenet")], (1, 5), ("baseline", "conml"))
-    assert PRESETS == sorted(f"{table}_{dataset}_scnaps_{shots}shot_{variant}" for (table, dataset), shots, variant in cells)
+    assert PRESETS == sorted(
+        f"{table}_{dataset}_scnaps_{shots}shot_{variant}" for (table, dataset), shots, variant in cells
+    )
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -40,7 +45,9 @@ def test_scnaps_preset_pins_its_cell_and_trains(preset, data_dir, tmp_path):
     published = compose_config([f"experiment={preset}"])
     assert published.name == preset and published.dataset.name == dataset and f"{published.dataset.shots}shot" == shots
     assert published.dataset.ways == 5 and published.dataset.queries == 10 and published.eval.queries == 10
-    assert published.learner._target_ == "conml.learners.simple_cnaps.SimpleCNAPs" and published.learner.film_l2 == 0.001
+    assert (
+        published.learner._target_ == "conml.learners.simple_cnaps.SimpleCNAPs" and published.learner.film_l2 == 0.001
+    )
     assert published.optimizer.lr == 0.0005 and published.trainer.meta_batch_size == 32
     assert published.model.frozen and published.model.pretrained.endswith(CHECKPOINTS[dataset])
     assert published.conml.enabled == (variant == "conml") and published.conml.lam == 0.1

@@ -31,14 +31,29 @@ TINY_JOB = [
 
 def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fill_the_table(tmp_path):
     sweep = tmp_path / "sweep"
-    command = [sys.executable, "-m", "conml.train", "-m", "hydra/launcher=local", f"experiment={PRESET}", "seed=0,1", *TINY_JOB, "logger.mode=offline", f"hydra.sweep.dir={sweep}"]
-    finished = subprocess.run(command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"})
+    command = [
+        sys.executable,
+        "-m",
+        "conml.train",
+        "-m",
+        "hydra/launcher=local",
+        f"experiment={PRESET}",
+        "seed=0,1",
+        *TINY_JOB,
+        "logger.mode=offline",
+        f"hydra.sweep.dir={sweep}",
+    ]
+    finished = subprocess.run(
+        command, capture_output=True, text=True, timeout=300, env={**os.environ, "OMP_NUM_THREADS": "1"}
+    )
     assert finished.returncode == 0, finished.stdout[-2000:] + finished.stderr[-2000:]
     logs = sorted((sweep / ".submitit").glob("*_0_log.out"))
     assert len(logs) == 2, "each job went through submitit"
     assert not list(sweep.rglob("%j")), "no literal %j folder"
     # The jobs print into their logs; the multirun's closing table shows both jobs' results.
-    assert f"Multirun {sweep}: 2 job(s), 2 finished" in finished.stdout and finished.stdout.count("mse@10shot") == 2, finished.stdout[-2000:]
+    assert f"Multirun {sweep}: 2 job(s), 2 finished" in finished.stdout and finished.stdout.count("mse@10shot") == 2, (
+        finished.stdout[-2000:]
+    )
 
     files = sorted(sweep.glob("*/wandb/offline-run-*/run-*.wandb"))
     records = [run_record(path) for path in files]
@@ -46,7 +61,23 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
     assert {r.run_group for r in records} == {PRESET}
 
     out = tmp_path / "table"
-    assert main(["aggregate", "table2", str(sweep), "--seeds", "0,1", "--out", str(out), "--no-figures", "--wandb-mode", "disabled"]) == 0
+    assert (
+        main(
+            [
+                "aggregate",
+                "table2",
+                str(sweep),
+                "--seeds",
+                "0,1",
+                "--out",
+                str(out),
+                "--no-figures",
+                "--wandb-mode",
+                "disabled",
+            ]
+        )
+        == 0
+    )
     entries = {(e["method"], e["metric"]): e for e in json.loads((out / "table2.json").read_text())["entries"]}
     maml = entries[("MAML", "MSE 10-shot ↓")]
     assert maml["ours"]["seeds"] == 2 and all(v is not None for v in maml["ours"]["per_seed"].values())
@@ -59,23 +90,39 @@ def test_slurm_launcher_reads_cluster_settings_from_configs_local(tmp_path):
     local.mkdir(parents=True)
     (local / "slurm.yaml").write_text("partition: gpu\naccount: my-lab\ntimeout_min: 600\narray_parallelism: 4\n")
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        with_local = compose("train", overrides=["hydra/launcher=slurm", f"hydra.searchpath=[file://{tmp_path / 'search'}]"], return_hydra_config=True)
+        with_local = compose(
+            "train",
+            overrides=["hydra/launcher=slurm", f"hydra.searchpath=[file://{tmp_path / 'search'}]"],
+            return_hydra_config=True,
+        )
         without = compose("train", overrides=["hydra/launcher=slurm"], return_hydra_config=True)
         local_processes = compose("train", overrides=["hydra/launcher=local"], return_hydra_config=True)
     launcher = with_local.hydra.launcher
     assert launcher._target_.endswith("SlurmLauncher")
-    assert (launcher.partition, launcher.account, launcher.timeout_min, launcher.array_parallelism) == ("gpu", "my-lab", 600, 4)
+    assert (launcher.partition, launcher.account, launcher.timeout_min, launcher.array_parallelism) == (
+        "gpu",
+        "my-lab",
+        600,
+        4,
+    )
     assert launcher.gpus_per_node == 1 and launcher.max_num_timeout == 10
     assert without.hydra.launcher.partition is None and without.hydra.launcher.timeout_min == 1440
-    assert local_processes.hydra.launcher._target_.endswith("LocalLauncher") and local_processes.hydra.launcher.timeout_min == 10080
-    assert local_processes.hydra.launcher.gpus_per_node == 1 and "%j" not in local_processes.hydra.launcher.submitit_folder
+    assert (
+        local_processes.hydra.launcher._target_.endswith("LocalLauncher")
+        and local_processes.hydra.launcher.timeout_min == 10080
+    )
+    assert (
+        local_processes.hydra.launcher.gpus_per_node == 1 and "%j" not in local_processes.hydra.launcher.submitit_folder
+    )
 
 
 @pytest.mark.parametrize("sweep", sorted(path.stem for path in (CONFIGS / "sweep").glob("*.yaml")))
 def test_sweep_config_sets_valid_values_of_existing_settings(sweep):
     """Each `+sweep=<name>` adds sweeper params whose every value composes on a preset (the schema checks types and choices)."""
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        params = compose("train", overrides=[f"experiment={PRESET}", f"+sweep={sweep}"], return_hydra_config=True).hydra.sweeper.params
+        params = compose(
+            "train", overrides=[f"experiment={PRESET}", f"+sweep={sweep}"], return_hydra_config=True
+        ).hydra.sweeper.params
         assert "seed" in params
         for key, values in params.items():
             choices = [values[len("range(") :].split(",")[0]] if values.startswith("range(") else values.split(",")

@@ -14,11 +14,18 @@ from conml.tables.spec import TWO_STEPS
 from tests.test_tables_aggregate import TOY, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
-SMOKE_CONFIG = {"trainer": {k.split(".")[1]: int(v) for k, v in TWO_STEPS.items() if k.startswith("trainer.")}, "eval": {"episodes": 2, "batch_size": 2}}
+SMOKE_CONFIG = {
+    "trainer": {k.split(".")[1]: int(v) for k, v in TWO_STEPS.items() if k.startswith("trainer.")},
+    "eval": {"episodes": 2, "batch_size": 2},
+}
 
 
 def checksums(folder: Path) -> dict[str, str]:
-    return {str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest() for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        str(p.relative_to(folder)): hashlib.sha256(p.read_bytes()).hexdigest()
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def real(steps: int = 100) -> dict:
@@ -35,8 +42,20 @@ def toy_table(monkeypatch, tmp_path):
 def test_the_readme_command_refuses_smoke_runs_beside_real_ones_and_leaves_the_docs_alone(tmp_path, capsys):
     """`python scripts/table.py aggregate table2 outputs/` over a smoke sweep and a real one."""
     outputs = tmp_path / "outputs"
-    write_result(outputs / "tables" / "table2-smoke" / "1" / "0_a", "table2_sinusoid_maml_5shot_plain", 0, {"mse@5shot": 3.0}, config=SMOKE_CONFIG)
-    write_result(outputs / "tables" / "table2" / "1" / "0_a", "table2_sinusoid_maml_5shot_conml", 0, {"mse@5shot": 0.4}, config=real(70000))
+    write_result(
+        outputs / "tables" / "table2-smoke" / "1" / "0_a",
+        "table2_sinusoid_maml_5shot_plain",
+        0,
+        {"mse@5shot": 3.0},
+        config=SMOKE_CONFIG,
+    )
+    write_result(
+        outputs / "tables" / "table2" / "1" / "0_a",
+        "table2_sinusoid_maml_5shot_conml",
+        0,
+        {"mse@5shot": 0.4},
+        config=real(70000),
+    )
     docs = ROOT / "docs" / "tables"
     before, outputs_before = checksums(docs), checksums(outputs)
 
@@ -67,7 +86,9 @@ def test_aggregate_writes_beside_the_runs_says_what_it_used_and_writes_the_docs_
 
     assert cli.main(arguments) == 0
     printed = capsys.readouterr().out
-    assert "Aggregated 2 run(s) of 1 preset(s):" in printed and f"  base_1: seeds 0, 1; 100 steps; from {runs}" in printed
+    assert (
+        "Aggregated 2 run(s) of 1 preset(s):" in printed and f"  base_1: seeds 0, 1; 100 steps; from {runs}" in printed
+    )
     assert (runs / "toy.md").exists() and not cli.DOCS_TABLES.exists()
 
     assert cli.main([*arguments, "--docs"]) == 0

@@ -42,7 +42,9 @@ def test_subset_models_are_learned_from_disjoint_consecutive_subsets(sine_learne
             chunk = slice(5 * subset, 5 * subset + 5)
             alone = represent(learner, Tasks(data.x[task : task + 1, chunk], data.y[task : task + 1, chunk]))
             torch.testing.assert_close(models.vectors[4 * task + subset], alone[0])
-        torch.testing.assert_close(models.whole[task], represent(learner, Tasks(data.x[task : task + 1], data.y[task : task + 1]))[0])
+        torch.testing.assert_close(
+            models.whole[task], represent(learner, Tasks(data.x[task : task + 1], data.y[task : task + 1]))[0]
+        )
 
 
 def test_distance_distributions_by_hand(sine_learner):
@@ -51,8 +53,14 @@ def test_distance_distributions_by_hand(sine_learner):
     d_in, d_out = distance_distributions(learner, source, phi, tasks=5, subsets=2, points=4, chunk=2)
     assert d_in.shape == (10,) and d_out.shape == (10,)
     models = subset_models(learner, source, 0, 5, subsets=2, points=4)
-    expected_in = [phi.rows(models.vectors[2 * t + s : 2 * t + s + 1], models.whole[t : t + 1]).item() for t in range(5) for s in range(2)]
-    expected_out = [phi.rows(models.whole[i : i + 1], models.whole[j : j + 1]).item() for i in range(5) for j in range(i + 1, 5)]
+    expected_in = [
+        phi.rows(models.vectors[2 * t + s : 2 * t + s + 1], models.whole[t : t + 1]).item()
+        for t in range(5)
+        for s in range(2)
+    ]
+    expected_out = [
+        phi.rows(models.whole[i : i + 1], models.whole[j : j + 1]).item() for i in range(5) for j in range(i + 1, 5)
+    ]
     np.testing.assert_allclose(d_in, expected_in, rtol=1e-9, atol=1e-12)
     np.testing.assert_allclose(d_out, expected_out, rtol=1e-9, atol=1e-12)
 
@@ -61,5 +69,9 @@ def test_analysis_reports_the_paper_protocol(sine_learner):
     source, learner = sine_learner
     result = analyze(learner, source, Distance.cosine, tasks=300)
     assert {"silhouette", "davies_bouldin", "calinski_harabasz", "d_in", "d_out"} <= set(result)
-    assert result["silhouette"]["count"] == 3 and result["d_in"]["count"] == 3000 and result["d_out"]["count"] == 300 * 299 // 2
+    assert (
+        result["silhouette"]["count"] == 3
+        and result["d_in"]["count"] == 3000
+        and result["d_out"]["count"] == 300 * 299 // 2
+    )
     assert -1.0 <= result["silhouette"]["mean"] <= 1.0 and result["calinski_harabasz"]["mean"] > 0

@@ -37,7 +37,19 @@ def image_data(tmp_path_factory):
 def smoke(name: str, tmp_path, seed: int, *overrides: str) -> tuple[dict, list[dict]]:
     """Run `scripts/table.py run <name> --smoke`; the table's JSON and its entries."""
     out = tmp_path / "table"
-    status = main(["run", name, "--smoke", "--seeds", str(seed), "--out", str(out), f"paths.output_dir={tmp_path / 'outputs'}", *overrides])
+    status = main(
+        [
+            "run",
+            name,
+            "--smoke",
+            "--seeds",
+            str(seed),
+            "--out",
+            str(out),
+            f"paths.output_dir={tmp_path / 'outputs'}",
+            *overrides,
+        ]
+    )
     assert status == 0
     table = json.loads((out / f"{name}.json").read_text())
     return table, table["entries"]
@@ -87,7 +99,9 @@ def test_samediff_smoke(tmp_path):
     assert len(found) == 11 * 6
     tested = {key: value for key, value in found.items() if key[0] in ("Average", "lines", "arrows")}
     assert len(tested) == 18 and all(tested.values()), "the smoke runs test lines and arrows"
-    assert not any(value for key, value in found.items() if key not in tested), "tasks that were not run show as missing"
+    assert not any(value for key, value in found.items() if key not in tested), (
+        "tasks that were not run show as missing"
+    )
     assert all(0.0 <= e["ours"]["mean"] <= 100.0 for e in entries if e["ours"]["mean"] is not None)
 
 

@@ -43,7 +43,10 @@ LEARNERS = {
     "icl": CASES["icl"],
     # The settings that couple or select tasks differently, on the cheapest learner.
     "protonet-centring": replace(CASES["protonet"], settings=ConMLSettings(lam=0.1, centring=Centring.meta_batch)),
-    "protonet-random-subsets": replace(CASES["protonet"], settings=ConMLSettings(lam=0.1, subset=SubsetStrategy.random, num_subsets=2, subset_fraction=0.6)),
+    "protonet-random-subsets": replace(
+        CASES["protonet"],
+        settings=ConMLSettings(lam=0.1, subset=SubsetStrategy.random, num_subsets=2, subset_fraction=0.6),
+    ),
     "protonet-alignment": replace(CASES["protonet"], settings=ConMLSettings(lam=0.1, terms=Terms.alignment)),
     "protonet-discrimination": replace(CASES["protonet"], settings=ConMLSettings(lam=0.1, terms=Terms.discrimination)),
     "maml-conml-off": replace(CASES["maml"], settings=ConMLSettings(enabled=False)),
@@ -101,7 +104,9 @@ def test_chunks_give_the_unchunked_meta_gradient(name, tmp_path):
             ours, theirs = getattr(got_parts, field), getattr(parts, field)
             assert (ours is None) == (theirs is None), field
             if theirs is not None:
-                assert abs(ours.item() - theirs.item()) <= TOLERANCE, f"{field} with chunks of {size}: {ours.item()} != {theirs.item()}"
+                assert abs(ours.item() - theirs.item()) <= TOLERANCE, (
+                    f"{field} with chunks of {size}: {ours.item()} != {theirs.item()}"
+                )
 
 
 @pytest.mark.parametrize("name", ["maml", "simple_cnaps", "icl"])
@@ -126,7 +131,12 @@ def test_bf16_objective_wrapper_is_chunked_through_its_objective(tmp_path):
     learner, batch = build(case, tmp_path)
     objective = ConMLObjective(case.settings)
     _, expected, _ = unchunked(objective, learner, batch)
-    _, got, _ = chunked(AutocastObjective(objective, PerformanceSettings(precision=Precision.bf16), torch.device("cpu")), learner, batch, 2)
+    _, got, _ = chunked(
+        AutocastObjective(objective, PerformanceSettings(precision=Precision.bf16), torch.device("cpu")),
+        learner,
+        batch,
+        2,
+    )
     assert_same(got, expected, "meta-gradient through the autocast wrapper")
 
 
@@ -139,7 +149,16 @@ def test_dropout_masks_are_the_same_in_both_passes_of_a_chunk():
     from tests.test_conml_reference import IMAGES
 
     torch.manual_seed(0)
-    net = KimConvNet(channels=[4, 8], first_kernel=3, first_padding=1, fc_units=16, fc_layers=2, dropout=0.5, out_features=3, image_size=8)
+    net = KimConvNet(
+        channels=[4, 8],
+        first_kernel=3,
+        first_padding=1,
+        fc_units=16,
+        fc_layers=2,
+        dropout=0.5,
+        out_features=3,
+        image_size=8,
+    )
     learner = MAML(net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=True).double()
     batch, objective = IMAGES(torch.Generator().manual_seed(1), TASKS), ConMLObjective(ConMLSettings(lam=0.5))
     _, expected, _ = unchunked(objective, learner, batch)
@@ -206,8 +225,12 @@ def test_two_processes_with_chunks_give_the_single_process_meta_gradient(unused_
 
 @pytest.mark.parametrize("value", [0, 5, -1, "big", 1.5, True])
 def test_bad_task_chunks_are_refused_at_start_up(value):
-    cfg = compose_config(["trainer.meta_batch_size=4", f"trainer.task_chunk={str(value).lower() if isinstance(value, bool) else value}"])
-    with pytest.raises(ConfigError, match=r"trainer\.task_chunk=.* must be an integer from 1 to the meta-batch, 4 here"):
+    cfg = compose_config(
+        ["trainer.meta_batch_size=4", f"trainer.task_chunk={str(value).lower() if isinstance(value, bool) else value}"]
+    )
+    with pytest.raises(
+        ConfigError, match=r"trainer\.task_chunk=.* must be an integer from 1 to the meta-batch, 4 here"
+    ):
         check_settings(cfg)
 
 
@@ -220,7 +243,7 @@ def test_task_chunks_are_per_process(monkeypatch):
 
 def test_auto_chunks_fit_the_budget():
     gib = 2**30
-    linear = lambda base, per_task: (lambda size: base + size * per_task)  # noqa: E731
+    linear = lambda base, per_task: lambda size: base + size * per_task  # noqa: E731
     assert chunk_for_budget(linear(10 * gib, 2 * gib), 32, 80 * gib)[0] is None  # 10 + 32 * 2 = 74: no chunks needed
     assert chunk_for_budget(linear(10 * gib, 4 * gib), 32, 80 * gib)[0] == 17  # 10 + 17 * 4 = 78 <= 80 < 82
     assert chunk_for_budget(linear(10 * gib, 80 * gib), 32, 95 * gib)[0] == 1
@@ -251,12 +274,16 @@ def test_auto_measures_steps_and_leaves_no_trace(tmp_path, monkeypatch):
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: (1 + 2 * sizes[-1]) * gib)
     random_state, buffers = torch.get_rng_state(), [b.clone() for b in learner.buffers()]
-    chunk, measured = auto_task_chunk(ConMLObjective(LEARNERS["maml"].settings), learner, optimizer, lambda: batch, torch.device("cuda"), 6.0)
+    chunk, measured = auto_task_chunk(
+        ConMLObjective(LEARNERS["maml"].settings), learner, optimizer, lambda: batch, torch.device("cuda"), 6.0
+    )
     reserved = 2 * sum(p.numel() * p.element_size() for p in learner.parameters()) / gib
     assert sizes == [1, 2] and chunk == 2, (chunk, reserved)  # 3 + 2 GB fits 6 GB, 3 + 2 * 2 does not
     assert measured.startswith(f"{3 + reserved:.2f} GB with 1 task per chunk, 2.00 GB per further task, budget 6.0 GB")
     assert all(p.grad is None for p in learner.parameters())
-    assert torch.equal(torch.get_rng_state(), random_state) and all(torch.equal(a, b) for a, b in zip(learner.buffers(), buffers))
+    assert torch.equal(torch.get_rng_state(), random_state) and all(
+        torch.equal(a, b) for a, b in zip(learner.buffers(), buffers)
+    )
 
 
 def test_a_chunked_run_trains_as_an_unchunked_one(run_tiny, capsys):
@@ -267,12 +294,27 @@ def test_a_chunked_run_trains_as_an_unchunked_one(run_tiny, capsys):
     _, plain = run_tiny(overrides, "plain")
     summary, chunked_dir = run_tiny([*overrides, "trainer.task_chunk=3"], "chunked")
     start = capsys.readouterr().out
-    assert "on cpu (device=cpu); precision float32 (performance.precision acts on CUDA only); meta-batch 4, all tasks at once." in start
-    assert "on cpu (device=cpu); precision float32 (performance.precision acts on CUDA only); meta-batch 4, task chunks of 3." in start
+    assert (
+        "on cpu (device=cpu); precision float32 (performance.precision acts on CUDA only); meta-batch 4, all tasks at once."
+        in start
+    )
+    assert (
+        "on cpu (device=cpu); precision float32 (performance.precision acts on CUDA only); meta-batch 4, task chunks of 3."
+        in start
+    )
     weights = [load_checkpoint(folder / "checkpoints" / "last.pt")["learner"] for folder in (plain, chunked_dir)]
     for name, value in weights[0].items():
         torch.testing.assert_close(weights[1][name], value, rtol=1e-5, atol=1e-6)
-    shares = [[line["train/conml_grad_share"] for line in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines()) if "train/conml_grad_share" in line] for folder in (plain, chunked_dir)]
-    assert summary["conml_grad_share_measurements"] == len(shares[1]) == 4 and shares[1] == pytest.approx(shares[0], rel=1e-4)
+    shares = [
+        [
+            line["train/conml_grad_share"]
+            for line in map(json.loads, (folder / "metrics.jsonl").read_text().splitlines())
+            if "train/conml_grad_share" in line
+        ]
+        for folder in (plain, chunked_dir)
+    ]
+    assert summary["conml_grad_share_measurements"] == len(shares[1]) == 4 and shares[1] == pytest.approx(
+        shares[0], rel=1e-4
+    )
     run_tiny(["trainer.task_chunk=auto"], "auto")
     assert "meta-batch 4, all tasks at once (task_chunk=auto: no chunks on a CPU)." in capsys.readouterr().out

@@ -18,7 +18,16 @@ def test_offline_run_file_holds_the_logged_keys(tmp_path):
     (path,) = run_files(tmp_path)
     rows = history(path)
     keys = set().union(*rows)
-    assert {"train/loss", "train/loss_episodic", "train/d_in", "train/d_out", "train/lr", "train/tasks_per_s", "val/mse", "train/conml_grad_share"} <= keys
+    assert {
+        "train/loss",
+        "train/loss_episodic",
+        "train/d_in",
+        "train/d_out",
+        "train/lr",
+        "train/tasks_per_s",
+        "val/mse",
+        "train/conml_grad_share",
+    } <= keys
     assert [row["_step"] for row in rows] == [1, 2, 4]  # the gradient share is measured at the first step
     logged = config(path)
     assert logged["conml"]["lam"] == 0.1 and logged["learner"]["_target_"] == "conml.learners.maml.MAML"

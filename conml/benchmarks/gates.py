@@ -61,7 +61,9 @@ def maml_gates(setup: MAMLSetup, peers: list[str]) -> list[GateResult]:
     batch = synthetic_batch(small, torch.device("cpu"), torch.float64)
     reference = meta_gradient(build("per-task loop", net, small), batch)
     # A first-order meta-gradient is not the gradient of the meta-loss, so only the agreement counts.
-    results = [] if small.first_order else [finite_difference_gate(build("per-task loop", net, small), batch, reference)]
+    results = (
+        [] if small.first_order else [finite_difference_gate(build("per-task loop", net, small), batch, reference)]
+    )
     for name in ["project", *peers]:
         if name != "per-task loop":
             error = relative_error(meta_gradient(build(name, net, small), batch), reference)
@@ -69,7 +71,9 @@ def maml_gates(setup: MAMLSetup, peers: list[str]) -> list[GateResult]:
     return results
 
 
-def finite_difference_gate(implementation: PerTaskLoopMAML, batch: EpisodeBatch, gradient: Tensor, step: float = 1e-8) -> GateResult:
+def finite_difference_gate(
+    implementation: PerTaskLoopMAML, batch: EpisodeBatch, gradient: Tensor, step: float = 1e-8
+) -> GateResult:
     """<gradient, v> against (L(theta + h v) - L(theta - h v)) / 2h along a unit direction v.
 
     v leans on the gradient so that <gradient, v> is large against rounding in L. The step is tiny
@@ -86,7 +90,7 @@ def finite_difference_gate(implementation: PerTaskLoopMAML, batch: EpisodeBatch,
         with torch.no_grad():
             start = 0
             for p in params:
-                p.add_(offset * direction[start:start + p.numel()].view_as(p))
+                p.add_(offset * direction[start : start + p.numel()].view_as(p))
                 start += p.numel()
         value = implementation.loss(batch).item()
         with torch.no_grad():
@@ -105,11 +109,18 @@ def device_gate(setup: MAMLSetup, device: torch.device, settings: PerformanceSet
     small = setup.gate_sized()
     net = network(small)
     on_device = ProjectMAML(copy.deepcopy(net).to(device), small, settings)
-    reference = meta_gradient(ProjectMAML(net.double(), small), synthetic_batch(small, torch.device("cpu"), torch.float64))
+    reference = meta_gradient(
+        ProjectMAML(net.double(), small), synthetic_batch(small, torch.device("cpu"), torch.float64)
+    )
     apply_backend_flags(settings, device)
     value = meta_gradient(on_device, synthetic_batch(small, device))
     error = relative_error(value.double().cpu(), reference)
-    return GateResult(f"project on {device.type}, {settings_label(settings)} = float64 CPU", error, DEVICE_TOLERANCE[settings.precision], blocking)
+    return GateResult(
+        f"project on {device.type}, {settings_label(settings)} = float64 CPU",
+        error,
+        DEVICE_TOLERANCE[settings.precision],
+        blocking,
+    )
 
 
 def settings_label(settings: PerformanceSettings) -> str:

@@ -42,7 +42,9 @@ class ShareMeasuringMAML(ProjectMAML):
 def same_gradients_gate(plain: ProjectMAML, measuring: ShareMeasuringMAML, batch: EpisodeBatch) -> GateResult:
     """The parameter gradients of a measuring step against a plain step's on the same weights (entries that differ at all)."""
     differing = (meta_gradient(plain, batch) != meta_gradient(measuring, batch)).sum()
-    return GateResult("measuring step's gradients = plain step's, bit for bit (entries that differ)", float(differing), 0.0)
+    return GateResult(
+        "measuring step's gradients = plain step's, bit for bit (entries that differ)", float(differing), 0.0
+    )
 
 
 def b7(run: BenchRun) -> list[CaseResult]:
@@ -50,15 +52,27 @@ def b7(run: BenchRun) -> list[CaseResult]:
     every = TrainerConfig().grad_share_every
     net, batch = network(setup).to(run.device), synthetic_batch(setup, run.device)
     plain, measuring = ProjectMAML(copy.deepcopy(net), setup), ShareMeasuringMAML(copy.deepcopy(net), setup)
-    result = CaseResult("B7", "ConML gradient-share overhead", setup.label, PLAIN, [same_gradients_gate(plain, measuring, batch)])
+    result = CaseResult(
+        "B7", "ConML gradient-share overhead", setup.label, PLAIN, [same_gradients_gate(plain, measuring, batch)]
+    )
     if not result.passed:
         return [result]
     initial_share = measuring.share
-    result.timings, failures = measure([Variant(PLAIN, meta_iteration(plain, batch)), Variant(MEASURING, meta_iteration(measuring, batch))], run)
+    result.timings, failures = measure(
+        [Variant(PLAIN, meta_iteration(plain, batch)), Variant(MEASURING, meta_iteration(measuring, batch))], run
+    )
     result.notes += failures
     if MEASURING in result.timings:
         plain_ms, measuring_ms = result.timings[PLAIN].median_ms, result.timings[MEASURING].median_ms
         overhead = 100 * (measuring_ms - plain_ms) / (every * plain_ms)
-        result.targets.append(Target(f"training time added by measuring every {every} steps (trainer.grad_share_every)", overhead, OVERHEAD_LIMIT))
-        result.notes.append(f"a measuring step takes {measuring_ms / plain_ms:.2f}x a plain one; ConML's gradient share at the initial weights: {initial_share:.1e}")
+        result.targets.append(
+            Target(
+                f"training time added by measuring every {every} steps (trainer.grad_share_every)",
+                overhead,
+                OVERHEAD_LIMIT,
+            )
+        )
+        result.notes.append(
+            f"a measuring step takes {measuring_ms / plain_ms:.2f}x a plain one; ConML's gradient share at the initial weights: {initial_share:.1e}"
+        )
     return [result]

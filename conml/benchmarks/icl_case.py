@@ -54,7 +54,9 @@ PLAIN, ONE_PASS, TWO_PASSES = "plain ICL", "ConML-ICL, one pass", "ConML-ICL, tw
 def _gpt2(run: BenchRun) -> GPT2:
     torch.manual_seed(0)
     scale = run.scale
-    return GPT2(DIMS, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * scale.icl_points + 1)
+    return GPT2(
+        DIMS, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * scale.icl_points + 1
+    )
 
 
 def eager_loss(net: GPT2, xs: Tensor, ys: Tensor) -> Tensor:
@@ -111,7 +113,11 @@ def loss_gate(run: BenchRun) -> GateResult:
         batch = EpisodeBatch(Tasks(xs[:, :-1], ys[:, :-1, None]), Tasks(xs[:, -1:], ys[:, -1:, None]))
         learner = InContextLearner(net, REGRESSION, mixed_precision=True)
         value = ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total.item()
-    return GateResult("project prefix loss = eager fp32 loss", abs(value - reference) / abs(reference), LOSS_TOLERANCE[run.device.type])
+    return GateResult(
+        "project prefix loss = eager fp32 loss",
+        abs(value - reference) / abs(reference),
+        LOSS_TOLERANCE[run.device.type],
+    )
 
 
 def b5(run: BenchRun) -> list[CaseResult]:
@@ -142,7 +148,9 @@ def two_pass_loss(learner: InContextLearner, objective: ConMLObjective, batch: E
     return learner.kind.loss(predictions, whole.y).mean() + contrastive
 
 
-def _icl_step(net: GPT2, run: BenchRun, dims: int, points: int, loss: Callable[[InContextLearner, EpisodeBatch], Tensor]) -> Callable[[], None]:
+def _icl_step(
+    net: GPT2, run: BenchRun, dims: int, points: int, loss: Callable[[InContextLearner, EpisodeBatch], Tensor]
+) -> Callable[[], None]:
     """One training step (sample on the device, loss, backward, Adam) with `loss(learner, batch)`."""
     learner = InContextLearner(net, REGRESSION, mixed_precision=True)
     batch_size = run.scale.icl_batch
@@ -170,11 +178,19 @@ def one_pass_gate(run: BenchRun, dims: int, points: int) -> GateResult:
                 p.normal_(0.0, 0.5)
     learner, objective = InContextLearner(net, REGRESSION), ConMLObjective(CONML_ICL)
     batch = FunctionTasks(LinearFunctions(), dims, points, meta_batch_size=4).sample("train", 0, 4)
-    batch = EpisodeBatch(*(Tasks(t.x.double(), t.y.double()) for t in (batch.support, batch.query)), batch.probe.double())
+    batch = EpisodeBatch(
+        *(Tasks(t.x.double(), t.y.double()) for t in (batch.support, batch.query)), batch.probe.double()
+    )
     values = []
     for loss in (objective(learner, batch).total, two_pass_loss(learner, objective, batch)):
-        values.append(torch.cat([loss.detach()[None], *(g.flatten() for g in torch.autograd.grad(loss, list(net.parameters())))]))
-    return GateResult("one-pass ConML loss and meta-gradient = two passes (float64)", relative_error(values[0], values[1]), FLOAT64_TOLERANCE)
+        values.append(
+            torch.cat([loss.detach()[None], *(g.flatten() for g in torch.autograd.grad(loss, list(net.parameters())))])
+        )
+    return GateResult(
+        "one-pass ConML loss and meta-gradient = two passes (float64)",
+        relative_error(values[0], values[1]),
+        FLOAT64_TOLERANCE,
+    )
 
 
 def b5b(run: BenchRun) -> list[CaseResult]:
@@ -182,17 +198,36 @@ def b5b(run: BenchRun) -> list[CaseResult]:
     scale, results = run.scale, []
     for dims, points in dict.fromkeys([(TOY_DIMS, TOY_POINTS), (TOY_DIMS, scale.icl_points)]):
         label = f"GPT-2 {scale.gpt2_layers}L/{HEADS}H/{scale.gpt2_width}d, B={scale.icl_batch}, linear regression d={dims}, {points} points"
-        result = CaseResult("B5b", "ConML-ICL (K=1, kappa = first half) over plain ICL", label, PLAIN, [one_pass_gate(run, dims, points)])
+        result = CaseResult(
+            "B5b",
+            "ConML-ICL (K=1, kappa = first half) over plain ICL",
+            label,
+            PLAIN,
+            [one_pass_gate(run, dims, points)],
+        )
         results.append(result)
         if not result.passed:
             continue
         torch.manual_seed(0)
-        net = GPT2(dims, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * points + 1).to(run.device)
+        net = GPT2(
+            dims, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * points + 1
+        ).to(run.device)
         plain, conml = ConMLObjective(ConMLSettings(enabled=False)), ConMLObjective(CONML_ICL)
         variants = [
-            Variant(PLAIN, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: plain(learner, batch).total)),
-            Variant(ONE_PASS, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: conml(learner, batch).total)),
-            Variant(TWO_PASSES, _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: two_pass_loss(learner, conml, batch))),
+            Variant(
+                PLAIN,
+                _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: plain(learner, batch).total),
+            ),
+            Variant(
+                ONE_PASS,
+                _icl_step(copy.deepcopy(net), run, dims, points, lambda learner, batch: conml(learner, batch).total),
+            ),
+            Variant(
+                TWO_PASSES,
+                _icl_step(
+                    copy.deepcopy(net), run, dims, points, lambda learner, batch: two_pass_loss(learner, conml, batch)
+                ),
+            ),
         ]
         result.timings, failures = measure(variants, run)
         result.notes += failures

@@ -35,7 +35,9 @@ def available_peers(notes: list[str]) -> list[str]:
 
 
 def maml_setups(scale: Scale, tasks: int, shots: tuple[int, ...], **changes) -> list[MAMLSetup]:
-    base = MAMLSetup(tasks=tasks, shots=1, queries=scale.queries, image_size=scale.image_size, inner_steps=scale.inner_steps)
+    base = MAMLSetup(
+        tasks=tasks, shots=1, queries=scale.queries, image_size=scale.image_size, inner_steps=scale.inner_steps
+    )
     return [replace(base, shots=s, **changes) for s in shots]
 
 
@@ -70,7 +72,12 @@ def _gpu_variants(net, setup: MAMLSetup, batch, result: CaseResult) -> list[Vari
             result.notes.append(f"project {settings_label(settings)} left out: its gate failed")
             continue
         accurate.append(settings)
-        variants.append(Variant(f"project {settings_label(settings)}", meta_iteration(ProjectMAML(copy.deepcopy(net), setup, settings), batch, settings)))
+        variants.append(
+            Variant(
+                f"project {settings_label(settings)}",
+                meta_iteration(ProjectMAML(copy.deepcopy(net), setup, settings), batch, settings),
+            )
+        )
     if not accurate:
         return variants
     graph_settings = accurate[0]  # the graph replays the kernels that setting's gate checked
@@ -113,7 +120,10 @@ def b1b(run: BenchRun) -> list[CaseResult]:
     """Second-order MAML at ConML's meta-batch (32), plus the GPU settings; then the project's default
     experiment, sine waves with Finn et al.'s 1-40-40-1 MLP (configs/learner/maml.yaml: one step of 0.01)."""
     tasks = run.scale.meta_batches[1]
-    results = [compare_with_peers("B1b", "MAML meta-iteration", s, run, gpu_options=True) for s in maml_setups(run.scale, tasks, run.scale.shots)]
+    results = [
+        compare_with_peers("B1b", "MAML meta-iteration", s, run, gpu_options=True)
+        for s in maml_setups(run.scale, tasks, run.scale.shots)
+    ]
     return results + [compare_with_peers("B1b", "MAML meta-iteration", sine_setup(tasks), run)]
 
 
@@ -128,5 +138,8 @@ def b3(run: BenchRun) -> list[CaseResult]:
     project's miniImageNet MAML presets (configs/experiment/fewshot/maml.yaml: as many query as
     support images, one inner step of 0.5), then in B1b's."""
     scale, tasks = run.scale, run.scale.meta_batches[1]
-    preset = [MAMLSetup(tasks=tasks, shots=s, queries=s, image_size=scale.image_size, inner_steps=1, inner_lr=0.5) for s in scale.conml_shots]
+    preset = [
+        MAMLSetup(tasks=tasks, shots=s, queries=s, image_size=scale.image_size, inner_steps=1, inner_lr=0.5)
+        for s in scale.conml_shots
+    ]
     return [conml_overhead(s, run) for s in preset + maml_setups(scale, tasks, scale.shots[:1])]

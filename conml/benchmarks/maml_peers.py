@@ -132,7 +132,10 @@ class HigherMAML:
         s, q = batch.support, batch.query
         for t in range(batch.num_tasks):
             with self.innerloop_ctx(
-                self.module, self.inner_optimizer, copy_initial_weights=False, track_higher_grads=not self.setup.first_order
+                self.module,
+                self.inner_optimizer,
+                copy_initial_weights=False,
+                track_higher_grads=not self.setup.first_order,
             ) as (fast, inner):
                 for _ in range(self.setup.inner_steps):
                     inner.step(task_loss(self.setup.kind, fast(s.x[t]), s.y[t]))
@@ -171,7 +174,9 @@ def meta_gradient(implementation: MetaGradient, batch: EpisodeBatch) -> Tensor:
     return torch.cat([p.grad.flatten() for p in implementation.module.parameters()])
 
 
-def meta_iteration(implementation: MetaGradient, batch: EpisodeBatch, settings: PerformanceSettings = STRICT_FLOAT32) -> Callable[[], None]:
+def meta_iteration(
+    implementation: MetaGradient, batch: EpisodeBatch, settings: PerformanceSettings = STRICT_FLOAT32
+) -> Callable[[], None]:
     """One meta-training iteration (meta-gradient, then an Adam step) under `settings`' backend flags."""
     optimizer = torch.optim.Adam(implementation.module.parameters(), lr=1e-3)
     device = batch.support.x.device
@@ -185,7 +190,9 @@ def meta_iteration(implementation: MetaGradient, batch: EpisodeBatch, settings: 
     return run
 
 
-def graphed_meta_iteration(implementation: MetaGradient, batch: EpisodeBatch, settings: PerformanceSettings, warmup: int = 3) -> Callable[[], None]:
+def graphed_meta_iteration(
+    implementation: MetaGradient, batch: EpisodeBatch, settings: PerformanceSettings, warmup: int = 3
+) -> Callable[[], None]:
     """The whole meta-iteration captured once as a CUDA graph and replayed (static shapes only).
 
     Warm-up runs on a side stream first, so cuDNN autotuning and the optimizer state are settled

@@ -78,7 +78,8 @@ def protonet_case(setup: MAMLSetup, run: BenchRun) -> CaseResult:
     net = _embedding_net(small).double()
     batch = synthetic_batch(small, torch.device("cpu"), torch.float64)
     error = relative_error(
-        _gradient(ProjectProtoNet(copy.deepcopy(net)), batch), _gradient(EpisodeLoopProtoNet(net, small.ways, small.shots), batch)
+        _gradient(ProjectProtoNet(copy.deepcopy(net)), batch),
+        _gradient(EpisodeLoopProtoNet(net, small.ways, small.shots), batch),
     )
     gate = GateResult("project = per-episode loop (float64)", error, FLOAT64_TOLERANCE)
     label = f"{setup.ways}w{setup.shots}s q{setup.queries} B={setup.tasks} {setup.image_size}px Conv4-{setup.hidden}"
@@ -101,6 +102,11 @@ def b4(run: BenchRun) -> list[CaseResult]:
     shapes = ((5, 1), (20, 1)) if scale.name == "small" else ((5, 1), (5, 5), (30, 1), (20, 5))
     tasks = scale.meta_batches[0]
     return [
-        protonet_case(MAMLSetup(tasks=tasks, shots=shots, ways=ways, queries=scale.queries, image_size=scale.image_size, hidden=64), run)
+        protonet_case(
+            MAMLSetup(
+                tasks=tasks, shots=shots, ways=ways, queries=scale.queries, image_size=scale.image_size, hidden=64
+            ),
+            run,
+        )
         for ways, shots in shapes
     ]

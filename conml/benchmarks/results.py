@@ -30,7 +30,9 @@ class Target:
         return asdict(self) | {"met": self.met}
 
     def __str__(self) -> str:
-        return f"{self.name}: {'met' if self.met else 'MISSED'} ({self.value:.2f}{self.unit} < {self.limit:g}{self.unit})"
+        return (
+            f"{self.name}: {'met' if self.met else 'MISSED'} ({self.value:.2f}{self.unit} < {self.limit:g}{self.unit})"
+        )
 
 
 @dataclass
@@ -67,7 +69,10 @@ class CaseResult:
             "subject": self.subject,
             "gates_passed": self.passed,
             "gates": [gate.as_dict() for gate in self.gates],
-            "timings": {name: timing.as_dict() | {"time_vs_subject": self.time_ratio(name)} for name, timing in self.timings.items()},
+            "timings": {
+                name: timing.as_dict() | {"time_vs_subject": self.time_ratio(name)}
+                for name, timing in self.timings.items()
+            },
             "targets": [target.as_dict() for target in self.targets],
             "notes": self.notes,
         }
@@ -80,7 +85,9 @@ def format_case(result: CaseResult) -> str:
     if not result.passed:
         lines.append("    a gate failed: timings not taken")
     if result.timings:
-        lines.append(f"    {'implementation':<44}{'ms/it (p10-p90)':>24}{'it/s':>10}{'time/subject':>14}{'peak MiB':>10}{'ATen ops':>10}")
+        lines.append(
+            f"    {'implementation':<44}{'ms/it (p10-p90)':>24}{'it/s':>10}{'time/subject':>14}{'peak MiB':>10}{'ATen ops':>10}"
+        )
     for name, timing in result.timings.items():
         spread = f"{timing.median_ms:.2f} ({timing.p10_ms:.2f}-{timing.p90_ms:.2f})"
         memory = "-" if timing.peak_memory_mb is None else f"{timing.peak_memory_mb:.0f}"

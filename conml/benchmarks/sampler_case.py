@@ -68,7 +68,9 @@ class PngEpisodes:
         source, shape = self.source, self.source.train_shape
         indices, labels = [], []
         for index in range(first, first + count):
-            episode = draw_episode(episode_rng(source.seed, "train", index), source.offsets["train"], source.splits["train"].counts, shape)
+            episode = draw_episode(
+                episode_rng(source.seed, "train", index), source.offsets["train"], source.splits["train"].counts, shape
+            )
             indices += [*episode.support, *episode.query]
             labels.append(np.concatenate([episode.support_labels, episode.query_labels]))
         x = torch.stack([self._load(i) for i in indices]).to(source.device).unflatten(0, (count, -1))
@@ -78,7 +80,9 @@ class PngEpisodes:
 
     def _load(self, index: int) -> torch.Tensor:
         """Decode, then ToTensor and Normalize, one image at a time (a Dataset's __getitem__)."""
-        pixels = torch.from_numpy(np.array(Image.open(self.files[index]).convert("RGB"))).permute(2, 0, 1).float().div(255.0)
+        pixels = (
+            torch.from_numpy(np.array(Image.open(self.files[index]).convert("RGB"))).permute(2, 0, 1).float().div(255.0)
+        )
         return (pixels - self.mean) / self.std
 
 
@@ -94,9 +98,13 @@ def _sampling(sample, tasks: int):
 
 def image_case(setup: MAMLSetup, run: BenchRun, root: Path, files: list[Path]) -> CaseResult:
     device = run.device
-    settings = dict(ways=setup.ways, shots=setup.shots, queries=setup.queries, device=str(device), preload=True, verify=False)
+    settings = dict(
+        ways=setup.ways, shots=setup.shots, queries=setup.queries, device=str(device), preload=True, verify=False
+    )
     plain = FewShotImages(str(root), "miniimagenet", **settings)
-    augmented = FewShotImages(str(root), "miniimagenet", augmentation=Augmentation(crop_padding=setup.image_size // 10), **settings)
+    augmented = FewShotImages(
+        str(root), "miniimagenet", augmentation=Augmentation(crop_padding=setup.image_size // 10), **settings
+    )
     png = PngEpisodes(plain, files)
     ours, theirs = plain.sample("train", 0, setup.tasks), png.sample(0, setup.tasks)
     gates = [_counts_gate(ours, setup), _same_episodes_gate(ours, theirs)]
@@ -106,10 +114,19 @@ def image_case(setup: MAMLSetup, run: BenchRun, root: Path, files: list[Path]) -
         return result
     net = network(setup).to(device)
     variants = [
-        Variant("preloaded uint8 on device", _sampling(lambda first, count: plain.sample("train", first, count), setup.tasks)),
-        Variant("  + per-image augmentation", _sampling(lambda first, count: augmented.sample("train", first, count), setup.tasks)),
+        Variant(
+            "preloaded uint8 on device",
+            _sampling(lambda first, count: plain.sample("train", first, count), setup.tasks),
+        ),
+        Variant(
+            "  + per-image augmentation",
+            _sampling(lambda first, count: augmented.sample("train", first, count), setup.tasks),
+        ),
         Variant("PNG decode per episode", _sampling(png.sample, setup.tasks)),
-        Variant("MAML meta-iteration (project)", meta_iteration(ProjectMAML(copy.deepcopy(net), setup), plain.sample("train", 0, setup.tasks))),
+        Variant(
+            "MAML meta-iteration (project)",
+            meta_iteration(ProjectMAML(copy.deepcopy(net), setup), plain.sample("train", 0, setup.tasks)),
+        ),
     ]
     result.timings, failures = measure(variants, run)
     result.notes += failures
@@ -129,7 +146,9 @@ def _counts_gate(batch: EpisodeBatch, setup: MAMLSetup) -> GateResult:
 def _same_episodes_gate(ours: EpisodeBatch, theirs: EpisodeBatch) -> GateResult:
     """The PNG peer yields the project's images and labels (max pixel difference; inf if labels differ)."""
     labels = torch.equal(ours.support.y, theirs.support.y) and torch.equal(ours.query.y, theirs.query.y)
-    error = max((a - b).abs().max().item() for a, b in ((ours.support.x, theirs.support.x), (ours.query.x, theirs.query.x)))
+    error = max(
+        (a - b).abs().max().item() for a, b in ((ours.support.x, theirs.support.x), (ours.query.x, theirs.query.x))
+    )
     return GateResult("PNG peer = project episodes (max pixel difference)", error if labels else float("inf"), 1e-5)
 
 
@@ -139,7 +158,13 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     source = SineWaves(shots=setup.shots, queries=setup.queries)
     batch = source.sample("train", 0, tasks)
     subject = "sampler (counter-based, whole meta-batch)"
-    result = CaseResult("B6", "episode sampling", f"sine waves {setup.shots}-shot q{setup.queries} B={tasks}", subject, [_one_at_a_time_gate(source, batch)])
+    result = CaseResult(
+        "B6",
+        "episode sampling",
+        f"sine waves {setup.shots}-shot q{setup.queries} B={tasks}",
+        subject,
+        [_one_at_a_time_gate(source, batch)],
+    )
     if not result.passed:
         return result
     step, default_step = "MAML meta-iteration (project, 1-40-40-1)", "  + ConML (the default experiment)"
@@ -147,7 +172,10 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     variants = [
         Variant(subject, _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)),
         Variant(step, meta_iteration(ProjectMAML(network(setup).to(run.device), setup), batch.to(run.device))),
-        Variant(default_step, meta_iteration(ProjectMAML(network(with_conml).to(run.device), with_conml), batch.to(run.device))),
+        Variant(
+            default_step,
+            meta_iteration(ProjectMAML(network(with_conml).to(run.device), with_conml), batch.to(run.device)),
+        ),
     ]
     result.timings, failures = measure(variants, run)
     result.notes += failures
@@ -160,6 +188,7 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
 
 def _one_at_a_time_gate(source: SineWaves, batch: EpisodeBatch) -> GateResult:
     """Drawn as a meta-batch, every task is the one its index gives alone (max difference, bit for bit)."""
+
     def tensors(episodes: EpisodeBatch) -> tuple[torch.Tensor, ...]:
         return episodes.support.x, episodes.support.y, episodes.query.x, episodes.query.y
 
@@ -179,13 +208,21 @@ def _share(result: CaseResult, step: str) -> float | None:
 def _share_target(result: CaseResult, step: str) -> None:
     share = _share(result, step)
     if share is not None:
-        result.targets.append(Target("sampling's share of a training step (sampling + meta-iteration)", share, SHARE_LIMIT))
+        result.targets.append(
+            Target("sampling's share of a training step (sampling + meta-iteration)", share, SHARE_LIMIT)
+        )
 
 
 def b6(run: BenchRun) -> list[CaseResult]:
     scale = run.scale
-    base = MAMLSetup(tasks=1, shots=1, queries=scale.queries, image_size=scale.image_size, inner_steps=scale.inner_steps)
-    grid = [(scale.meta_batches[1], 1)] if scale.name == "small" else [(b, s) for b in scale.meta_batches for s in scale.shots]
+    base = MAMLSetup(
+        tasks=1, shots=1, queries=scale.queries, image_size=scale.image_size, inner_steps=scale.inner_steps
+    )
+    grid = (
+        [(scale.meta_batches[1], 1)]
+        if scale.name == "small"
+        else [(b, s) for b in scale.meta_batches for s in scale.shots]
+    )
     with tempfile.TemporaryDirectory() as folder:
         root = Path(folder) / "miniimagenet"
         files = write_cache(root, scale.image_size)

@@ -29,12 +29,36 @@ class Scale:
 
 
 SMALL = Scale(
-    "small", image_size=28, queries=5, inner_steps=1, warmup=1, repeats=10, max_seconds=4.0,
-    meta_batches=(4, 32), shots=(1, 5), conml_shots=(1,), gpt2_layers=2, gpt2_width=64, icl_batch=16, icl_points=21,
+    "small",
+    image_size=28,
+    queries=5,
+    inner_steps=1,
+    warmup=1,
+    repeats=10,
+    max_seconds=4.0,
+    meta_batches=(4, 32),
+    shots=(1, 5),
+    conml_shots=(1,),
+    gpt2_layers=2,
+    gpt2_width=64,
+    icl_batch=16,
+    icl_points=21,
 )
 PAPER = Scale(
-    "paper", image_size=84, queries=15, inner_steps=5, warmup=10, repeats=200, max_seconds=10.0,
-    meta_batches=(4, 32), shots=(1, 5), conml_shots=(1, 5), gpt2_layers=12, gpt2_width=256, icl_batch=64, icl_points=41,
+    "paper",
+    image_size=84,
+    queries=15,
+    inner_steps=5,
+    warmup=10,
+    repeats=200,
+    max_seconds=10.0,
+    meta_batches=(4, 32),
+    shots=(1, 5),
+    conml_shots=(1, 5),
+    gpt2_layers=12,
+    gpt2_width=256,
+    icl_batch=64,
+    icl_points=41,
 )
 SCALES = {scale.name: scale for scale in (SMALL, PAPER)}
 

@@ -76,7 +76,9 @@ def network(setup: MAMLSetup, seed: int = 0) -> nn.Module:
     return ConvNet(in_channels=3, hidden=setup.hidden, blocks=4, out_features=setup.ways, image_size=setup.image_size)
 
 
-def synthetic_batch(setup: MAMLSetup, device: torch.device, dtype: torch.dtype = torch.float32, seed: int = 0) -> EpisodeBatch:
+def synthetic_batch(
+    setup: MAMLSetup, device: torch.device, dtype: torch.dtype = torch.float32, seed: int = 0
+) -> EpisodeBatch:
     """Noise images with balanced labels, class-major like a real episode, or sine-wave points.
 
     Inputs are drawn in float32 whatever `dtype`, so a float64 batch holds the float32 one's values.
@@ -87,7 +89,9 @@ def synthetic_batch(setup: MAMLSetup, device: torch.device, dtype: torch.dtype =
         phase = torch.pi * torch.rand(setup.tasks, 1, 1, generator=g)
         x = 10.0 * torch.rand(setup.tasks, setup.shots + setup.queries, 1, generator=g) - 5.0
         x, y = x.to(dtype), (amplitude * torch.sin(x - phase)).to(dtype)
-        return EpisodeBatch(Tasks(x[:, : setup.shots], y[:, : setup.shots]), Tasks(x[:, setup.shots :], y[:, setup.shots :])).to(device)
+        return EpisodeBatch(
+            Tasks(x[:, : setup.shots], y[:, : setup.shots]), Tasks(x[:, setup.shots :], y[:, setup.shots :])
+        ).to(device)
 
     def tasks(per_class: int) -> Tasks:
         n = setup.ways * per_class

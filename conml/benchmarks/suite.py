@@ -56,8 +56,10 @@ def run_suite(run: BenchRun, only: list[str] | None, out: Path | None) -> list[C
     """Run the cases one after another, printing each result as it is ready."""
     cases = select_cases(only)
     info = environment(run)
-    print(f"conml benchmarks ({run.scale.name} sizes) on {info['device_name']}, torch {info['torch']}, "
-          f"{info['threads']} thread(s), clock: {info['clock']}\n")
+    print(
+        f"conml benchmarks ({run.scale.name} sizes) on {info['device_name']}, torch {info['torch']}, "
+        f"{info['threads']} thread(s), clock: {info['clock']}\n"
+    )
     results: list[CaseResult] = []
     started = time.perf_counter()
     for case in cases:
@@ -68,8 +70,12 @@ def run_suite(run: BenchRun, only: list[str] | None, out: Path | None) -> list[C
     failed = [f"{r.case} [{r.config}]" for r in results if not r.passed]
     targets = [(r, t) for r in results for t in r.targets]
     missed = [f"{r.case} [{r.config}]: {t.name}" for r, t in targets if not t.met]
-    print(f"{len(results)} configurations in {info['seconds']:.0f} s; gates: " + ("all passed" if not failed else f"FAILED in {failed}")
-          + f"; targets: {len(targets) - len(missed)} of {len(targets)} met" + ("" if not missed else f", MISSED: {missed}"))
+    print(
+        f"{len(results)} configurations in {info['seconds']:.0f} s; gates: "
+        + ("all passed" if not failed else f"FAILED in {failed}")
+        + f"; targets: {len(targets) - len(missed)} of {len(targets)} met"
+        + ("" if not missed else f", MISSED: {missed}")
+    )
     if out is not None:
         out.parent.mkdir(parents=True, exist_ok=True)
         out.write_text(json.dumps({"environment": info, "results": [r.as_dict() for r in results]}, indent=2))

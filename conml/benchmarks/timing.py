@@ -20,11 +20,34 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from conml.benchmarks.scale import BenchRun
 
 # ATen ops that only re-describe memory; everything else costs a kernel launch on a GPU.
-_VIEW_OPS = frozenset({
-    "view", "_unsafe_view", "reshape", "_reshape_alias", "permute", "expand", "select", "slice",
-    "detach", "alias", "transpose", "t", "unsqueeze", "squeeze", "as_strided", "unflatten", "flatten",
-    "split", "chunk", "unbind", "narrow", "view_as", "expand_as", "lift_fresh",
-})
+_VIEW_OPS = frozenset(
+    {
+        "view",
+        "_unsafe_view",
+        "reshape",
+        "_reshape_alias",
+        "permute",
+        "expand",
+        "select",
+        "slice",
+        "detach",
+        "alias",
+        "transpose",
+        "t",
+        "unsqueeze",
+        "squeeze",
+        "as_strided",
+        "unflatten",
+        "flatten",
+        "split",
+        "chunk",
+        "unbind",
+        "narrow",
+        "view_as",
+        "expand_as",
+        "lift_fresh",
+    }
+)
 
 
 @dataclass
@@ -131,7 +154,9 @@ def _cpu_peak_memory_mb(run: Callable[[], object]) -> float:
 
     with warnings.catch_warnings():  # the profiler reads .grad of non-leaf tensors and says so
         warnings.simplefilter("ignore", UserWarning)
-        with profile(activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True) as prof:
+        with profile(
+            activities=[ProfilerActivity.CPU], profile_memory=True, record_shapes=True, with_stack=True
+        ) as prof:
             run()
     live = peak = 0
     for _, action, _, size in prof._memory_profile().timeline:

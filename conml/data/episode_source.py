@@ -14,6 +14,8 @@ class EpisodeSource(Protocol):
     kind: TaskKind
     shots: int
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         """Tasks `first .. first + count - 1` of `split`; `shots`/`queries` override the defaults."""
         ...

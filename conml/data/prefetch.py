@@ -21,7 +21,9 @@ from conml.episodes import EpisodeBatch
 class MetaBatches(Dataset):
     """Item `step` is the training meta-batch of that step (this process's share of it)."""
 
-    def __init__(self, source: EpisodeSource, meta_batch_size: int, offset: int, count: int, first_step: int, last_step: int):
+    def __init__(
+        self, source: EpisodeSource, meta_batch_size: int, offset: int, count: int, first_step: int, last_step: int
+    ):
         self.source, self.size, self.offset, self.count = source, meta_batch_size, offset, count
         self.first_step, self.last_step = first_step, last_step
 
@@ -50,6 +52,12 @@ def meta_batch_stream(batches: MetaBatches, workers: int, pin_memory: bool) -> I
     if workers == 0:
         return (batches[i] for i in range(len(batches)))
     loader = DataLoader(
-        batches, batch_size=None, shuffle=False, num_workers=workers, pin_memory=pin_memory, worker_init_fn=_seed_worker, prefetch_factor=4
+        batches,
+        batch_size=None,
+        shuffle=False,
+        num_workers=workers,
+        pin_memory=pin_memory,
+        worker_init_fn=_seed_worker,
+        prefetch_factor=4,
     )
     return iter(loader)

@@ -51,7 +51,9 @@ def episode_uniforms(seed: int, split: str, first: int, count: int, draws: int) 
     if split not in SPLITS:
         raise ValueError(f"unknown split '{split}'; expected one of {list(SPLITS)}")
     with np.errstate(over="ignore"):
-        run = _splitmix64(np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + _GOLDEN * np.uint64(SPLITS.index(split) + 1))
+        run = _splitmix64(
+            np.array([seed & 0xFFFFFFFFFFFFFFFF], dtype=np.uint64) + _GOLDEN * np.uint64(SPLITS.index(split) + 1)
+        )
         keys = _splitmix64(run ^ np.arange(first, first + count, dtype=np.uint64))
         counters = np.arange(1, draws + 1, dtype=np.uint64) * _GOLDEN
         bits = _splitmix64(keys[:, None] + counters[None, :])

@@ -35,7 +35,9 @@ class SineWaves:
         """The same tasks but amplitudes from `amplitude` (the out-of-distribution test of ConML Fig. 2f)."""
         return SineWaves(self.shots, self.queries, amplitude, self.phase, self.x_range, self.seed)
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         shots = self.shots if shots is None else shots
         queries = self.queries if queries is None else queries
         draws = torch.from_numpy(episode_uniforms(self.seed, split, first, count, 2 + shots + queries)).float()

@@ -65,7 +65,9 @@ class MetricLearner(Learner):
     def __init__(self, net: nn.Module, kind: TaskKind, representation: str = "prototypes"):
         super().__init__(kind)
         if representation not in self.representations:
-            raise ConfigError(f"learner.representation must be one of {list(self.representations)}, got '{representation}'.")
+            raise ConfigError(
+                f"learner.representation must be one of {list(self.representations)}, got '{representation}'."
+            )
         self.net, self.representation = net, representation
 
     @abstractmethod

@@ -12,5 +12,9 @@ class ProtoNet(MetricLearner):
     def classify(self, support: LabelledEmbeddings, queries: Tensor) -> Tensor:
         prototypes = support.class_means()
         # -||q - c||^2 expanded, so no [T, q, ways, d] difference tensor is built.
-        squared = queries.pow(2).sum(-1, keepdim=True) - 2.0 * queries @ prototypes.transpose(1, 2) + prototypes.pow(2).sum(-1).unsqueeze(1)
+        squared = (
+            queries.pow(2).sum(-1, keepdim=True)
+            - 2.0 * queries @ prototypes.transpose(1, 2)
+            + prototypes.pow(2).sum(-1).unsqueeze(1)
+        )
         return -squared

@@ -52,7 +52,9 @@ class Reptile(Learner):
     ):
         super().__init__(kind)
         if inner_optimizer not in self.inner_optimizers:
-            raise ConfigError(f"learner.inner_optimizer must be one of {list(self.inner_optimizers)}, got '{inner_optimizer}'.")
+            raise ConfigError(
+                f"learner.inner_optimizer must be one of {list(self.inner_optimizers)}, got '{inner_optimizer}'."
+            )
         if inner_steps < 1:
             raise ConfigError(f"learner.inner_steps must be at least 1, got {inner_steps}.")
         self.net, self.representation = net, check_weight_representation(representation)
@@ -62,7 +64,11 @@ class Reptile(Learner):
         self.inner_optimizer, self.adam_betas, self.adam_eps = inner_optimizer, tuple(adam_betas), adam_eps
 
     def adapt(self, tasks: Tasks, mode: Adaptation) -> AdaptedWeights:
-        steps, batch_size = (self.inner_steps, self.inner_batch_size) if self.training else (self.eval_inner_steps, self.eval_inner_batch_size)
+        steps, batch_size = (
+            (self.inner_steps, self.inner_batch_size)
+            if self.training
+            else (self.eval_inner_steps, self.eval_inner_batch_size)
+        )
         meta = task_params(self.net, tasks.num_tasks)
         updates = {name: torch.zeros_like(p) for name, p in meta.items()}
         moments: dict[str, Tensor] = {}
@@ -82,7 +88,9 @@ class Reptile(Learner):
             return grad
         beta1, beta2 = self.adam_betas
         first = moments[f"{name}.m"] = beta1 * moments.get(f"{name}.m", torch.zeros_like(grad)) + (1 - beta1) * grad
-        second = moments[f"{name}.v"] = beta2 * moments.get(f"{name}.v", torch.zeros_like(grad)) + (1 - beta2) * grad.square()
+        second = moments[f"{name}.v"] = (
+            beta2 * moments.get(f"{name}.v", torch.zeros_like(grad)) + (1 - beta2) * grad.square()
+        )
         corrected_first = first / (1 - beta1 ** (step + 1))
         corrected_second = second / (1 - beta2 ** (step + 1))
         return corrected_first / (corrected_second.sqrt() + self.adam_eps)

@@ -80,11 +80,17 @@ class SimpleCNAPs(Learner):
     ):
         super().__init__(kind)
         if kind is not CLASSIFICATION:
-            raise ConfigError(f"Simple CNAPs is a classifier; dataset '{kind.name}' tasks cannot use learner=simple_cnaps.")
+            raise ConfigError(
+                f"Simple CNAPs is a classifier; dataset '{kind.name}' tasks cannot use learner=simple_cnaps."
+            )
         if representation not in self.representations:
-            raise ConfigError(f"learner.representation must be one of {list(self.representations)}, got '{representation}'.")
+            raise ConfigError(
+                f"learner.representation must be one of {list(self.representations)}, got '{representation}'."
+            )
         if not isinstance(net, FilmResNet18):
-            raise ConfigError(f"learner=simple_cnaps needs a FiLM feature extractor (model=resnet18_film*), got {type(net).__name__}.")
+            raise ConfigError(
+                f"learner=simple_cnaps needs a FiLM feature extractor (model=resnet18_film*), got {type(net).__name__}."
+            )
         self.net = net
         self.set_encoder = SetEncoder(set_encoder_width)
         self.film = FilmGenerator(self.set_encoder.out_features, net.film_layout)
@@ -147,14 +153,19 @@ def fit_mahalanobis(features: Tensor, y: Tensor, mask: Tensor | None, ways: int)
     S_task / 2 + I (the released code instead mixes in the variance of that one feature vector's
     entries). Features are centred on the task mean first, for numerical stability.
     """
-    real = torch.ones(y.shape, dtype=features.dtype, device=features.device) if mask is None else mask.to(features.dtype)
+    real = (
+        torch.ones(y.shape, dtype=features.dtype, device=features.device) if mask is None else mask.to(features.dtype)
+    )
     weights = F.one_hot(y, ways).to(features.dtype) * real[..., None]
     counts, total = weights.sum(1), real.sum(1)
     task_mean = (features * real[..., None]).sum(1) / total[:, None]
     centred = (features - task_mean[:, None]) * real[..., None]
     task_cov = torch.einsum("bnd,bne->bde", centred, centred) / (total - 1).clamp_min(1)[:, None, None]
     offsets = torch.einsum("bnw,bnd->bwd", weights, centred) / counts.clamp_min(1)[..., None]
-    scatter = torch.einsum("bnw,bnd,bne->bwde", weights, centred, centred) - counts[..., None, None] * offsets[..., :, None] * offsets[..., None, :]
+    scatter = (
+        torch.einsum("bnw,bnd,bne->bwde", weights, centred, centred)
+        - counts[..., None, None] * offsets[..., :, None] * offsets[..., None, :]
+    )
     class_cov = scatter / (counts - 1).clamp_min(1)[..., None, None]
     mix = (counts / (counts + 1))[..., None, None]
     identity = torch.eye(features.shape[-1], dtype=features.dtype, device=features.device)

@@ -18,7 +18,9 @@ WEIGHT_REPRESENTATIONS = ("weights", "update")
 
 def check_weight_representation(representation: str) -> str:
     if representation not in WEIGHT_REPRESENTATIONS:
-        raise ConfigError(f"learner.representation must be one of {list(WEIGHT_REPRESENTATIONS)}, got '{representation}'.")
+        raise ConfigError(
+            f"learner.representation must be one of {list(WEIGHT_REPRESENTATIONS)}, got '{representation}'."
+        )
     return representation
 
 

@@ -47,7 +47,9 @@ class FilmStageGenerator(nn.Module):
         self.scales = nn.Parameter(torch.randn(blocks * len(FILM_PARAMETERS), channels) * 1e-3)
 
     def forward(self, z: Tensor) -> Tensor:
-        change = (self.heads(self.shared(z)) * self.scales).view(z.shape[0], self.blocks, len(FILM_PARAMETERS), self.channels)
+        change = (self.heads(self.shared(z)) * self.scales).view(
+            z.shape[0], self.blocks, len(FILM_PARAMETERS), self.channels
+        )
         return change + _identity(change)
 
 
@@ -73,4 +75,6 @@ class FilmGenerator(nn.Module):
 
 def _identity(like: Tensor) -> Tensor:
     """[4, 1]: 1 for the gammas, 0 for the betas, so gamma * x + beta leaves x unchanged."""
-    return torch.tensor([float(name.startswith("gamma")) for name in FILM_PARAMETERS], dtype=like.dtype, device=like.device)[:, None]
+    return torch.tensor(
+        [float(name.startswith("gamma")) for name in FILM_PARAMETERS], dtype=like.dtype, device=like.device
+    )[:, None]

@@ -96,7 +96,9 @@ class GPT2(nn.Module):
         length, readers = tokens.shape[1], tuple(readers)
         sequence = length - len(readers)
         if any(not 0 <= r <= sequence for r in readers):
-            raise ValueError(f"reader positions {readers} must lie in [0, {sequence}], the length of the sequence they read")
+            raise ValueError(
+                f"reader positions {readers} must lie in [0, {sequence}], the length of the sequence they read"
+            )
         furthest = max([sequence, *(r + 1 for r in readers)])
         if furthest > self.max_positions:
             raise ConfigError(

@@ -33,7 +33,12 @@ class KimConvNet(nn.Sequential):
         previous, size = in_channels, image_size
         for index, width in enumerate(channels):
             k, p = (first_kernel, first_padding) if index == 0 else (kernel, padding)
-            layers += [nn.Conv2d(previous, width, k, padding=p), nn.BatchNorm2d(width), nn.ReLU(), nn.MaxPool2d(3, stride=2, padding=1)]
+            layers += [
+                nn.Conv2d(previous, width, k, padding=p),
+                nn.BatchNorm2d(width),
+                nn.ReLU(),
+                nn.MaxPool2d(3, stride=2, padding=1),
+            ]
             convolved = size + 2 * p - k + 1
             size = (convolved + 2 - 3) // 2 + 1
             previous = width

@@ -45,7 +45,9 @@ class BasicBlock(nn.Module):
         self.relu = nn.ReLU()
         self.downsample = None
         if stride != 1 or in_channels != channels:
-            self.downsample = nn.Sequential(nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels))
+            self.downsample = nn.Sequential(
+                nn.Conv2d(in_channels, channels, 1, stride, bias=False), nn.BatchNorm2d(channels)
+            )
 
     def forward(self, x: Tensor, film: Optional[Tensor] = None) -> Tensor:
         """x [N, C_in, H, W]; film [N, 4, C]: (gamma1, beta1, gamma2, beta2) for each image."""
@@ -70,7 +72,13 @@ class FilmResNet18(nn.Module):
     storing its activations, which is what lets many large episodes train at once.
     """
 
-    def __init__(self, width: int = 64, pretrained: Optional[str] = None, frozen: bool = True, activation_checkpointing: bool = False):
+    def __init__(
+        self,
+        width: int = 64,
+        pretrained: Optional[str] = None,
+        frozen: bool = True,
+        activation_checkpointing: bool = False,
+    ):
         super().__init__()
         if frozen and pretrained is None:
             raise ConfigError(
@@ -84,7 +92,10 @@ class FilmResNet18(nn.Module):
         self.relu = nn.ReLU()
         in_channels = width
         for stage, (channels, blocks) in enumerate(zip(self.stage_channels, BLOCKS_PER_STAGE)):
-            layers = [BasicBlock(in_channels if b == 0 else channels, channels, 2 if b == 0 and stage > 0 else 1) for b in range(blocks)]
+            layers = [
+                BasicBlock(in_channels if b == 0 else channels, channels, 2 if b == 0 and stage > 0 else 1)
+                for b in range(blocks)
+            ]
             self.add_module(f"layer{stage + 1}", nn.Sequential(*layers))
             in_channels = channels
         self.out_features = in_channels
@@ -120,7 +131,9 @@ class FilmResNet18(nn.Module):
 
     def load_pretrained(self, path: Path) -> None:
         if not path.is_file():
-            origin = CHECKPOINT_SOURCES.get(path.name, "the CNAPs or Simple CNAPs repository (see docs/datasets_metadataset.md)")
+            origin = CHECKPOINT_SOURCES.get(
+                path.name, "the CNAPs or Simple CNAPs repository (see docs/datasets_metadataset.md)"
+            )
             raise DataError(
                 f"The pretrained ResNet-18 for Simple CNAPs is missing: put the file '{path.name}' from {origin} at "
                 f"{path.resolve()} (or point model.pretrained at where you keep it). It is not downloaded automatically."
@@ -128,7 +141,9 @@ class FilmResNet18(nn.Module):
         try:
             checkpoint_data = torch.load(path, map_location="cpu", weights_only=False)
         except Exception as error:  # noqa: BLE001 - any unreadable file is the user's damaged download
-            raise DataError(f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); download it again.") from None
+            raise DataError(
+                f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); download it again."
+            ) from None
         state = checkpoint_data
         for key in ("state_dict", "resnet_dict"):
             if isinstance(checkpoint_data, dict) and key in checkpoint_data:

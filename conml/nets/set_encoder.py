@@ -29,7 +29,9 @@ class SetEncoder(nn.Module):
     def forward(self, x: Tensor, task: Tensor, num_tasks: int) -> Tensor:
         smallest = 2 ** len(self.convs)
         if min(x.shape[-2:]) < smallest:
-            raise ConfigError(f"The set encoder halves images {len(self.convs)} times, so they must be at least {smallest} pixels; got {tuple(x.shape[-2:])}.")
+            raise ConfigError(
+                f"The set encoder halves images {len(self.convs)} times, so they must be at least {smallest} pixels; got {tuple(x.shape[-2:])}."
+            )
         for b, conv in enumerate(self.convs):
             x = conv(x)
             x = task_batch_norm(x, task, num_tasks, self.norm_weight[b], self.norm_bias[b], self.eps)

@@ -30,14 +30,33 @@ from torch.autograd.function import once_differentiable
 
 # Layers that hold no parameters act on each example independently, so they run on [T*n, ...].
 _PARAMETER_FREE = (
-    nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Identity,
-    nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Flatten, nn.Dropout,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Identity,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Flatten,
+    nn.Dropout,
 )
 # Parameter-free layers that treat every channel of an image on its own, so they also run on the
 # folded [n, T*C, H, W] layout unchanged.
 _CHANNELWISE = (
-    nn.ReLU, nn.LeakyReLU, nn.GELU, nn.ELU, nn.Sigmoid, nn.Tanh, nn.Identity,
-    nn.MaxPool2d, nn.AvgPool2d, nn.AdaptiveAvgPool2d, nn.Dropout,
+    nn.ReLU,
+    nn.LeakyReLU,
+    nn.GELU,
+    nn.ELU,
+    nn.Sigmoid,
+    nn.Tanh,
+    nn.Identity,
+    nn.MaxPool2d,
+    nn.AvgPool2d,
+    nn.AdaptiveAvgPool2d,
+    nn.Dropout,
 )
 
 
@@ -45,7 +64,14 @@ def fits(module: nn.Module) -> bool:
     """Whether `task_forward` can run `module`: every part is a layer it knows (not a subclass with a
     forward of its own), a Conv2d with numeric zero padding, or a module with its own `task_forward`.
     `conml.nets.task_functional` runs the nets that do not fit."""
-    kind = next((known for known in (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.Linear, *_PARAMETER_FREE) if isinstance(module, known)), None)
+    kind = next(
+        (
+            known
+            for known in (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.Linear, *_PARAMETER_FREE)
+            if isinstance(module, known)
+        ),
+        None,
+    )
     if kind is not None and type(module).forward is not kind.forward:
         return False
     if kind is nn.Sequential:
@@ -67,14 +93,18 @@ def task_forward(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, pre
     return _unfold(out, tasks) if folded else out
 
 
-def _forward(module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix: str, tasks: int, folded: bool) -> tuple[Tensor, bool]:
+def _forward(
+    module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix: str, tasks: int, folded: bool
+) -> tuple[Tensor, bool]:
     """One module on activations that are task-major [T, n, ...] or, when `folded`, [n, T*C, H, W]."""
     if isinstance(module, nn.Sequential):
         for name, child in module.named_children():
             x, folded = _forward(child, params, x, f"{prefix}{name}.", tasks, folded)
         return x, folded
     if isinstance(module, nn.Conv2d):
-        return _conv2d(module, x if folded else _fold(x), params[prefix + "weight"], params.get(prefix + "bias"), tasks), True
+        return _conv2d(
+            module, x if folded else _fold(x), params[prefix + "weight"], params.get(prefix + "bias"), tasks
+        ), True
     if isinstance(module, nn.BatchNorm2d):
         weight, bias = (_per_task(params.get(prefix + key), 1, tasks) for key in ("weight", "bias"))
         return _batch_norm(module, x if folded else _fold(x), weight, bias), True
@@ -146,7 +176,10 @@ def _conv2d(module: nn.Conv2d, x: Tensor, weight: Tensor, bias: Tensor | None, t
         return out.unflatten(0, (x.shape[0], tasks)).flatten(1, 2)
     weight = weight.reshape(-1, *weight.shape[2:])
     if _channels_last(module):
-        x, weight = x.contiguous(memory_format=torch.channels_last), weight.contiguous(memory_format=torch.channels_last)
+        x, weight = (
+            x.contiguous(memory_format=torch.channels_last),
+            weight.contiguous(memory_format=torch.channels_last),
+        )
     geometry = (tuple(module.stride), tuple(module.padding), tuple(module.dilation), tasks * module.groups)
     return _GroupedConv2d.apply(x, weight, None if bias is None else bias.reshape(-1), geometry)
 
@@ -156,7 +189,9 @@ def _convolution(x: Tensor, weight: Tensor, bias: Tensor | None, geometry: tuple
     return torch.convolution(x, weight, bias, stride, padding, dilation, False, (0, 0), groups)
 
 
-def _convolution_backward(grad_out: Tensor, x: Tensor, weight: Tensor, geometry: tuple, want_x: bool, want_weight: bool):
+def _convolution_backward(
+    grad_out: Tensor, x: Tensor, weight: Tensor, geometry: tuple, want_x: bool, want_weight: bool
+):
     stride, padding, dilation, groups = geometry
     grad_x, grad_weight, _ = torch.ops.aten.convolution_backward(
         grad_out, x, weight, None, stride, padding, dilation, False, (0, 0), groups, (want_x, want_weight, False)

@@ -73,13 +73,21 @@ def task_call(net: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor
     _set_random_state(random_state, x.device)
     out = _looped(net, params, task_dims, x)  # a fault of the net itself raises here
     _NOT_VMAPPABLE.add(net)
-    warnings.warn(f"{type(net).__name__} cannot run under torch.func.vmap ({reason}); its tasks run one at a time.", RuntimeWarning, stacklevel=2)
+    warnings.warn(
+        f"{type(net).__name__} cannot run under torch.func.vmap ({reason}); its tasks run one at a time.",
+        RuntimeWarning,
+        stacklevel=2,
+    )
     return out
 
 
 def _writes_buffers(module: nn.Module) -> bool:
     """BatchNorm (or InstanceNorm) that tracks running statistics updates them in place in training mode."""
-    return module.training and getattr(module, "track_running_stats", False) and getattr(module, "running_mean", None) is not None
+    return (
+        module.training
+        and getattr(module, "track_running_stats", False)
+        and getattr(module, "running_mean", None) is not None
+    )
 
 
 def _task_dims(net: nn.Module, params: Mapping[str, Tensor]) -> dict[str, int | None]:

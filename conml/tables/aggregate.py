@@ -75,7 +75,9 @@ def aggregate(table: Table, runs: list[Run], seeds: tuple[int, ...] | None = Non
             if (seed, key) not in used:
                 matching = sorted((r for r in by_seed[seed] if key.matches(r)), key=lambda r: r.finished_at)
                 if len(matching) > 1:
-                    notes.append(f"{len(matching)} runs of {key} with seed {seed}; the newest ({_where(matching[-1])}) is used.")
+                    notes.append(
+                        f"{len(matching)} runs of {key} with seed {seed}; the newest ({_where(matching[-1])}) is used."
+                    )
                 used[(seed, key)] = matching[-1] if matching else None
             return used[(seed, key)]
 

@@ -9,4 +9,7 @@ from conml.tables.table2 import LAMBDA_TABLE as TABLE2_LAMBDA
 from conml.tables.table2 import TABLE as TABLE2
 from conml.tables.table5 import TABLE5, TABLE5_PAPER
 
-TABLES: dict[str, Table] = {t.name: t for t in (TABLE2, TABLE2_LAMBDA, TABLE3, TABLE4, TABLE5, TABLE5_PAPER, TABLE_A1_SPEC, TABLE_B1_SPEC, TABLE_LOO_SPEC)}
+TABLES: dict[str, Table] = {
+    t.name: t
+    for t in (TABLE2, TABLE2_LAMBDA, TABLE3, TABLE4, TABLE5, TABLE5_PAPER, TABLE_A1_SPEC, TABLE_B1_SPEC, TABLE_LOO_SPEC)
+}

@@ -59,7 +59,17 @@ def main(argv: list[str] | None = None) -> int:
         return error.exit_code
 
 
-def report(table: Table, runs, seeds, out_dir: Path, command: str, figures: bool, wandb_mode: str, wandb_dir: Path, mix: bool = False) -> Aggregate:
+def report(
+    table: Table,
+    runs,
+    seeds,
+    out_dir: Path,
+    command: str,
+    figures: bool,
+    wandb_mode: str,
+    wandb_dir: Path,
+    mix: bool = False,
+) -> Aggregate:
     """Aggregate (refusing mixed runs unless `mix`), say which runs were used, write the table files
     and figures, log them to W&B, and print the Markdown."""
     if not mix:
@@ -72,7 +82,10 @@ def report(table: Table, runs, seeds, out_dir: Path, command: str, figures: bool
     log_figures(drawn, project, table.name, wandb_mode, wandb_dir, paths["md"].read_text())
     print(paths["md"].read_text())
     missing = sum(1 for e in result.entries if e.mean is None and not e.undefined_seeds)
-    print(f"Written: {', '.join(str(p) for p in [*paths.values(), *drawn])}" + (f"  ({missing} of {len(result.entries)} cells missing)" if missing else ""))
+    print(
+        f"Written: {', '.join(str(p) for p in [*paths.values(), *drawn])}"
+        + (f"  ({missing} of {len(result.entries)} cells missing)" if missing else "")
+    )
     return result
 
 
@@ -100,7 +113,10 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
 def _list() -> int:
     for name, table in TABLES.items():
         presets, absent = available(table)
-        print(f"{name}: {table.title}\n  seeds {list(table.seeds)}; {len(presets)} presets" + (f"; no preset yet for {', '.join(absent)}" if absent else ""))
+        print(
+            f"{name}: {table.title}\n  seeds {list(table.seeds)}; {len(presets)} presets"
+            + (f"; no preset yet for {', '.join(absent)}" if absent else "")
+        )
     return 0
 
 
@@ -111,24 +127,54 @@ def _table(name: str) -> Table:
 
 
 def _parser() -> argparse.ArgumentParser:
-    parser = argparse.ArgumentParser(prog="python scripts/table.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser = argparse.ArgumentParser(
+        prog="python scripts/table.py", description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter
+    )
     actions = parser.add_subparsers(dest="action", required=True)
     actions.add_parser("list", help="the tables and their presets")
-    for name, text in (("run", "multirun the table's presets x seeds, then aggregate"), ("aggregate", "aggregate existing runs")):
+    for name, text in (
+        ("run", "multirun the table's presets x seeds, then aggregate"),
+        ("aggregate", "aggregate existing runs"),
+    ):
         action = actions.add_parser(name, help=text)
         action.add_argument("table", help=f"one of: {', '.join(TABLES)}")
         if name == "run":
-            action.add_argument("overrides", nargs="*", help="Hydra overrides for every job, e.g. trainer.steps=2000 hydra/launcher=slurm")
-            action.add_argument("--smoke", action="store_true", help="tiny data and a few steps: checks the presets and the aggregation end to end")
+            action.add_argument(
+                "overrides",
+                nargs="*",
+                help="Hydra overrides for every job, e.g. trainer.steps=2000 hydra/launcher=slurm",
+            )
+            action.add_argument(
+                "--smoke",
+                action="store_true",
+                help="tiny data and a few steps: checks the presets and the aggregation end to end",
+            )
         else:
-            action.add_argument("runs", nargs="+", help="folders to scan for results.json (a sweep folder, or outputs/)")
-            action.add_argument("--wandb", metavar="ENTITY/PROJECT", help="also read the finished runs of the table's W&B groups (online)")
-            action.add_argument("--wandb-mode", default="offline", choices=["online", "offline", "disabled"], help="where the figures are logged")
-            action.add_argument("--mix", action="store_true", help="aggregate smoke runs with real ones, or runs of one preset at different step budgets")
+            action.add_argument(
+                "runs", nargs="+", help="folders to scan for results.json (a sweep folder, or outputs/)"
+            )
+            action.add_argument(
+                "--wandb",
+                metavar="ENTITY/PROJECT",
+                help="also read the finished runs of the table's W&B groups (online)",
+            )
+            action.add_argument(
+                "--wandb-mode",
+                default="offline",
+                choices=["online", "offline", "disabled"],
+                help="where the figures are logged",
+            )
+            action.add_argument(
+                "--mix",
+                action="store_true",
+                help="aggregate smoke runs with real ones, or runs of one preset at different step budgets",
+            )
         action.add_argument("--seeds", help="comma-separated seeds the table expects (default: the table's)")
         where = action.add_mutually_exclusive_group()
         default = "the sweep folder" if name == "run" else "the first RUNS_DIR"
         where.add_argument("--out", type=Path, help=f"folder for the table files and figures (default: {default})")
-        where.add_argument("--docs", action="store_true", help=f"write them to {DOCS_TABLES}/, replacing the committed table")
+        where.add_argument(
+            "--docs", action="store_true", help=f"write them to {DOCS_TABLES}/, replacing the committed table"
+        )
         action.add_argument("--no-figures", action="store_true", help="skip the figures")
     return parser

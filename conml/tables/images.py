@@ -7,8 +7,8 @@ meta-training time. One function builds both tables; only the dataset and the nu
 
 from __future__ import annotations
 
-from conml.tables.measures import RelativeGain, RelativeTime, MetaTestMetric
-from conml.tables.spec import Cell, Column, Paper, RunKey, TWO_STEPS, Table
+from conml.tables.measures import MetaTestMetric, RelativeGain, RelativeTime
+from conml.tables.spec import TWO_STEPS, Cell, Column, Paper, RunKey, Table
 
 # learner: (1-shot w/o, 1-shot ConML, 5-shot w/o, 5-shot ConML as (mean, ci)), relative gain %, relative time.
 MINIIMAGENET = {
@@ -27,7 +27,14 @@ TIEREDIMAGENET = {
     "protonet": (((52.50, 0.96), (54.62, 0.79), (71.03, 0.74), (73.78, 0.75)), 3.94, 1.2),
     "scnaps": (((62.88, 1.04), (65.06, 0.95), (79.82, 0.87), (81.79, 0.80)), 2.91, 1.3),
 }
-NAMES = {"maml": "MAML", "fomaml": "FOMAML", "reptile": "Reptile", "matchingnet": "MatchNet", "protonet": "ProtoNet", "scnaps": "SCNAPs"}
+NAMES = {
+    "maml": "MAML",
+    "fomaml": "FOMAML",
+    "reptile": "Reptile",
+    "matchingnet": "MatchNet",
+    "protonet": "ProtoNet",
+    "scnaps": "SCNAPs",
+}
 # The paper's accuracy columns, in its order: (shots, preset variant, header label).
 COLUMNS = ((1, "baseline", "w/o"), (1, "conml", "ConML"), (5, "baseline", "w/o"), (5, "conml", "ConML"))
 SHOTS = (1, 5)
@@ -39,15 +46,26 @@ def image_table(number: int, dataset: str, paper: dict, notes: tuple[str, ...] =
     for learner, (accuracies, gain, time) in paper.items():
         row = NAMES[learner]
         metric = {
-            (shots, variant): MetaTestMetric(RunKey(f"table{number}_{dataset}_{learner}_{shots}shot_{variant}"), (f"accuracy@{shots}shot",))
+            (shots, variant): MetaTestMetric(
+                RunKey(f"table{number}_{dataset}_{learner}_{shots}shot_{variant}"), (f"accuracy@{shots}shot",)
+            )
             for shots, variant, _ in COLUMNS
         }
         for (shots, variant, label), (mean, ci) in zip(COLUMNS, accuracies):
-            cells.append(Cell(row, Column(f"{shots}-shot {label} (acc. %)", digits=2), metric[(shots, variant)], Paper(mean, ci)))
+            cells.append(
+                Cell(row, Column(f"{shots}-shot {label} (acc. %)", digits=2), metric[(shots, variant)], Paper(mean, ci))
+            )
         baseline = tuple(metric[(s, "baseline")] for s in SHOTS)
         improved = tuple(metric[(s, "conml")] for s in SHOTS)
         cells.append(Cell(row, Column("Rel. gain", digits=2, unit="%"), RelativeGain(baseline, improved), Paper(gain)))
-        cells.append(Cell(row, Column("Rel. time", digits=2, unit="×"), RelativeTime(tuple(m.run for m in baseline), tuple(m.run for m in improved)), Paper(time)))
+        cells.append(
+            Cell(
+                row,
+                Column("Rel. time", digits=2, unit="×"),
+                RelativeTime(tuple(m.run for m in baseline), tuple(m.run for m in improved)),
+                Paper(time),
+            )
+        )
     return Table(
         name=f"table{number}",
         title=f"ConML Table {number}: 5-way few-shot classification on {dataset}, without and with ConML",
@@ -74,5 +92,7 @@ TABLE4 = image_table(
     4,
     "tieredimagenet",
     TIEREDIMAGENET,
-    ("The paper's MatchNet relative gain (11.00%) disagrees with its own accuracies, which give 10.10% (conml.md §3.2).",),
+    (
+        "The paper's MatchNet relative gain (11.00%) disagrees with its own accuracies, which give 10.10% (conml.md §3.2).",
+    ),
 )

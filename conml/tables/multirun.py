@@ -24,7 +24,9 @@ def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str],
     return present, [p for p in table.presets if p not in present]
 
 
-def sweep_parameters(table: Table, presets: list[str], seeds: tuple[int, ...], smoke: bool, overrides: list[str]) -> dict[str, str]:
+def sweep_parameters(
+    table: Table, presets: list[str], seeds: tuple[int, ...], smoke: bool, overrides: list[str]
+) -> dict[str, str]:
     """Hydra overrides by key: presets, seeds, the table's sweep, its smoke shrinkage, then the user's (which win).
 
     Keys of settings that only the presets' groups have (model.width of a transformer, say) carry
@@ -57,6 +59,13 @@ def new_sweep_dir(table: Table, parameters: dict[str, str], smoke: bool) -> Path
 
 def multirun(parameters: dict[str, str], sweep_dir: Path) -> int:
     """Run `python -m conml.train -m` over the parameters into `sweep_dir`; returns its exit status."""
-    command = [sys.executable, "-m", "conml.train", "-m", *(f"{k}={v}" for k, v in parameters.items()), f"hydra.sweep.dir={sweep_dir}"]
+    command = [
+        sys.executable,
+        "-m",
+        "conml.train",
+        "-m",
+        *(f"{k}={v}" for k, v in parameters.items()),
+        f"hydra.sweep.dir={sweep_dir}",
+    ]
     print("+ python " + " ".join(command[1:]), flush=True)
     return subprocess.run(command).returncode

@@ -53,7 +53,9 @@ def describe(runs: list[Run]) -> str:
         seeds = ", ".join(str(s) for s in sorted({run.seed for run in found}))
         steps = ", ".join(str(s) for s in sorted({run.setting("trainer.steps") for run in found}, key=str))
         folders = ", ".join(sorted({_folder(run) for run in found}))
-        lines.append(f"  {preset}: seeds {seeds}; {steps} steps{' (smoke)' if all(map(is_smoke, found)) else ''}; from {folders}")
+        lines.append(
+            f"  {preset}: seeds {seeds}; {steps} steps{' (smoke)' if all(map(is_smoke, found)) else ''}; from {folders}"
+        )
     return "\n".join(lines)
 
 
@@ -64,4 +66,3 @@ def _folder(run: Run) -> str:
 
 def _where(run: Run) -> str:
     return str(run.run_dir) if run.run_dir is not None else run.source
-

@@ -21,7 +21,9 @@ def caption(result: Aggregate, command: str | None = None) -> str:
     table, runs = result.table, result.runs
     spread = "standard deviation" if table.spread == "std" else "95% CI (Student t)"
     parts = [f"{table.title}. Paper numbers: {table.source}."]
-    parts.append(f"Ours: mean ± {spread} over seeds {list(result.seeds)} ({len(result.seeds)} per cell unless a cell says fewer).")
+    parts.append(
+        f"Ours: mean ± {spread} over seeds {list(result.seeds)} ({len(result.seeds)} per cell unless a cell says fewer)."
+    )
     if runs:
         steps = sorted({run.steps for run in runs})
         batch = sorted({run.setting("trainer.meta_batch_size") for run in runs} - {None})
@@ -35,7 +37,9 @@ def caption(result: Aggregate, command: str | None = None) -> str:
             + (f"; device: {', '.join(devices)}" if devices else "")
             + f"; {len(runs)} runs, {seconds / 60:.1f} min of meta-training in total."
         )
-        parts.append(f"Trained with `{training_command(result, steps)}`: one `python -m conml.train experiment=<preset> seed=<seed>` job per preset and seed{_swept(table)}.")
+        parts.append(
+            f"Trained with `{training_command(result, steps)}`: one `python -m conml.train experiment=<preset> seed=<seed>` job per preset and seed{_swept(table)}."
+        )
     else:
         parts.append("No runs were found.")
     parts += list(table.notes) + result.notes
@@ -47,7 +51,9 @@ def caption(result: Aggregate, command: str | None = None) -> str:
 def training_command(result: Aggregate, steps: list[int]) -> str:
     """The command that trains a table's runs (with the step count the runs were trained for, when they share one)."""
     seeds = ",".join(str(seed) for seed in result.seeds)
-    return f"python scripts/table.py run {result.table.name} --seeds {seeds}" + (f" trainer.steps={steps[0]}" if len(steps) == 1 else "")
+    return f"python scripts/table.py run {result.table.name} --seeds {seeds}" + (
+        f" trainer.steps={steps[0]}" if len(steps) == 1 else ""
+    )
 
 
 def _swept(table) -> str:
@@ -89,15 +95,30 @@ def as_json(result: Aggregate, command: str | None = None) -> str:
         {
             "method": e.cell.row,
             "metric": e.cell.column.header,
-            "paper": None if e.cell.paper is None else {"value": e.cell.paper.value, "spread": e.cell.paper.spread, "text": e.cell.paper.text},
-            "ours": {"mean": e.mean, "spread": e.spread, "seeds": len(e.found), "per_seed": {str(s): v for s, v in e.values.items()}},
+            "paper": None
+            if e.cell.paper is None
+            else {"value": e.cell.paper.value, "spread": e.cell.paper.spread, "text": e.cell.paper.text},
+            "ours": {
+                "mean": e.mean,
+                "spread": e.spread,
+                "seeds": len(e.found),
+                "per_seed": {str(s): v for s, v in e.values.items()},
+            },
             "difference": e.difference,
             "missing_seeds": e.missing_seeds,
         }
         for e in result.entries
     ]
-    runs = [{"name": r.name, "seed": r.seed, "steps": r.steps, "where": str(r.run_dir or r.source)} for r in result.runs]
-    payload = {"table": result.table.name, "caption": caption(result, command), "seeds": list(result.seeds), "entries": entries, "runs": runs}
+    runs = [
+        {"name": r.name, "seed": r.seed, "steps": r.steps, "where": str(r.run_dir or r.source)} for r in result.runs
+    ]
+    payload = {
+        "table": result.table.name,
+        "caption": caption(result, command),
+        "seeds": list(result.seeds),
+        "entries": entries,
+        "runs": runs,
+    }
     return json.dumps(payload, indent=2)
 
 
@@ -145,9 +166,30 @@ def _listing(values: list) -> str:
     return ", ".join(str(v) for v in values)
 
 
-_TEX = {"\\": r"\textbackslash{}", "%": r"\%", "_": r"\_", "&": r"\&", "#": r"\#", "$": r"\$", "{": r"\{", "}": r"\}",
-        "~": r"\textasciitilde{}", "^": r"\textasciicircum{}", "±": r"$\pm$", "×": r"$\times$", "Δ": r"$\Delta$",
-        "−": "--", "—": "---", "↑": r"$\uparrow$", "↓": r"$\downarrow$", "≈": r"$\approx$", "§": r"\S{}", "<": r"$<$", ">": r"$>$", "`": ""}
+_TEX = {
+    "\\": r"\textbackslash{}",
+    "%": r"\%",
+    "_": r"\_",
+    "&": r"\&",
+    "#": r"\#",
+    "$": r"\$",
+    "{": r"\{",
+    "}": r"\}",
+    "~": r"\textasciitilde{}",
+    "^": r"\textasciicircum{}",
+    "±": r"$\pm$",
+    "×": r"$\times$",
+    "Δ": r"$\Delta$",
+    "−": "--",
+    "—": "---",
+    "↑": r"$\uparrow$",
+    "↓": r"$\downarrow$",
+    "≈": r"$\approx$",
+    "§": r"\S{}",
+    "<": r"$<$",
+    ">": r"$>$",
+    "`": "",
+}
 
 
 def _tex(text: str) -> str:

@@ -105,7 +105,9 @@ def collect_runs(roots: Iterable[Path]) -> list[Run]:
     for root in roots:
         root = Path(root)
         if not root.exists():
-            raise DataError(f"Runs folder {root} does not exist. Pass the sweep folder that `scripts/table.py run` printed, or outputs/.")
+            raise DataError(
+                f"Runs folder {root} does not exist. Pass the sweep folder that `scripts/table.py run` printed, or outputs/."
+            )
         paths = [root / "results.json"] if (root / "results.json").exists() else sorted(root.rglob("results.json"))
         runs += [read_run(p) for p in paths]
     return runs

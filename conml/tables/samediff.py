@@ -12,9 +12,20 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, TWO_STEPS, Table
+from conml.tables.spec import TWO_STEPS, Cell, Column, Lookup, Paper, RunKey, Table
 
-TASKS = ("regular", "lines", "open", "wider_line", "scrambled", "random_color", "arrows", "irregular", "filled", "original")
+TASKS = (
+    "regular",
+    "lines",
+    "open",
+    "wider_line",
+    "scrambled",
+    "random_color",
+    "arrows",
+    "irregular",
+    "filled",
+    "original",
+)
 SUPPORT_SIZES = (4, 6, 8, 10)
 SEEDS = tuple(range(42, 52))
 
@@ -32,7 +43,11 @@ TABLE_A1 = {
     "original": ((50.0, 0.0), (50.0, 0.0), (50.0, 0.0), (51.0, 5.0), (84.0, 10.9), (97.0, 1.3)),
     "Average": ((58.7, 16.0), (50.9, 1.7), (50.5, 1.6), (56.3, 12.6), (85.1, 7.2), (97.6, 2.0)),
 }
-A1_COLUMNS = tuple((f"{kind} {depth}L", f"samediff_tableA1_conv{depth}_{learner}") for kind, learner in (("Vanilla", "conventional"), ("Meta", "fomaml")) for depth in (2, 4, 6))
+A1_COLUMNS = tuple(
+    (f"{kind} {depth}L", f"samediff_tableA1_conv{depth}_{learner}")
+    for kind, learner in (("Vanilla", "conventional"), ("Meta", "fomaml"))
+    for depth in (2, 4, 6)
+)
 
 # Shared by every same-different multirun in smoke mode: two tasks, supports of 4, two steps.
 SMOKE = {
@@ -43,7 +58,12 @@ SMOKE = {
     **TWO_STEPS,
 }
 # B1 and leave-one-out are Conv6 + MAML only, so their smoke runs can also be narrow and adapt once.
-SMOKE_CONV6_MAML = {**SMOKE, "++model.channels": "[2,2,2,2,2,2]", "++learner.inner_steps": "1", "++learner.eval_inner_steps": "1"}
+SMOKE_CONV6_MAML = {
+    **SMOKE,
+    "++model.channels": "[2,2,2,2,2,2]",
+    "++learner.inner_steps": "1",
+    "++learner.eval_inner_steps": "1",
+}
 SOURCE = "Gupta, Rane, McCoy & Griffiths, Convolutional Neural Networks Can (Meta-)Learn the Same-Different Relation (CogSci 2025)"
 
 
@@ -64,14 +84,18 @@ class TaskAccuracy:
             return None
         values = []
         for size in self.sizes:
-            keys = [k for k in found.test if k.endswith(f"/accuracy@{size}shot") and self.task in (None, k.split("/")[0])]
+            keys = [
+                k for k in found.test if k.endswith(f"/accuracy@{size}shot") and self.task in (None, k.split("/")[0])
+            ]
             if not keys:
                 return None
             values += [found.test[k]["mean"] for k in keys]
         return sum(values) / len(values)
 
 
-def accuracy(preset: str, task: str | None = None, where: tuple = (), sizes: tuple[int, ...] = SUPPORT_SIZES) -> TaskAccuracy:
+def accuracy(
+    preset: str, task: str | None = None, where: tuple = (), sizes: tuple[int, ...] = SUPPORT_SIZES
+) -> TaskAccuracy:
     return TaskAccuracy(RunKey(preset, where), sizes, task)
 
 
@@ -103,7 +127,10 @@ TABLE_B1_SPEC = Table(
     source=f"{SOURCE}, Table B1 (its numbers are not in same_different.md, so none are shown)",
     cells=tuple(
         Cell(row, Column(f"accuracy % at S={s}" if s else "accuracy % (S = 4, 6, 8, 10)", digits=1), metric)
-        for row, preset in (("FOMAML", "samediff_tableB1_conv6_fomaml"), ("MAML (second order)", "samediff_tableB1_conv6_maml"))
+        for row, preset in (
+            ("FOMAML", "samediff_tableB1_conv6_fomaml"),
+            ("MAML (second order)", "samediff_tableB1_conv6_maml"),
+        )
         for s, metric in ((None, accuracy(preset)), *((s, accuracy(preset, sizes=(s,))) for s in SUPPORT_SIZES))
     ),
     seeds=SEEDS,
@@ -112,7 +139,11 @@ TABLE_B1_SPEC = Table(
 )
 
 # Leave-one-out, paper text (same_different.md §5.2): at or about 95% except arrows, lines and scrambled; lines worst, above chance.
-LOO_TEXT = {task: "≈95 (text)" for task in TASKS} | {"arrows": "< 95 (text)", "scrambled": "< 95 (text)", "lines": "lowest, > 50 (text)"}
+LOO_TEXT = {task: "≈95 (text)" for task in TASKS} | {
+    "arrows": "< 95 (text)",
+    "scrambled": "< 95 (text)",
+    "lines": "lowest, > 50 (text)",
+}
 LOO_PRESET = "samediff_loo_conv6_fomaml"
 
 TABLE_LOO_SPEC = Table(
@@ -120,7 +151,12 @@ TABLE_LOO_SPEC = Table(
     title="Same-different leave-one-out: Conv6 + first-order MAML meta-trained on nine tasks, tested on the held-out one",
     source=f"{SOURCE}, leave-one-out results (stated in words only; same_different.md §5.2)",
     cells=tuple(
-        Cell(task, Column("held-out accuracy % (15 adaptation steps)", digits=1), accuracy(LOO_PRESET, task, where=(("dataset.held_out", task),)), Paper(text=LOO_TEXT[task]))
+        Cell(
+            task,
+            Column("held-out accuracy % (15 adaptation steps)", digits=1),
+            accuracy(LOO_PRESET, task, where=(("dataset.held_out", task),)),
+            Paper(text=LOO_TEXT[task]),
+        )
         for task in TASKS
     ),
     seeds=SEEDS,

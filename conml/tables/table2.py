@@ -34,7 +34,11 @@ def _representation(run: Run) -> dict:
 
 
 def _meta_test(run: Run, source, learner, shots: list[int]) -> dict:
-    episodes, batch_size, queries = run.setting("eval.episodes"), run.setting("eval.batch_size"), run.setting("eval.queries")
+    episodes, batch_size, queries = (
+        run.setting("eval.episodes"),
+        run.setting("eval.batch_size"),
+        run.setting("eval.queries"),
+    )
     return meta_test(learner, source, episodes, batch_size, next(learner.parameters()).device, shots, queries)
 
 
@@ -47,7 +51,12 @@ def _shifted_amplitude(run: Run) -> dict:
     source, learner = run.load(resolve_device("auto"))
     low, high = source.amplitude
     shots = source.shots
-    return {f"delta={delta:g}": _meta_test(run, source.with_amplitude((low + delta, high + delta)), learner, [shots])[f"mse@{shots}shot"].as_dict() for delta in AMPLITUDE_SHIFTS}
+    return {
+        f"delta={delta:g}": _meta_test(run, source.with_amplitude((low + delta, high + delta)), learner, [shots])[
+            f"mse@{shots}shot"
+        ].as_dict()
+        for delta in AMPLITUDE_SHIFTS
+    }
 
 
 def _test_steps(run: Run) -> dict:
@@ -70,12 +79,35 @@ TEST_STEPS_ANALYSIS = Analysis("test_inner_steps", _test_steps)
 MSE5, MSE10 = Column("MSE 5-shot ↓"), Column("MSE 10-shot ↓")
 SILHOUETTE, DBI, CHI = Column("Silhouette ↑"), Column("DBI ↓"), Column("CHI ↑", digits=2)
 D_IN, D_OUT = Column("mean d_in (test)", digits=2, style="e"), Column("mean d_out (test)", digits=2, style="e")
-SHARE5, SHARE10 = Column("ConML grad share, 5-shot", digits=1, style="e"), Column("ConML grad share, 10-shot", digits=1, style="e")
+SHARE5, SHARE10 = (
+    Column("ConML grad share, 5-shot", digits=1, style="e"),
+    Column("ConML grad share, 10-shot", digits=1, style="e"),
+)
 
 # (row, variant, paper values of MSE 5-shot, MSE 10-shot, Silhouette, DBI, CHI); None: not in the paper.
 ROWS = (
-    ("MAML", "plain", (Paper(0.6771, 0.0377), Paper(0.0678, 0.0022), Paper(0.1068, 0.0596), Paper(0.0678, 0.0021), Paper(31.55, 2.52))),
-    ("ConML-MAML", "conml", (Paper(0.3935, 0.0100), Paper(0.0397, 0.0009), Paper(0.1945, 0.0621), Paper(0.0397, 0.0009), Paper(39.22, 2.61))),
+    (
+        "MAML",
+        "plain",
+        (
+            Paper(0.6771, 0.0377),
+            Paper(0.0678, 0.0022),
+            Paper(0.1068, 0.0596),
+            Paper(0.0678, 0.0021),
+            Paper(31.55, 2.52),
+        ),
+    ),
+    (
+        "ConML-MAML",
+        "conml",
+        (
+            Paper(0.3935, 0.0100),
+            Paper(0.0397, 0.0009),
+            Paper(0.1945, 0.0621),
+            Paper(0.0397, 0.0009),
+            Paper(39.22, 2.61),
+        ),
+    ),
     ("ConML-MAML, psi = theta' - theta", "conml_update", None),
     ("ConML-MAML, psi centred on the meta-batch", "conml_centred", None),
     ("in-MAML (d_in only, psi = theta' - theta)", "alignment", None),
@@ -94,9 +126,16 @@ def _cells() -> tuple[Cell, ...]:
             five = RunKey(PRESET.format(shots=5, variant=variant))
             cells.append(Cell(row, MSE5, MetaTestMetric(five, ("mse@5shot",)), paper[0]))
         cells.append(Cell(row, MSE10, MetaTestMetric(ten, ("mse@10shot",)), paper[1]))
-        for column, key, value in ((SILHOUETTE, "silhouette", paper[2]), (DBI, "davies_bouldin", paper[3]), (CHI, "calinski_harabasz", paper[4])):
+        for column, key, value in (
+            (SILHOUETTE, "silhouette", paper[2]),
+            (DBI, "davies_bouldin", paper[3]),
+            (CHI, "calinski_harabasz", paper[4]),
+        ):
             cells.append(Cell(row, column, AnalysisValue(ten, REPRESENTATION, key), value))
-        cells += [Cell(row, D_IN, AnalysisValue(ten, REPRESENTATION, "d_in")), Cell(row, D_OUT, AnalysisValue(ten, REPRESENTATION, "d_out"))]
+        cells += [
+            Cell(row, D_IN, AnalysisValue(ten, REPRESENTATION, "d_in")),
+            Cell(row, D_OUT, AnalysisValue(ten, REPRESENTATION, "d_out")),
+        ]
         if variant != "plain":
             if variant in FIVE_SHOT:
                 cells.append(Cell(row, SHARE5, GradShare(five)))
@@ -104,15 +143,29 @@ def _cells() -> tuple[Cell, ...]:
     for steps in TEST_STEPS[1:]:
         for shots, column in ((5, MSE5), (10, MSE10)):
             plain = RunKey(PRESET.format(shots=shots, variant="plain"))
-            cells.append(Cell(f"MAML, {steps} inner steps at test", column, AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps} mse@{shots}shot")))
+            cells.append(
+                Cell(
+                    f"MAML, {steps} inner steps at test",
+                    column,
+                    AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps} mse@{shots}shot"),
+                )
+            )
     ten = RunKey(PRESET.format(shots=10, variant="plain"))
     for shots in MORE_TEST_SHOTS:
         column = Column(f"MSE {shots}-shot (10-shot training) ↓")
-        cells.append(Cell(f"MAML, {TEST_STEPS[-1]} inner steps at test", column, AnalysisValue(ten, TEST_STEPS_ANALYSIS, f"steps={TEST_STEPS[-1]} mse@{shots}shot")))
+        cells.append(
+            Cell(
+                f"MAML, {TEST_STEPS[-1]} inner steps at test",
+                column,
+                AnalysisValue(ten, TEST_STEPS_ANALYSIS, f"steps={TEST_STEPS[-1]} mse@{shots}shot"),
+            )
+        )
     return tuple(cells)
 
 
-def _seed_curves(runs: list[Run], analysis: Analysis, keys: list[str], label: str) -> tuple[str, tuple[list, list, list]]:
+def _seed_curves(
+    runs: list[Run], analysis: Analysis, keys: list[str], label: str
+) -> tuple[str, tuple[list, list, list]]:
     """Mean and 95% CI over seeds of one analysis's values, as a curve."""
     per_seed = [run.analysis(analysis.name, analysis.compute) for run in runs]
     stats = [mean_ci([result[key]["mean"] for result in per_seed]) for key in keys]
@@ -123,7 +176,10 @@ def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     """Fig. 2 a/d (task models of the first seed in 2-D), 2 b/e (d_in, d_out), 2 c (MSE against test
     shots) and 2 f (MSE against an amplitude shift), the curves over seeds, all from the 10-shot runs."""
     labels = {PRESET.format(shots=10, variant=variant): row for row, variant, _ in ROWS}
-    by_label = {label: sorted((r for r in runs if r.name == name and r.run_dir is not None), key=lambda r: r.seed) for name, label in labels.items()}
+    by_label = {
+        label: sorted((r for r in runs if r.name == name and r.run_dir is not None), key=lambda r: r.seed)
+        for name, label in labels.items()
+    }
     by_label = {label: found for label, found in by_label.items() if found}
     if not by_label:
         return []
@@ -132,7 +188,9 @@ def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
         source, learner = found[0].load(resolve_device("auto"))
         models = subset_models(learner, source, 0, 10)
         panels[label] = (models.vectors.cpu().numpy(), models.labels)
-        distances[label] = distance_distributions(learner, source, Distance(found[0].setting("conml.phi")), found[0].setting("eval.episodes"))
+        distances[label] = distance_distributions(
+            learner, source, Distance(found[0].setting("conml.phi")), found[0].setting("eval.episodes")
+        )
         name, (mean, ci) = _seed_curves(found, MSE_BY_SHOTS, [f"mse@{k}shot" for k in CURVE_SHOTS], label)
         by_shots[name] = (list(CURVE_SHOTS), mean, ci)
         name, (mean, ci) = _seed_curves(found, SHIFTED_AMPLITUDE, [f"delta={d:g}" for d in AMPLITUDE_SHIFTS], label)
@@ -141,9 +199,20 @@ def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     return [
         representation_figure(panels, out_dir / "table2_representations.png", caption),
         distance_figure(distances, out_dir / "table2_distances.png"),
-        curve_figure(by_shots, out_dir / "table2_mse_by_shots.png", "test shots (meta-trained with 10)", "test MSE (1000 tasks)", log_y=True, title="Fig. 2c: test MSE against test shots"),
         curve_figure(
-            by_shift, out_dir / "table2_mse_by_amplitude_shift.png", "delta: test amplitudes U[0.1 + delta, 5 + delta]", "test MSE, 10-shot", log_y=True,
+            by_shots,
+            out_dir / "table2_mse_by_shots.png",
+            "test shots (meta-trained with 10)",
+            "test MSE (1000 tasks)",
+            log_y=True,
+            title="Fig. 2c: test MSE against test shots",
+        ),
+        curve_figure(
+            by_shift,
+            out_dir / "table2_mse_by_amplitude_shift.png",
+            "delta: test amplitudes U[0.1 + delta, 5 + delta]",
+            "test MSE, 10-shot",
+            log_y=True,
             title="Fig. 2f: meta-trained on U[0.1, 5], tested shifted",
         ),
     ]
@@ -155,8 +224,22 @@ UPDATE_PRESET = PRESET.format(shots=5, variant="conml_update")
 
 def _lambda_cells() -> tuple[Cell, ...]:
     """MSE 5-shot and gradient share of ConML-MAML with psi = theta' - theta for each lambda (MAML's row is in Table 2)."""
-    swept = [Cell(f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}", MSE5, MetaTestMetric(RunKey(UPDATE_PRESET, (("conml.lam", lam),)), ("mse@5shot",))) for lam in LAMBDAS]
-    shares = [Cell(f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}", SHARE5, GradShare(RunKey(UPDATE_PRESET, (("conml.lam", lam),)))) for lam in LAMBDAS]
+    swept = [
+        Cell(
+            f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}",
+            MSE5,
+            MetaTestMetric(RunKey(UPDATE_PRESET, (("conml.lam", lam),)), ("mse@5shot",)),
+        )
+        for lam in LAMBDAS
+    ]
+    shares = [
+        Cell(
+            f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}",
+            SHARE5,
+            GradShare(RunKey(UPDATE_PRESET, (("conml.lam", lam),))),
+        )
+        for lam in LAMBDAS
+    ]
     return (*swept, *shares)
 
 

@@ -33,7 +33,9 @@ PAPER = {
 def _curve(run: Run) -> dict:
     source, learner = run.load(resolve_device("auto"))
     device = next(learner.parameters()).device
-    found = learner_curve(run.name, learner, source, run.setting("eval.episodes"), run.setting("eval.batch_size"), device)
+    found = learner_curve(
+        run.name, learner, source, run.setting("eval.episodes"), run.setting("eval.batch_size"), device
+    )
     return {"shots": found.shots, "mean": found.mean, "ci95": found.ci95}
 
 
@@ -78,12 +80,27 @@ def _figures_for(scale: str):
         for function, (row, _, _) in PAPER.items():
             curves = {}
             for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
-                found = [_load_curve(r) for r in runs if r.name == _preset(function, scale, variant) and r.run_dir is not None]
+                found = [
+                    _load_curve(r)
+                    for r in runs
+                    if r.name == _preset(function, scale, variant) and r.run_dir is not None
+                ]
                 if found:
                     stats = [mean_ci([c.mean[k] for c in found]) for k in range(len(found[0].shots))]
-                    curves[f"{label} ({len(found)} seeds)"] = (found[0].shots, [s.mean for s in stats], [s.ci95 for s in stats])
+                    curves[f"{label} ({len(found)} seeds)"] = (
+                        found[0].shots,
+                        [s.mean for s in stats],
+                        [s.ci95 for s in stats],
+                    )
             if curves:
-                paths.append(curve_figure(curves, out_dir / f"table5_{function}_curves.png", f"in-context examples ({row})", "squared error"))
+                paths.append(
+                    curve_figure(
+                        curves,
+                        out_dir / f"table5_{function}_curves.png",
+                        f"in-context examples ({row})",
+                        "squared error",
+                    )
+                )
         return paths
 
     return figures
@@ -93,8 +110,17 @@ def icl_table(scale: str) -> Table:
     cells = []
     for function, (row, error, spare) in PAPER.items():
         base, improved = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
-        cells.append(Cell(row, Column("Rel. Min. Error ↓", digits=2), CurveComparison(base, improved, "relative_minimum_error"), Paper(*error)))
-        cells.append(Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(base, improved, "shot_spare"), Paper(*spare)))
+        cells.append(
+            Cell(
+                row,
+                Column("Rel. Min. Error ↓", digits=2),
+                CurveComparison(base, improved, "relative_minimum_error"),
+                Paper(*error),
+            )
+        )
+        cells.append(
+            Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(base, improved, "shot_spare"), Paper(*spare))
+        )
     return Table(
         name="table5" if scale == "toy" else f"table5_{scale}",
         title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} presets)",

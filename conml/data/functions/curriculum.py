@@ -37,4 +37,6 @@ class Curriculum:
     def at(self, step: int, dims: int, points: int) -> tuple[int, int]:
         """(active dimensions, prompt points) at training step `step`, capped at the full sizes."""
         grown = step // self.interval
-        return min(self.dims_start + self.dims_inc * grown, dims), min(self.points_start + self.points_inc * grown, points)
+        return min(self.dims_start + self.dims_inc * grown, dims), min(
+            self.points_start + self.points_inc * grown, points
+        )

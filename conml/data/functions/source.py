@@ -53,9 +53,13 @@ class FunctionTasks:
         seed: int = 0,
     ):
         if dims < 1 or points < 2:
-            raise ConfigError(f"dataset.dims must be at least 1 and dataset.points at least 2, got {dims} and {points}.")
+            raise ConfigError(
+                f"dataset.dims must be at least 1 and dataset.points at least 2, got {dims} and {points}."
+            )
         if not 1 <= queries < points:
-            raise ConfigError(f"dataset.queries must lie in [1, {points - 1}] (fewer than dataset.points={points}), got {queries}.")
+            raise ConfigError(
+                f"dataset.queries must lie in [1, {points - 1}] (fewer than dataset.points={points}), got {queries}."
+            )
         if meta_batch_size < 1:
             raise ConfigError(f"dataset.meta_batch_size must be positive, got {meta_batch_size}.")
         self.functions, self.dims, self.points, self.curriculum = functions, dims, points, curriculum
@@ -69,7 +73,9 @@ class FunctionTasks:
             return self.dims, self.points
         return self.curriculum.at(step, self.dims, self.points)
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         if split == "train":
             x, y, probe = self._training_tasks(first, count)
         else:
@@ -90,7 +96,9 @@ class FunctionTasks:
         steps = range(first // size, (first + count - 1) // size + 1)
         drawn = [self._meta_batch(step) for step in steps]
         if len({x.shape for x, _, _ in drawn}) > 1:
-            raise ValueError(f"train tasks {first}..{first + count - 1} span a curriculum change; request one meta-batch at a time")
+            raise ValueError(
+                f"train tasks {first}..{first + count - 1} span a curriculum change; request one meta-batch at a time"
+            )
         start = first - steps[0] * size
         x = torch.cat([x for x, _, _ in drawn])[start : start + count]
         y = torch.cat([y for _, y, _ in drawn])[start : start + count]

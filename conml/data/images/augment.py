@@ -24,10 +24,19 @@ class Augmentation:
     flip, jitter 0.4). Jitter factors are uniform in [1 - s, 1 + s] and applied in that fixed order.
     """
 
-    def __init__(self, crop_padding: int = 8, flip: bool = True, brightness: float = 0.4, contrast: float = 0.4, saturation: float = 0.4):
+    def __init__(
+        self,
+        crop_padding: int = 8,
+        flip: bool = True,
+        brightness: float = 0.4,
+        contrast: float = 0.4,
+        saturation: float = 0.4,
+    ):
         strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
         if crop_padding < 0 or any(not 0.0 <= s <= 1.0 for s in strengths.values()):
-            raise ConfigError(f"dataset.augmentation: crop_padding must be >= 0 and jitter strengths in [0, 1], got crop_padding={crop_padding}, {strengths}.")
+            raise ConfigError(
+                f"dataset.augmentation: crop_padding must be >= 0 and jitter strengths in [0, 1], got crop_padding={crop_padding}, {strengths}."
+            )
         self.crop_padding, self.flip = crop_padding, flip
         self.strengths = np.array([brightness, contrast, saturation])
 

@@ -67,7 +67,12 @@ def prepare_hint(dataset: str, root: Path | str) -> str:
 def sha256_file(path: Path, progress: bool = False) -> str:
     digest = hashlib.sha256()
     size = path.stat().st_size
-    with open(path, "rb") as handle, tqdm(total=size, unit="B", unit_scale=True, desc=f"checksum {path.name}", disable=not progress, leave=False) as bar:
+    with (
+        open(path, "rb") as handle,
+        tqdm(
+            total=size, unit="B", unit_scale=True, desc=f"checksum {path.name}", disable=not progress, leave=False
+        ) as bar,
+    ):
         while chunk := handle.read(1 << 24):
             digest.update(chunk)
             bar.update(len(chunk))
@@ -100,15 +105,24 @@ class CacheWriter:
             partial.unlink(missing_ok=True)
             raise
         os.replace(partial, self.root / name)
-        self.splits[split] = {"file": name, "classes": list(class_names), "counts": [int(c) for c in counts], "images": total}
+        self.splits[split] = {
+            "file": name,
+            "classes": list(class_names),
+            "counts": [int(c) for c in counts],
+            "images": total,
+        }
         self.files[name] = {"bytes": (self.root / name).stat().st_size, "sha256": sha256_file(self.root / name)}
 
     def _fill(self, path: Path, split: str, total: int, images: Iterable[np.ndarray]) -> None:
-        array = np.lib.format.open_memmap(path, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, 3))
+        array = np.lib.format.open_memmap(
+            path, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, 3)
+        )
         written = 0
         for image in tqdm(images, total=total, desc=f"{self.dataset} {split}", unit="img"):
             if written == total:
-                raise DataError(f"{self.dataset} {split}: the source yields more than the {total} images its labels list.")
+                raise DataError(
+                    f"{self.dataset} {split}: the source yields more than the {total} images its labels list."
+                )
             array[written] = image
             written += 1
         if written != total:
@@ -141,14 +155,18 @@ def read_manifest(root: Path, dataset: str) -> dict:
     try:
         manifest = json.loads(path.read_text())
     except (json.JSONDecodeError, UnicodeDecodeError) as error:
-        raise DataError(f"{path} is not valid JSON ({error}); the preparation was interrupted or the file was edited. {prepare_hint(dataset, root)}") from None
+        raise DataError(
+            f"{path} is not valid JSON ({error}); the preparation was interrupted or the file was edited. {prepare_hint(dataset, root)}"
+        ) from None
     if manifest.get("format") != FORMAT or manifest.get("version") != VERSION:
         raise DataError(
             f"{path} is not a {FORMAT} manifest of version {VERSION} (found format={manifest.get('format')!r}, "
             f"version={manifest.get('version')!r}). {prepare_hint(dataset, root)}"
         )
     if manifest.get("dataset") != dataset:
-        raise DataError(f"{root} holds the prepared '{manifest.get('dataset')}' dataset, not '{dataset}'. Point dataset.root at the {dataset} folder.")
+        raise DataError(
+            f"{root} holds the prepared '{manifest.get('dataset')}' dataset, not '{dataset}'. Point dataset.root at the {dataset} folder."
+        )
     missing = [s for s in SPLITS if s not in manifest["splits"]]
     if missing:
         raise DataError(f"{path} lists no {', '.join(missing)} split. {prepare_hint(dataset, root)}")
@@ -173,7 +191,9 @@ def read_split(root: Path, dataset: str, split: str, verify: bool = True) -> Ima
             f"or was replaced. {prepare_hint(dataset, root)}"
         )
     if verify and sha256_file(path, progress=expected["bytes"] > 1 << 30) != expected["sha256"]:
-        raise DataError(f"{path} does not match its SHA-256 in {MANIFEST}: the file is damaged or was changed after preparation. {prepare_hint(dataset, root)}")
+        raise DataError(
+            f"{path} does not match its SHA-256 in {MANIFEST}: the file is damaged or was changed after preparation. {prepare_hint(dataset, root)}"
+        )
     try:
         images = np.load(path, mmap_mode="r")
     except (ValueError, OSError) as error:
@@ -181,7 +201,9 @@ def read_split(root: Path, dataset: str, split: str, verify: bool = True) -> Ima
     size = manifest["image_size"]
     shape = (entry["images"], size, size, 3)
     if images.dtype != np.uint8 or images.shape != shape or sum(entry["counts"]) != entry["images"]:
-        raise DataError(f"{path} holds {images.dtype} {images.shape}, but {MANIFEST} describes uint8 {shape}. {prepare_hint(dataset, root)}")
+        raise DataError(
+            f"{path} holds {images.dtype} {images.shape}, but {MANIFEST} describes uint8 {shape}. {prepare_hint(dataset, root)}"
+        )
     return ImageSplit(images, tuple(entry["classes"]), np.asarray(entry["counts"], dtype=np.int64))
 
 
@@ -192,6 +214,10 @@ def summarize(root: Path, standard: dict[str, tuple[int, int]]) -> str:
     for split in SPLITS:
         entry = manifest["splits"][split]
         classes, images = len(entry["classes"]), entry["images"]
-        note = "" if (classes, images) == standard[split] else f"  (the standard split has {standard[split][0]} classes, {standard[split][1]} images)"
+        note = (
+            ""
+            if (classes, images) == standard[split]
+            else f"  (the standard split has {standard[split][0]} classes, {standard[split][1]} images)"
+        )
         lines.append(f"  {split:>5}: {classes} classes, {images} images{note}")
     return "\n".join(lines)

@@ -49,7 +49,9 @@ def prepare_miniimagenet(source: Path, out: Path, workers: int = 1, image_size: 
         for split in SPLITS:
             _write_pickle_split(writer, pickles[split], split)
     else:
-        found = ", ".join(sorted(p.name for p in source.iterdir())[:12]) if source.is_dir() else "the folder does not exist"
+        found = (
+            ", ".join(sorted(p.name for p in source.iterdir())[:12]) if source.is_dir() else "the folder does not exist"
+        )
         raise DataError(f"{source} holds neither miniImageNet layout (found: {found}). Expected one of:\n{LAYOUTS}")
     writer.finish()
 
@@ -96,12 +98,19 @@ def _find_image(source: Path, split: str, filename: str, label: str) -> Path | N
 
 def _missing_images_message(source: Path, split: str, csv_path: Path, listed: int, missing: list[str]) -> str:
     """Why images the CSV names are not found: a partial download, or per-class folders of another release."""
-    where = f"{source / 'images'}/<filename>, {source / 'images'}/<label>/<filename> or {source / split}/<label>/<filename>"
+    where = (
+        f"{source / 'images'}/<filename>, {source / 'images'}/<label>/<filename> or {source / split}/<label>/<filename>"
+    )
     head = f"{len(missing)} of the {listed} images listed in {csv_path} are missing (e.g. {', '.join(missing[:3])}; looked for {where})"
-    class_folders = [p for base in (source / "images", source / split) if base.is_dir() for p in sorted(base.iterdir()) if p.is_dir()]
+    class_folders = [
+        p for base in (source / "images", source / split) if base.is_dir() for p in sorted(base.iterdir()) if p.is_dir()
+    ]
     if len(missing) < listed or not class_folders:
         return f"{head}: the download is partial. Unpack all images of the Ravi & Larochelle images.zip into {source / 'images'}."
-    example = next((f"{folder.name}/{files[0].name}" for folder in class_folders if (files := sorted(folder.iterdir()))), f"{class_folders[0].name}/")
+    example = next(
+        (f"{folder.name}/{files[0].name}" for folder in class_folders if (files := sorted(folder.iterdir()))),
+        f"{class_folders[0].name}/",
+    )
     return (
         f"{head}. {class_folders[0].parent} holds per-class folders (<wnid>/<file>, e.g. {example}), but none of them "
         "holds a file the split files name: this is another release of miniImageNet, whose images were selected or "
@@ -116,13 +125,17 @@ def _write_pickle_split(writer: CacheWriter, path: Path, split: str) -> None:
     data = require_keys(load_pickle(path), ("image_data", "class_dict"), path)
     images = np.asarray(data["image_data"])
     if images.dtype != np.uint8 or images.ndim != 4 or images.shape[3] != 3:
-        raise DataError(f"{path}: image_data is {images.dtype} {images.shape}, expected uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3].")
+        raise DataError(
+            f"{path}: image_data is {images.dtype} {images.shape}, expected uint8 [N, {IMAGE_SIZE}, {IMAGE_SIZE}, 3]."
+        )
     class_dict = {str(name): np.asarray(indices, dtype=np.int64) for name, indices in data["class_dict"].items()}
     classes = sorted(class_dict)
     for name in classes:
         indices = class_dict[name]
         if indices.size == 0 or indices.min() < 0 or indices.max() >= len(images):
-            raise DataError(f"{path}: class_dict['{name}'] holds indices outside image_data (which has {len(images)} images).")
+            raise DataError(
+                f"{path}: class_dict['{name}'] holds indices outside image_data (which has {len(images)} images)."
+            )
 
     def ordered() -> Iterator[np.ndarray]:
         for name in classes:

@@ -13,7 +13,16 @@ def load_pickle(path: Path) -> object:
     try:
         with open(path, "rb") as handle:
             return pickle.load(handle, encoding="latin1")
-    except (EOFError, pickle.UnpicklingError, ValueError, TypeError, AttributeError, ImportError, IndexError, MemoryError) as error:
+    except (
+        EOFError,
+        pickle.UnpicklingError,
+        ValueError,
+        TypeError,
+        AttributeError,
+        ImportError,
+        IndexError,
+        MemoryError,
+    ) as error:
         raise DataError(
             f"{path} cannot be unpickled ({type(error).__name__}: {error}). It is truncated or not the expected file; "
             "download or copy it again, then prepare the dataset again."
@@ -27,5 +36,7 @@ def require_keys(data: object, keys: tuple[str, ...], path: Path) -> dict:
     data = {(k.decode() if isinstance(k, bytes) else k): v for k, v in data.items()}
     missing = [k for k in keys if k not in data]
     if missing:
-        raise DataError(f"{path} lacks the key(s) {', '.join(missing)} (it has {', '.join(map(str, data))}); it is not the expected file.")
+        raise DataError(
+            f"{path} lacks the key(s) {', '.join(missing)} (it has {', '.join(map(str, data))}); it is not the expected file."
+        )
     return data

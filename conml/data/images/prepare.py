@@ -24,9 +24,18 @@ def main(dataset: str, argv: list[str] | None = None) -> None:
     )
     parser.add_argument("--source", type=Path, required=True, help="folder holding the downloaded files")
     default_out = Path(os.environ.get("CONML_DATA", "data")) / dataset
-    parser.add_argument("--out", type=Path, default=default_out, help=f"cache folder (default: {default_out}, under $CONML_DATA if set)")
-    parser.add_argument("--workers", type=int, default=os.cpu_count() or 1, help="processes decoding images (default: all cores)")
-    parser.add_argument("--image-size", type=int, default=IMAGE_SIZE, help="side of the square cached images (default: %(default)s, the benchmark's)")
+    parser.add_argument(
+        "--out", type=Path, default=default_out, help=f"cache folder (default: {default_out}, under $CONML_DATA if set)"
+    )
+    parser.add_argument(
+        "--workers", type=int, default=os.cpu_count() or 1, help="processes decoding images (default: all cores)"
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=IMAGE_SIZE,
+        help="side of the square cached images (default: %(default)s, the benchmark's)",
+    )
     args = parser.parse_args(argv)
     prepare = getattr(module, f"prepare_{dataset}")
     try:

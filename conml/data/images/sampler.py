@@ -24,9 +24,13 @@ class EpisodeShape:
     def check(self, counts: np.ndarray, where: str) -> None:
         """Raise if a split with these images per class cannot provide such episodes."""
         if min(self.ways, self.shots, self.queries) < 1:
-            raise ConfigError(f"{where}: ways, shots and queries must be positive, got {self.ways}, {self.shots}, {self.queries}.")
+            raise ConfigError(
+                f"{where}: ways, shots and queries must be positive, got {self.ways}, {self.shots}, {self.queries}."
+            )
         if self.ways > len(counts):
-            raise ConfigError(f"{where}: {self.ways}-way episodes need {self.ways} classes, but the split has {len(counts)}.")
+            raise ConfigError(
+                f"{where}: {self.ways}-way episodes need {self.ways} classes, but the split has {len(counts)}."
+            )
         if self.shots + self.queries > counts.min():
             raise ConfigError(
                 f"{where}: {self.shots} shots + {self.queries} queries per class need {self.shots + self.queries} images "
@@ -44,7 +48,9 @@ class EpisodeIndices:
     query_labels: np.ndarray
 
 
-def draw_episode(rng: np.random.Generator, offsets: np.ndarray, counts: np.ndarray, shape: EpisodeShape) -> EpisodeIndices:
+def draw_episode(
+    rng: np.random.Generator, offsets: np.ndarray, counts: np.ndarray, shape: EpisodeShape
+) -> EpisodeIndices:
     """One episode: distinct classes, distinct images per class, labels remapped, examples shuffled.
 
     Label j names the j-th drawn class, so the class-to-label map is a fresh random one in every

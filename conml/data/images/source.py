@@ -79,7 +79,9 @@ class FewShotImages:
         base = self.train_shape if split == "train" else EpisodeShape(self.ways, self.shots, self.queries)
         return EpisodeShape(base.ways, shots or base.shots, queries or base.queries)
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         shape = self._shape(split, shots, queries)
         data = self.splits[split]
         if shots or queries:
@@ -115,5 +117,7 @@ class FewShotImages:
         if split not in self._stored:
             images = self.splits[split].images
             synthetic = isinstance(images, SyntheticImages)  # drawn on the device: nothing to copy
-            self._stored[split] = images.to(self.device) if synthetic else torch.from_numpy(np.array(images)).to(self.device)
+            self._stored[split] = (
+                images.to(self.device) if synthetic else torch.from_numpy(np.array(images)).to(self.device)
+            )
         return self._stored[split][torch.from_numpy(indices).to(self.device)]

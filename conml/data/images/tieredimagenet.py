@@ -52,7 +52,9 @@ def _write_split(writer: CacheWriter, folder: Path, split: str, workers: int) ->
     encoded = load_pickle(images_path)
     if not isinstance(encoded, (list, tuple, np.ndarray)) or len(encoded) != len(labels):
         size = len(encoded) if hasattr(encoded, "__len__") else "no"
-        raise DataError(f"{images_path} holds {size} images but {labels_path} labels {len(labels)}; the two files do not belong together.")
+        raise DataError(
+            f"{images_path} holds {size} images but {labels_path} labels {len(labels)}; the two files do not belong together."
+        )
     classes, counts = np.unique(labels, return_counts=True)
     names = _class_names(label_data, classes)
     # Images are written class by class; a stable sort keeps each class in its original order.

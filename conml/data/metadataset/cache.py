@@ -71,7 +71,9 @@ class SourceCache:
             )
         images = np.load(images_path, mmap_mode="r")
         if images.shape != (index["total"], image_size, image_size, 3) or images.dtype != np.uint8:
-            raise DataError(f"{images_path} has shape {images.shape} ({images.dtype}) but its index expects {index['total']} images; rebuild it with `{PREPARE_COMMAND}`.")
+            raise DataError(
+                f"{images_path} has shape {images.shape} ({images.dtype}) but its index expects {index['total']} images; rebuild it with `{PREPARE_COMMAND}`."
+            )
         classes = {int(c): (int(start), int(count)) for c, (start, count) in index["classes"].items()}
         return cls(
             name=source,
@@ -126,7 +128,9 @@ def _bilinear_taps(length: int, size: int) -> tuple[np.ndarray, np.ndarray, np.n
     return low, high, position - low.astype(np.float32)
 
 
-def build_cache(spec: SourceSpec, root: Path, image_size: int, max_per_class: int | None = None, seed: int = 0, workers: int = 1) -> Path:
+def build_cache(
+    spec: SourceSpec, root: Path, image_size: int, max_per_class: int | None = None, seed: int = 0, workers: int = 1
+) -> Path:
     """Decode, resize (`resize_like_metadataset`) and store one source; returns the index path.
 
     `max_per_class` keeps a seeded random subset of the larger classes (Quick Draw has ~140k images
@@ -169,7 +173,9 @@ def build_cache(spec: SourceSpec, root: Path, image_size: int, max_per_class: in
     return index_path
 
 
-def _write_images(spec: SourceSpec, partial: Path, image_size: int, max_per_class: int | None, seed: int, workers: int) -> tuple[int, dict]:
+def _write_images(
+    spec: SourceSpec, partial: Path, image_size: int, max_per_class: int | None, seed: int, workers: int
+) -> tuple[int, dict]:
     """Fill `partial` with every kept image, class by class; returns the row count and {class: [first row, count]}."""
     jobs, classes, row = [], {}, 0
     for class_id in spec.classes:

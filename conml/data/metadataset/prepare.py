@@ -28,7 +28,15 @@ def default_out() -> Path:
     return Path(os.environ.get("CONML_DATA") or "data") / "metadataset"
 
 
-def prepare(records: Path, out: Path, image_size: int, sources: list[str], max_per_class: int | None, workers: int, splits: Path | None) -> list[Path]:
+def prepare(
+    records: Path,
+    out: Path,
+    image_size: int,
+    sources: list[str],
+    max_per_class: int | None,
+    workers: int,
+    splits: Path | None,
+) -> list[Path]:
     """Build the cache of every requested source found under `records`; returns the index files written."""
     found = [name for name in sources if (records / name / "dataset_spec.json").is_file()]
     if not found:
@@ -51,14 +59,36 @@ def prepare(records: Path, out: Path, image_size: int, sources: list[str], max_p
 
 def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--records", type=Path, required=True, help="folder of converted Meta-Dataset records (one sub-folder per source)")
-    parser.add_argument("--out", type=Path, default=default_out(), help=f"cache root, dataset.root of the configs (default: {default_out()}, under $CONML_DATA if set)")
-    parser.add_argument("--image-size", type=int, default=84, help="84 for Conv/ResNet-18 at Meta-Dataset's size, 126 for CNAPs-style backbones at that size")
+    parser.add_argument(
+        "--records",
+        type=Path,
+        required=True,
+        help="folder of converted Meta-Dataset records (one sub-folder per source)",
+    )
+    parser.add_argument(
+        "--out",
+        type=Path,
+        default=default_out(),
+        help=f"cache root, dataset.root of the configs (default: {default_out()}, under $CONML_DATA if set)",
+    )
+    parser.add_argument(
+        "--image-size",
+        type=int,
+        default=84,
+        help="84 for Conv/ResNet-18 at Meta-Dataset's size, 126 for CNAPs-style backbones at that size",
+    )
     parser.add_argument("--sources", nargs="+", default=list(ALL_SOURCES), choices=ALL_SOURCES, metavar="SOURCE")
-    parser.add_argument("--max-per-class", type=int, default=None, help="keep at most this many images of a class (seeded subset; e.g. for quickdraw)")
+    parser.add_argument(
+        "--max-per-class",
+        type=int,
+        default=None,
+        help="keep at most this many images of a class (seeded subset; e.g. for quickdraw)",
+    )
     parser.add_argument("--workers", type=int, default=1, help="processes decoding class files in parallel")
     parser.add_argument(
-        "--splits", type=Path, default=None,
+        "--splits",
+        type=Path,
+        default=None,
         help="Meta-Dataset's dataset_conversion/splits folder: check each source's class names per split against its "
         "<source>_splits.json; omniglot and ilsvrc_2012 have no split file and are checked against the "
         "dataset_specs/ shipped beside it, or by split sizes where that folder is absent",

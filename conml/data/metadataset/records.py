@@ -44,7 +44,9 @@ class RecordIndex:
 def index_records(path: Path) -> RecordIndex:
     """Offsets of the records of `path`, checked against each record's own length field."""
     if not path.is_file():
-        raise DataError(f"{path} does not exist; the dataset_spec.json beside it lists this class. Re-run the conversion for this source.")
+        raise DataError(
+            f"{path} does not exist; the dataset_spec.json beside it lists this class. Re-run the conversion for this source."
+        )
     with tempfile.TemporaryDirectory() as scratch, contextlib.redirect_stdout(io.StringIO()):
         index_file = Path(scratch) / "records.tfindex"
         create_index(str(path), str(index_file))
@@ -60,11 +62,17 @@ def index_records(path: Path) -> RecordIndex:
             header = handle.read(8)
             length = struct.unpack("<Q", header)[0] if len(header) == 8 else -1
             if length + FRAMING_BYTES != size:
-                raise _bad(path, int(offset), f"its length field says {length} bytes but only {size - FRAMING_BYTES} follow (truncated or corrupt)")
+                raise _bad(
+                    path,
+                    int(offset),
+                    f"its length field says {length} bytes but only {size - FRAMING_BYTES} follow (truncated or corrupt)",
+                )
     return index
 
 
-def read_class_images(path: Path, class_id: int, expected: int, keep: np.ndarray | None = None) -> Iterator[tuple[int, Image.Image]]:
+def read_class_images(
+    path: Path, class_id: int, expected: int, keep: np.ndarray | None = None
+) -> Iterator[tuple[int, Image.Image]]:
     """(position, decoded RGB image) for the records of one class file, in file order.
 
     `expected` is the record count dataset_spec.json gives; `keep` (positions) limits decoding to

@@ -53,7 +53,9 @@ class EpisodeSettings:
             if value is not None and value < 1:
                 raise ConfigError(f"dataset.{name} must be at least 1 (or null for variable), got {value}.")
         if not 2 <= self.min_ways <= self.max_ways:
-            raise ConfigError(f"dataset.min_ways and dataset.max_ways must satisfy 2 <= min_ways <= max_ways, got {self.min_ways} and {self.max_ways}.")
+            raise ConfigError(
+                f"dataset.min_ways and dataset.max_ways must satisfy 2 <= min_ways <= max_ways, got {self.min_ways} and {self.max_ways}."
+            )
 
 
 @dataclass(frozen=True)
@@ -82,7 +84,9 @@ def sample_composition(
         queries = settings.queries
     elif shots is None:
         if images.min() < 2:
-            raise DataError(f"{where}: every class needs at least 2 images for variable-shot episodes; a drawn class has {images.min()}.")
+            raise DataError(
+                f"{where}: every class needs at least 2 images for variable-shot episodes; a drawn class has {images.min()}."
+            )
         queries = int(min(settings.max_num_query, (images // 2).min()))
     else:
         queries = int(min(settings.max_num_query, images.min() - shots))
@@ -94,7 +98,9 @@ def sample_composition(
         support = _support_per_class(rng, images, remaining, size, settings)
     query = np.full(len(chosen), queries)
     if queries < 1 or (support + query > images).any():
-        raise DataError(f"{where}: a drawn class has too few images for {settings.shots} support and {settings.queries} query examples.")
+        raise DataError(
+            f"{where}: a drawn class has too few images for {settings.shots} support and {settings.queries} query examples."
+        )
     return Composition(np.asarray(chosen), support.astype(np.int64), query.astype(np.int64))
 
 
@@ -103,12 +109,16 @@ def _choose_classes(rng, settings, classes, counts, ontology, groups, where) -> 
         need = (settings.shots or 1) + (settings.queries or 1)
         eligible = [c for c in classes if counts[c] >= need]
         if len(eligible) < settings.ways:
-            raise DataError(f"{where}: {settings.ways}-way episodes need {settings.ways} classes with at least {need} images; there are {len(eligible)}.")
+            raise DataError(
+                f"{where}: {settings.ways}-way episodes need {settings.ways} classes with at least {need} images; there are {len(eligible)}."
+            )
         return list(rng.choice(eligible, settings.ways, replace=False))
     if settings.use_ontology and ontology == "dag":
         nodes = [g for g in groups if settings.min_ways <= len(g) <= MAX_SPANNING_LEAVES_ELIGIBLE]
         if not nodes:
-            raise DataError(f"{where}: no WordNet node spans between {settings.min_ways} and {MAX_SPANNING_LEAVES_ELIGIBLE} classes.")
+            raise DataError(
+                f"{where}: no WordNet node spans between {settings.min_ways} and {MAX_SPANNING_LEAVES_ELIGIBLE} classes."
+            )
         leaves = nodes[rng.integers(len(nodes))]
         if len(leaves) > settings.max_ways:
             return list(rng.choice(leaves, settings.max_ways, replace=False))
@@ -116,7 +126,9 @@ def _choose_classes(rng, settings, classes, counts, ontology, groups, where) -> 
     if settings.use_ontology and ontology == "bilevel":
         small = [len(g) for g in groups if len(g) < settings.min_ways]
         if small or not groups:
-            raise DataError(f"{where}: every superclass needs at least min_ways={settings.min_ways} classes (found sizes {small}).")
+            raise DataError(
+                f"{where}: every superclass needs at least min_ways={settings.min_ways} classes (found sizes {small})."
+            )
         members = groups[rng.integers(len(groups))]
         ways = _uniform_ways(rng, settings, len(members), where)
         return list(rng.choice(members, ways, replace=False))
@@ -132,14 +144,18 @@ def _uniform_ways(rng, settings, available: int, where: str) -> int:
 
 def _support_set_size(rng, remaining: np.ndarray, settings: EpisodeSettings) -> int:
     if settings.max_support_set_size < len(remaining):
-        raise ConfigError(f"dataset.max_support_set_size={settings.max_support_set_size} is smaller than the {len(remaining)} ways of an episode.")
+        raise ConfigError(
+            f"dataset.max_support_set_size={settings.max_support_set_size} is smaller than the {len(remaining)} ways of an episode."
+        )
     beta = rng.uniform()
     contributions = np.minimum(settings.max_support_size_contrib_per_class, remaining)
     # floor(beta * c + 1) with beta in [0, 1) is ceil(beta' * c) with beta' in (0, 1]: at least one per class.
     return int(min(np.floor(beta * contributions + 1).sum(), settings.max_support_set_size))
 
 
-def _support_per_class(rng, images: np.ndarray, remaining: np.ndarray, size: int, settings: EpisodeSettings) -> np.ndarray:
+def _support_per_class(
+    rng, images: np.ndarray, remaining: np.ndarray, size: int, settings: EpisodeSettings
+) -> np.ndarray:
     if remaining.min() < 1:
         raise DataError("A drawn class has no images left for its support set after the query set.")
     weights = images * np.exp(rng.uniform(settings.min_log_weight, settings.max_log_weight, size=images.shape))

@@ -69,10 +69,21 @@ class MetaDataset:
         names = (*sources, *(test_sources or ()))
         unknown = sorted(set(names) - set(ALL_SOURCES))
         if unknown or not sources:
-            raise ConfigError(f"dataset.sources must be a non-empty list of Meta-Dataset sources {list(ALL_SOURCES)}; got unknown {unknown}.")
+            raise ConfigError(
+                f"dataset.sources must be a non-empty list of Meta-Dataset sources {list(ALL_SOURCES)}; got unknown {unknown}."
+            )
         self.settings = EpisodeSettings(
-            ways, shots, queries, min_ways, max_ways, max_num_query, max_support_set_size,
-            max_support_size_contrib_per_class, min_log_weight, max_log_weight, use_ontology,
+            ways,
+            shots,
+            queries,
+            min_ways,
+            max_ways,
+            max_num_query,
+            max_support_set_size,
+            max_support_size_contrib_per_class,
+            min_log_weight,
+            max_log_weight,
+            use_ontology,
         )
         self.train_settings = replace(
             self.settings,
@@ -80,21 +91,30 @@ class MetaDataset:
             max_support_set_size=train_max_support_set_size or max_support_set_size,
         )
         self.root, self.image_size, self.seed = Path(root), image_size, seed
-        self.device = torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+        self.device = (
+            torch.device("cuda" if torch.cuda.is_available() else "cpu") if device == "auto" else torch.device(device)
+        )
         self.sources = tuple(sources)
         self.test_sources = tuple(test_sources) if test_sources is not None else self.sources
         if synthetic:
-            self.caches = {name: synthetic_source(name, image_size, seed) for name in dict.fromkeys((*self.sources, *self.test_sources))}
+            self.caches = {
+                name: synthetic_source(name, image_size, seed)
+                for name in dict.fromkeys((*self.sources, *self.test_sources))
+            }
         else:
             self.caches = self._open_caches(tuple(test_sources or ()))
         if not any(self.caches[name].split_classes["train"] for name in self.sources):
-            raise ConfigError(f"None of dataset.sources {list(self.sources)} has training classes; traffic_sign and mscoco are test-only sources.")
+            raise ConfigError(
+                f"None of dataset.sources {list(self.sources)} has training classes; traffic_sign and mscoco are test-only sources."
+            )
 
     def _open_caches(self, test_sources: tuple[str, ...]) -> dict[str, SourceCache]:
         """The cache of every source named in `sources` or `test_sources`; missing ones are named with the key that lists them."""
         keys = (("sources", self.sources), ("test_sources", test_sources))
         listed = {name: [key for key, names in keys if name in names] for name in (*self.sources, *self.test_sources)}
-        missing = [name for name in listed if not all(path.is_file() for path in cache_files(self.root, name, self.image_size))]
+        missing = [
+            name for name in listed if not all(path.is_file() for path in cache_files(self.root, name, self.image_size))
+        ]
         if missing:
             raise DataError(self._missing_message(missing, listed))
         return {name: SourceCache.open(self.root, name, self.image_size) for name in listed}
@@ -110,7 +130,9 @@ class MetaDataset:
             f"Build the missing sources once from the converted records with `{PREPARE_COMMAND}` (see "
             "docs/datasets_metadataset.md), or set dataset.root to where they were built"
         )
-        prepared = [name for name in ALL_SOURCES if all(p.is_file() for p in cache_files(self.root, name, self.image_size))]
+        prepared = [
+            name for name in ALL_SOURCES if all(p.is_file() for p in cache_files(self.root, name, self.image_size))
+        ]
         if not any("sources" in listed[name] for name in missing):
             tested = [name for name in self.test_sources if name in prepared]
             message += (
@@ -119,7 +141,9 @@ class MetaDataset:
                 "the training sources)"
             )
         elif prepared:
-            message += f", or list only prepared sources ({', '.join(prepared)}) in dataset.sources and dataset.test_sources"
+            message += (
+                f", or list only prepared sources ({', '.join(prepared)}) in dataset.sources and dataset.test_sources"
+            )
         return message + "."
 
     @property
@@ -130,20 +154,30 @@ class MetaDataset:
         """One fixed test set per test source, as Meta-Dataset reports results per source."""
         return {name: OneSource(self, name) for name in self.test_sources}
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         names = self.test_sources if split == "test" else self.sources
         return self.sample_from(names, split, first, count, shots, queries)
 
-    def sample_from(self, names: tuple[str, ...], split: str, first: int, count: int, shots: int | None, queries: int | None) -> EpisodeBatch:
+    def sample_from(
+        self, names: tuple[str, ...], split: str, first: int, count: int, shots: int | None, queries: int | None
+    ) -> EpisodeBatch:
         """Tasks first..first+count-1 of `split`, each from one of the sources `names` that have classes in it."""
         if split not in SPLITS:
             raise ValueError(f"unknown split '{split}'; expected one of {list(SPLITS)}")
         pool = tuple(n for n in names if self.caches[n].split_classes[split])
         if not pool:
-            raise ConfigError(f"None of the Meta-Dataset sources {list(names)} has {split} classes (traffic_sign and mscoco have no training classes).")
+            raise ConfigError(
+                f"None of the Meta-Dataset sources {list(names)} has {split} classes (traffic_sign and mscoco have no training classes)."
+            )
         settings = self.train_settings if split == "train" else self.settings
         if shots is not None or queries is not None:
-            settings = replace(settings, shots=shots if shots is not None else settings.shots, queries=queries if queries is not None else settings.queries)
+            settings = replace(
+                settings,
+                shots=shots if shots is not None else settings.shots,
+                queries=queries if queries is not None else settings.queries,
+            )
         episodes = [self._episode(pool, split, first + i, settings) for i in range(count)]
         support = self._pad([e[0] for e in episodes])
         query = self._pad([e[1] for e in episodes])
@@ -159,7 +193,14 @@ class MetaDataset:
         mask = np.arange(longest)[None, :] < np.array(sizes)[:, None]
         for i, (images, labels) in enumerate(tasks):
             pixels[i, : len(labels)], y[i, : len(labels)] = images, labels
-        x = torch.from_numpy(pixels).to(self.device, non_blocking=True).permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
+        x = (
+            torch.from_numpy(pixels)
+            .to(self.device, non_blocking=True)
+            .permute(0, 1, 4, 2, 3)
+            .float()
+            .div_(127.5)
+            .sub_(1.0)
+        )
         to_device = lambda a: torch.from_numpy(a).to(self.device, non_blocking=True)  # noqa: E731
         return Tasks(x, to_device(y), None if min(sizes) == longest else to_device(mask))
 
@@ -167,10 +208,14 @@ class MetaDataset:
         rng = episode_rng(self.seed, split, index)
         cache = self.caches[pool[rng.integers(len(pool))]]
         where = f"Meta-Dataset source '{cache.name}', {split} split"
-        plan = sample_composition(rng, settings, cache.split_classes[split], cache.counts, cache.ontology, cache.groups[split], where)
+        plan = sample_composition(
+            rng, settings, cache.split_classes[split], cache.counts, cache.ontology, cache.groups[split], where
+        )
         support_rows, query_rows, support_labels, query_labels = [], [], [], []
         for label, (class_id, n_support, n_query) in enumerate(zip(plan.classes, plan.support, plan.query)):
-            rows = cache.starts[int(class_id)] + rng.choice(cache.counts[int(class_id)], n_support + n_query, replace=False)
+            rows = cache.starts[int(class_id)] + rng.choice(
+                cache.counts[int(class_id)], n_support + n_query, replace=False
+            )
             support_rows.append(rows[:n_support])
             query_rows.append(rows[n_support:])
             support_labels.append(np.full(n_support, label))
@@ -192,11 +237,15 @@ class OneSource:
     def shots(self) -> Optional[int]:
         return self.parent.shots
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         return self.parent.sample_from((self.name,), split, first, count, shots, queries)
 
 
-def _examples(images: np.ndarray, rows: np.ndarray, labels: np.ndarray, rng: np.random.Generator) -> tuple[np.ndarray, np.ndarray]:
+def _examples(
+    images: np.ndarray, rows: np.ndarray, labels: np.ndarray, rng: np.random.Generator
+) -> tuple[np.ndarray, np.ndarray]:
     """uint8 images [n, S, S, 3] and labels, shuffled so that no learner can read a label off a position."""
     order = rng.permutation(len(rows))
     rows, labels = rows[order], labels[order]

@@ -75,7 +75,9 @@ def load_spec(directory: Path) -> SourceSpec:
     try:
         split_classes, images, names, ontology, groups = reader(raw)
     except (KeyError, TypeError, ValueError) as error:
-        raise DataError(f"{path} lacks or has a malformed field of a {kind} ({type(error).__name__}: {error}).") from None
+        raise DataError(
+            f"{path} lacks or has a malformed field of a {kind} ({type(error).__name__}: {error})."
+        ) from None
     missing = [c for ids in split_classes.values() for c in ids if c not in images]
     if missing:
         raise DataError(f"{path}: images_per_class has no count for class id(s) {missing[:10]}.")
@@ -100,7 +102,7 @@ def _bilevel(raw: dict):
     split_classes, groups, first_superclass = {}, {}, 0
     for split, key in SPLIT_NAMES.items():
         count = int(raw["superclasses_per_split"][key])
-        groups[split] = tuple(groups_of[first_superclass:first_superclass + count])
+        groups[split] = tuple(groups_of[first_superclass : first_superclass + count])
         split_classes[split] = tuple(c for group in groups[split] for c in group)
         first_superclass += count
     return split_classes, _image_counts(raw["images_per_class"]), _int_keys(raw["class_names"]), "bilevel", groups
@@ -156,7 +158,11 @@ def _no_groups() -> dict[str, tuple]:
     return {split: () for split in SPLIT_NAMES}
 
 
-_READERS = {"DatasetSpecification": _flat, "BiLevelDatasetSpecification": _bilevel, "HierarchicalDatasetSpecification": _hierarchical}
+_READERS = {
+    "DatasetSpecification": _flat,
+    "BiLevelDatasetSpecification": _bilevel,
+    "HierarchicalDatasetSpecification": _hierarchical,
+}
 
 
 # Sources whose split the conversion fixes in code rather than in a <source>_splits.json, and the
@@ -190,7 +196,9 @@ def check_splits(spec: SourceSpec, splits_folder: Path) -> str:
         _compare_class_names(spec, _official_spec_names(shipped), shipped)
         return f"no split file exists for {spec.name} (its split is fixed in the conversion code); class names of every split match {shipped}"
     unit, sizes = SPLITS_IN_CODE[spec.name]
-    ours = {split: len(spec.groups[split]) if unit == "alphabets" else len(spec.split_classes[split]) for split in sizes}
+    ours = {
+        split: len(spec.groups[split]) if unit == "alphabets" else len(spec.split_classes[split]) for split in sizes
+    }
     if ours != sizes:
         raise DataError(
             f"{spec.directory / 'dataset_spec.json'} has {_sizes(ours)} {unit} per train/val/test split, but Meta-Dataset's "
@@ -214,7 +222,9 @@ def check_official_splits(spec: SourceSpec, splits_file: Path) -> None:
         official = json.loads(splits_file.read_text())
     except (OSError, json.JSONDecodeError) as error:
         raise DataError(f"Cannot read the class splits {splits_file} ({type(error).__name__}: {error}).") from None
-    _compare_class_names(spec, {split: set(official.get(key, [])) for split, key in OFFICIAL_SPLIT_KEYS.items()}, splits_file)
+    _compare_class_names(
+        spec, {split: set(official.get(key, [])) for split, key in OFFICIAL_SPLIT_KEYS.items()}, splits_file
+    )
 
 
 def _official_spec_names(path: Path) -> dict[str, set[str]]:
@@ -223,7 +233,9 @@ def _official_spec_names(path: Path) -> dict[str, set[str]]:
         raw = json.loads(path.read_text())
         split_classes, _, names, _, _ = _READERS[raw["__class__"]](raw)
     except (OSError, json.JSONDecodeError, KeyError, TypeError, ValueError) as error:
-        raise DataError(f"Cannot read the Meta-Dataset specification {path} ({type(error).__name__}: {error}).") from None
+        raise DataError(
+            f"Cannot read the Meta-Dataset specification {path} ({type(error).__name__}: {error})."
+        ) from None
     return {split: {names[c] for c in ids} for split, ids in split_classes.items()}
 
 

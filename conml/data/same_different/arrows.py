@@ -48,7 +48,9 @@ def draw_arrow(image: np.ndarray, arrow: Arrow, centre: np.ndarray) -> None:
     up, down = regular_vertices(3, r, 180), regular_vertices(3, r, 0)  # tip up / tip down
     top_origin, bottom_origin = np.array([cx, int(cy - 2 * r)]), np.array([cx, int(cy + 2 * r)])
     # The shaft joins the normal heads' facing sides, whichever head types are drawn.
-    shaft = np.array([_bounding_midpoint(up + top_origin, bottom=True), _bounding_midpoint(down + bottom_origin, bottom=False)])
+    shaft = np.array(
+        [_bounding_midpoint(up + top_origin, bottom=True), _bounding_midpoint(down + bottom_origin, bottom=False)]
+    )
     top = down + [cx, int(top_origin[1] - r / 2)] if arrow.top_inverted else up + top_origin
     bottom = up + [cx, int(bottom_origin[1] + r / 2) + 1] if arrow.bottom_inverted else down + bottom_origin
     centre = np.array([cx, cy])

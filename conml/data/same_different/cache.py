@@ -40,7 +40,7 @@ def check_version(root: Path, manifest: dict) -> None:
             f"The same-different cache at {root} holds stimuli of version {found}, but this code draws version {VERSION} "
             "(the section 'Cache versions' of docs/same_different.md says what changed), so its episodes are not the ones "
             f"a run would draw. Delete that folder and rebuild it with `{PREPARE}` (or build a new one elsewhere with "
-            f"`{PREPARE} ARGS=\"--root <folder>\"` and set dataset.root=<folder>), or set dataset.cached=false to draw "
+            f'`{PREPARE} ARGS="--root <folder>"` and set dataset.root=<folder>), or set dataset.cached=false to draw '
             "the episodes on the fly."
         )
 
@@ -62,7 +62,9 @@ def write_manifest(root: Path, seed: int, queries: int) -> None:
     path.write_text(json.dumps(wanted, indent=2))
 
 
-def write_episodes(root: Path, task: str, support: int, split: str, episodes: Iterable[tuple[np.ndarray, np.ndarray]], count: int) -> None:
+def write_episodes(
+    root: Path, task: str, support: int, split: str, episodes: Iterable[tuple[np.ndarray, np.ndarray]], count: int
+) -> None:
     """Stream `count` episodes (images, labels) into one (task, support size, split) file pair.
 
     The files are written under a temporary name and renamed when complete, so an interrupted run

@@ -84,7 +84,9 @@ class SameDifferentEpisodes:
         self._cache = EpisodeCache(root, seed, queries, self.episodes) if cached else None
         self._generators: dict[str, EpisodeImages] = {}
         if not cached:
-            self._generators = {t: ObjectPairs(objects_root, seed) if t == NATURALISTIC else ShapeTask(t) for t in tasks}
+            self._generators = {
+                t: ObjectPairs(objects_root, seed) if t == NATURALISTIC else ShapeTask(t) for t in tasks
+            }
 
     # -- addressing ----------------------------------------------------------------------------
     def address(self, tasks: list[str], split: str, index: int, shots: int | None = None) -> tuple[str, int, int]:
@@ -100,7 +102,9 @@ class SameDifferentEpisodes:
         return {task: TaskTestSet(self, task) for task in self.tasks["test"]}
 
     # -- episodes ------------------------------------------------------------------------------
-    def generate(self, task: str, support: int, split: str, episode: int, queries: int | None = None) -> tuple[np.ndarray, np.ndarray]:
+    def generate(
+        self, task: str, support: int, split: str, episode: int, queries: int | None = None
+    ) -> tuple[np.ndarray, np.ndarray]:
         """Images uint8 [support + queries, 128, 128, 3] and labels uint8 of one episode, drawn afresh."""
         queries = self.queries if queries is None else queries
         stream = np.random.SeedSequence([self.seed, SPLITS.index(split), ALL_TASKS.index(task), support, episode])
@@ -114,13 +118,19 @@ class SameDifferentEpisodes:
         if self._cache is None:
             return self.generate(task, support, split, episode, queries)
         if queries != self.queries:
-            raise ConfigError(f"The episode cache holds {self.queries} queries per episode; set dataset.cached=false to draw {queries}.")
+            raise ConfigError(
+                f"The episode cache holds {self.queries} queries per episode; set dataset.cached=false to draw {queries}."
+            )
         return self._cache.episode(task, support, split, episode)
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         return self.draw(self.tasks[split], split, first, count, shots, queries)
 
-    def draw(self, tasks: list[str], split: str, first: int, count: int, shots: int | None, queries: int | None) -> EpisodeBatch:
+    def draw(
+        self, tasks: list[str], split: str, first: int, count: int, shots: int | None, queries: int | None
+    ) -> EpisodeBatch:
         """Episodes `first .. first + count - 1` of `split`, interleaving `tasks`."""
         queries = self.queries if queries is None else queries
         if queries < 2 or queries % 2:
@@ -140,8 +150,14 @@ class SameDifferentEpisodes:
         labels = torch.from_numpy(np.stack([d[1] for d in drawn])).long()
         x = images.permute(0, 1, 4, 2, 3).float().div_(127.5).sub_(1.0)
         support = sizes[0]
-        info = {"tasks": [task for task, _, _ in addresses], "support_size": support, "episodes": [e for _, _, e in addresses]}
-        return EpisodeBatch(Tasks(x[:, :support], labels[:, :support]), Tasks(x[:, support:], labels[:, support:]), info=info)
+        info = {
+            "tasks": [task for task, _, _ in addresses],
+            "support_size": support,
+            "episodes": [e for _, _, e in addresses],
+        }
+        return EpisodeBatch(
+            Tasks(x[:, :support], labels[:, :support]), Tasks(x[:, support:], labels[:, support:]), info=info
+        )
 
 
 class TaskTestSet:
@@ -151,5 +167,7 @@ class TaskTestSet:
         self.source, self.task = source, task
         self.kind, self.shots = source.kind, source.shots
 
-    def sample(self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None) -> EpisodeBatch:
+    def sample(
+        self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None
+    ) -> EpisodeBatch:
         return self.source.draw([self.task], split, first, count, shots, queries)

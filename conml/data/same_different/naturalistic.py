@@ -28,12 +28,18 @@ class ObjectPairs:
     def __init__(self, root: str | Path, seed: int = 0, object_size: int = 50):
         self.root, self.object_size = Path(root), object_size
         self._resized: dict[Path, Image.Image] = {}
-        files = sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if self.root.is_dir() else []
+        files = (
+            sorted(p for p in self.root.iterdir() if p.suffix.lower() in IMAGE_SUFFIXES) if self.root.is_dir() else []
+        )
         order = np.random.default_rng(np.random.SeedSequence([seed, 0x0B1EC7])).permutation(len(files))
         cuts = np.cumsum([int(round(f * len(files))) for f in SPLIT_FRACTIONS[:-1]])
         self.pools = {split: [files[i] for i in part] for split, part in zip(SPLITS, np.split(order, cuts))}
         if min(len(pool) for pool in self.pools.values()) < 2:
-            found = f"it holds {len(files)} image files ({', '.join(IMAGE_SUFFIXES)})" if self.root.is_dir() else "that folder does not exist"
+            found = (
+                f"it holds {len(files)} image files ({', '.join(IMAGE_SUFFIXES)})"
+                if self.root.is_dir()
+                else "that folder does not exist"
+            )
             raise DataError(
                 f"The naturalistic same-different task needs a folder of object photographs at {self.root}, "
                 f"with at least 14 images so that each of the train/val/test pools (70/15/15% of the objects) "

@@ -52,7 +52,9 @@ def _clipped(start: list[int], end: list[int], canvas: tuple[int, int]) -> bool:
     return not codes[0] | codes[1]
 
 
-def _fixed_point_line(start: tuple[int, int], end: tuple[int, int], canvas: tuple[int, int]) -> tuple[np.ndarray, np.ndarray]:
+def _fixed_point_line(
+    start: tuple[int, int], end: tuple[int, int], canvas: tuple[int, int]
+) -> tuple[np.ndarray, np.ndarray]:
     """Pixels of the 8-connected outline edge between two fixed-point points, clipped to the
     canvas: one pixel per step along the major axis from the rounded start, the minor
     coordinate advanced by a truncated fixed-point slope, plus the rounded end point."""
