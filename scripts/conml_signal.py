@@ -3,7 +3,8 @@
     python scripts/conml_signal.py --out docs/results/conml_signal.json [--seeds 0,1,2] [--image-tasks 8]
     python scripts/conml_signal.py --table docs/results/conml_signal.json   # print the Markdown table again
 
-Prints progress with an ETA, writes the JSON, and prints the Markdown table the doc holds.
+Prints progress with an ETA, writes the JSON after every case (a rerun skips the cases it holds),
+and prints the Markdown table the doc holds.
 """
 
 from __future__ import annotations
@@ -34,10 +35,15 @@ def markdown(rows: list[dict]) -> str:
     return "\n".join(lines)
 
 
-def survey(seeds: list[int], image_tasks: int) -> list[dict]:
+def survey(seeds: list[int], image_tasks: int, out: Path) -> list[dict]:
+    """Measure every case, writing the JSON after each one; cases already in `out` are kept (resumable)."""
+    done = {(r["learner"], r["psi"]): r for r in json.loads(out.read_text())["rows"]} if out.exists() else {}
     cases = paper_cases(image_tasks)
-    rows, started = [], time.perf_counter()
+    rows, started, measured = [], time.perf_counter(), 0
     for number, case in enumerate(cases, 1):
+        if (case.learner, case.psi) in done and done[(case.learner, case.psi)]["seeds"] == seeds:
+            rows.append(done[(case.learner, case.psi)])
+            continue
         runs = [measure(case, seed) for seed in seeds]
         rows.append(
             {
@@ -47,9 +53,11 @@ def survey(seeds: list[int], image_tasks: int) -> list[dict]:
                 "seeds": seeds,
             }
         )
-        elapsed = time.perf_counter() - started
+        out.write_text(json.dumps({"torch": torch.__version__, "device": "cpu", "rows": rows}, indent=2))
+        measured += 1
+        eta = (time.perf_counter() - started) / measured * (len(cases) - number)
         print(
-            f"[{number}/{len(cases)}, ETA {elapsed / number * (len(cases) - number):.0f} s] {case.learner:<28} {case.psi:<40} share {rows[-1]['share']:.2e}",
+            f"[{number}/{len(cases)}, ETA {eta:.0f} s] {case.learner:<28} {case.psi:<40} share {rows[-1]['share']:.2e}",
             flush=True,
         )
     return rows
@@ -71,9 +79,8 @@ def main() -> None:
         print(markdown(json.loads(args.table.read_text())["rows"]))
         return
     torch.set_num_threads(1)
-    rows = survey([int(s) for s in args.seeds.split(",")], args.image_tasks)
     args.out.parent.mkdir(parents=True, exist_ok=True)
-    args.out.write_text(json.dumps({"torch": torch.__version__, "device": "cpu", "rows": rows}, indent=2))
+    rows = survey([int(s) for s in args.seeds.split(",")], args.image_tasks, args.out)
     print(f"wrote {args.out}\n\n{markdown(rows)}")
 
 
