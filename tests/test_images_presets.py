@@ -124,3 +124,19 @@ def test_model_for_another_image_size_is_refused_at_start_up(data_dir, tmp_path)
     with pytest.raises(ConfigError, match="model.image_size") as error:
         run(compose_config(overrides), tmp_path)
     assert f"{SIZE}, {SIZE})" in str(error.value)
+
+
+PSI_OPTIONS = [
+    ("table3_miniimagenet_protonet_1shot_conml", "learner.representation=centred"),
+    ("table3_miniimagenet_matchingnet_1shot_conml", "learner.representation=centred"),
+    ("table3_miniimagenet_protonet_1shot_conml", "conml.centring=meta_batch"),
+    ("table3_miniimagenet_maml_1shot_conml", "learner.representation=update"),
+    ("table3_miniimagenet_maml_1shot_conml", "conml.centring=meta_batch"),
+    ("table3_miniimagenet_fomaml_1shot_conml", "learner.representation=update"),
+    ("table3_miniimagenet_reptile_1shot_conml", "learner.representation=update"),
+]
+
+
+@pytest.mark.parametrize("preset, option", PSI_OPTIONS, ids=[f"{p.split('_')[2]}-{o}" for p, o in PSI_OPTIONS])
+def test_every_psi_option_trains_two_steps(preset, option, data_dir, tmp_path):
+    tiny_run(preset, data_dir, tmp_path, ("model.hidden=4", option, "trainer.grad_share_every=1"))

@@ -58,3 +58,22 @@ def test_scnaps_preset_pins_its_cell_and_trains(preset, data_dir, tmp_path):
     summary = run(cfg, tmp_path)
     assert summary["steps"] == 1 and list(summary["test"]) == [f"accuracy@{shots}"]
     assert 0.0 <= summary["test"][f"accuracy@{shots}"]["mean"] <= 100.0
+
+
+@pytest.mark.parametrize("option", ["learner.representation=offset", "conml.centring=meta_batch"])
+def test_every_psi_option_of_simple_cnaps_trains(option, data_dir, tmp_path):
+    preset = "table3_miniimagenet_scnaps_1shot_conml"
+    cfg = compose_config(
+        [
+            *TINY,
+            f"experiment={preset}",
+            f"paths.data_dir={data_dir}",
+            *NARROW,
+            *SHORT,
+            "model.pretrained=null",
+            "model.frozen=false",
+            option,
+        ]
+    )
+    summary = run(cfg, tmp_path)
+    assert summary["steps"] == 1 and summary["conml_grad_share_measurements"] == 1
