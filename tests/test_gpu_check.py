@@ -153,15 +153,50 @@ def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
 
 def test_memory_plan_at_tiny_sizes(tmp_path):
     out = tmp_path / "memory.md"
-    names = ["table3_miniimagenet_protonet_1shot_conml", "table4_tieredimagenet_protonet_1shot_conml", "table2_sinusoid_maml_5shot_conml"]
+    names = ["table3_miniimagenet_protonet_1shot_conml", "table4_tieredimagenet_protonet_1shot_conml", "table2_sinusoid_maml_5shot_conml", "metadataset_all_scnaps_conml"]
     entries = {e.preset: e for e in plan(out, names, tiny=True, check_below_seconds=60.0)}
     protonet, tiered = entries[names[0]], entries[names[1]]
     assert protonet.method == "fit B=2,3" and protonet.meta_batch == 32 and protonet.per_task > 0
     assert abs(protonet.check["error"]) < 0.01, "peak memory is not linear in the meta-batch"
     assert tiered.same_as == protonet.preset and tiered.peak == protonet.peak
+    assert "per task linear in ways (5, 10)" in entries[names[3]].method and {"2@5ways", "3@5ways", "2@10ways"} <= set(entries[names[3]].peaks)
     text = out.read_text()
     assert "| table3_miniimagenet_protonet_1shot_conml | 32 |" in text and "tiny sizes" in text
     assert [e["preset"] for e in json.loads(out.with_suffix(".json").read_text())["entries"]] == sorted(names)
     # Measuring some presets again keeps the others' entries.
     again = plan(out, [names[2]], tiny=True, check_below_seconds=0.0)
     assert [e.preset for e in again] == [names[2]] and names[0] in out.read_text()
+
+
+def test_the_plan_of_a_chunked_step_matches_a_measured_one(tmp_path, monkeypatch):
+    """A card so small that nothing fits whole: the plan measures 3 tasks in chunks of 2 against its formula."""
+    from conml.gpu_check import memory_plan
+
+    monkeypatch.setitem(memory_plan.CARDS, "80 GB", 1.0)  # GiB: the 1 GiB allowance alone
+    [entry] = plan(tmp_path / "memory.md", ["table3_miniimagenet_protonet_1shot_conml"], tiny=True, check_below_seconds=0.0)
+    assert entry.inputs_per_task > 0 and entry.chunk_check["chunk"] == 2
+    # The plan may over-state a chunked step a little (copies of a task's inputs count as per-task memory), never under-state it.
+    assert -0.01 < entry.chunk_check["error"] < 0.10, entry.chunk_check
+    assert entry.chunked_peak(1) < entry.chunked_peak(2) < entry.peak
+    assert "chunked on 80 GB" in (tmp_path / "memory.md").read_text()
+
+
+def test_a_preset_out_of_memory_is_measured_again_in_task_chunks(tmp_path, monkeypatch):
+    """What a GPU too small for a whole meta-batch (ProtoNet's 30-way B = 32 on 80 GB) gets: task_chunk=auto."""
+    from conml.gpu_check import check
+
+    chunks = []
+
+    def measure(cfg, options, verdicts, report):
+        chunks.append(cfg.trainer.task_chunk)
+        if cfg.trainer.task_chunk is None:
+            raise torch.cuda.OutOfMemoryError("CUDA out of memory. Tried to allocate 3.00 GiB")
+        return {"task_chunk": 21, "status": "ok"}
+
+    monkeypatch.setattr(check, "_measure_preset", measure)
+    options = check.Options(torch.device("cpu"), True, tmp_path, 60.0, ["presets"], None, "synthetic", 1)
+    with Composer() as compose:
+        cfg = compose(["experiment=table3_miniimagenet_protonet_1shot_conml", "device=cpu"])
+    report = check.Report(tmp_path, "report", {})
+    result = check._run_preset("table3_miniimagenet_protonet_1shot_conml", cfg, options, Verdicts({}), tmp_path, report)
+    assert chunks == [None, "auto"] and result["status"] == "ok with task_chunk=21 (the whole meta-batch ran out of memory)"

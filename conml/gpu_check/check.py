@@ -27,6 +27,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import torch
+from omegaconf import open_dict
 
 from conml.benchmarks.results import format_case
 from conml.benchmarks.scale import PAPER, BenchRun, Scale
@@ -36,6 +37,7 @@ from conml.gpu_check.measure import GIB, eval_seconds_per_task, measure_steps, p
 from conml.gpu_check.presets import CONFIGS, TINY, TINY_PRESETS, Composer, build_preset, choose_data, preset_names, shrink, stand_in_pretrained, step_signature
 from conml.gpu_check.report import Report, device_slug
 from conml.gpu_check.settings import Verdicts, check_settings
+from conml.task_chunks import AUTO
 
 ROOT = CONFIGS.parent
 PARTS = {"settings": 0.06, "tests": 0.16, "presets": 0.5, "bench": 0.28}
@@ -194,51 +196,73 @@ def presets_part(options: Options, verdicts: Verdicts, budget: Budget, section: 
 
 
 def _run_preset(name: str, cfg, options: Options, verdicts: Verdicts, scratch: Path, report: Report) -> dict:
-    device, built, result = options.device, None, {}
+    """Build and measure a preset; one that runs out of GPU memory whole is measured again with `trainer.task_chunk=auto`."""
+    result = {}
     try:
         result["data"] = choose_data(cfg, options.data)
         if stand_in_pretrained(cfg, scratch):
             result["data"] += ", random pretrained"
             report.notice("'random pretrained': the pretrained weights were not found; random weights of the same network stand in (time and memory do not depend on them)")
-        built = build_preset(cfg, device, verdicts)
-        for line in built.notices:
-            report.notice(line)
-        step = measure_steps(built, options.steps)
-        eval_task = eval_seconds_per_task(built)
-        test_sets = test_set_count(built.source)
-        train, total = projected_seconds(cfg, test_sets, step.seconds_per_step, eval_task)
-        result |= {
-            "seconds_per_step": step.seconds_per_step,
-            "peak_gib": step.peak_bytes / GIB,
-            "reserved_gib": None if step.reserved_bytes is None else step.reserved_bytes / GIB,
-            "examples_per_task": step.examples_per_task,
-            "eval_seconds_per_task": eval_task,
-            "test_sets": test_sets,
-            "projected_train_hours": train / 3600,
-            "projected_total_hours": total / 3600,
-            "status": "ok",
-        }
+        try:
+            result |= _measure_preset(cfg, options, verdicts, report)
+        except torch.cuda.OutOfMemoryError as error:
+            result["status"] = f"out of memory on this {_memory_gib(options.device)} GiB device ({str(error).splitlines()[0][:100]})"
+            _release(options.device)
+            if cfg.trainer.task_chunk is None:
+                with open_dict(cfg):
+                    cfg.trainer.task_chunk = AUTO
+                result |= _measure_preset(cfg, options, verdicts, report)
+                result["status"] = f"ok with task_chunk={result['task_chunk']} (the whole meta-batch ran out of memory)"
     except torch.cuda.OutOfMemoryError as error:
-        total = torch.cuda.get_device_properties(device).total_memory / GIB
-        result["status"] = f"out of memory on this {total:.0f} GiB device ({str(error).splitlines()[0][:100]})"
+        result["status"] += f"; with task_chunk=auto too ({str(error).splitlines()[0][:100]})"
     except Exception as error:  # noqa: BLE001 - one preset's failure is reported, the others still run
         result["status"] = f"ERROR {type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
         result["trace"] = traceback.format_exc().strip().splitlines()[-6:]
         traceback.print_exc()
     finally:
-        del built
-        gc.collect()
-        if device.type == "cuda":
-            torch.cuda.empty_cache()
+        _release(options.device)
     return result
+
+
+def _measure_preset(cfg, options: Options, verdicts: Verdicts, report: Report) -> dict:
+    built = build_preset(cfg, options.device, verdicts)
+    for line in built.notices:
+        report.notice(line)
+    step = measure_steps(built, options.steps)
+    eval_task = eval_seconds_per_task(built)
+    test_sets = test_set_count(built.source)
+    train, total = projected_seconds(cfg, test_sets, step.seconds_per_step, eval_task)
+    return {
+        "task_chunk": built.task_chunk,
+        "seconds_per_step": step.seconds_per_step,
+        "peak_gib": step.peak_bytes / GIB,
+        "reserved_gib": None if step.reserved_bytes is None else step.reserved_bytes / GIB,
+        "examples_per_task": step.examples_per_task,
+        "eval_seconds_per_task": eval_task,
+        "test_sets": test_sets,
+        "projected_train_hours": train / 3600,
+        "projected_total_hours": total / 3600,
+        "status": "ok",
+    }
+
+
+def _memory_gib(device: torch.device) -> str:
+    return f"{torch.cuda.get_device_properties(device).total_memory / GIB:.0f}" if device.type == "cuda" else "?"
+
+
+def _release(device: torch.device) -> None:
+    """Free what a preset left behind before the next one is built."""
+    gc.collect()
+    if device.type == "cuda":
+        torch.cuda.empty_cache()
 
 
 def _same_step_as(reference: str, measured: dict | None, cfg) -> dict:
     """A preset whose step equals `reference`'s: its numbers, projected with this preset's step budget and evaluation."""
     result = {"status": f"same step as {reference}"}
-    if not measured or measured.get("status") != "ok":
+    if not measured or not measured.get("status", "").startswith("ok"):
         return result
-    result |= {key: measured[key] for key in ("data", "seconds_per_step", "peak_gib", "reserved_gib", "examples_per_task")}
+    result |= {key: measured[key] for key in ("data", "task_chunk", "seconds_per_step", "peak_gib", "reserved_gib", "examples_per_task")}
     train, total = projected_seconds(cfg, measured["test_sets"], measured["seconds_per_step"], measured["eval_seconds_per_task"])
     return result | {"projected_train_hours": train / 3600, "projected_total_hours": total / 3600}
 

@@ -20,7 +20,7 @@ from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
 from conml.evaluate import evaluate
-from conml.gpu_check.presets import Built, last_meta_batches, train_step
+from conml.gpu_check.presets import Built, last_meta_batches, meta_gradient, train_step
 
 GIB = 2**30
 
@@ -98,22 +98,21 @@ def measure_steps(built: Built, steps: int) -> StepMeasurement:
     return StepMeasurement(statistics.median(times), peak, reserved, examples)
 
 
-def step_peak_bytes(built: Built) -> int:
-    """Peak bytes of the run's last meta-training step on the CPU, in the steady state of training.
+def step_peak_bytes(built: Built) -> tuple[int, int]:
+    """Peak bytes of the run's last meta-training step on the CPU, in the steady state of training,
+    and the bytes of its meta-batch (the tasks' inputs and labels).
 
-    Sampling, forward and backward run under `LiveBytes`; the optimizer step runs after it (its
+    Sampling and the meta-gradient run under `LiveBytes`; the optimizer step runs after it (its
     state, created on a first step, is added as the state every later step starts with; its own
     temporaries come after the activations are freed). No warm-up step is needed.
     """
     batches = last_meta_batches(built, 1)
     with LiveBytes() as tracker:
         batch = next(batches)
-        parts = built.objective(built.learner, batch)
-        built.optimizer.zero_grad(set_to_none=True)
-        parts.total.backward()
-        del parts
+        meta_gradient(built, batch)
     built.optimizer.step()
-    return state_bytes(built) + tracker.peak
+    tensors = [t for tasks in (batch.support, batch.query) for t in (tasks.x, tasks.y, tasks.mask) if t is not None]
+    return state_bytes(built) + tracker.peak, sum(t.numel() * t.element_size() for t in tensors)
 
 
 def eval_seconds_per_task(built: Built) -> float:

@@ -38,6 +38,8 @@ CARDS = {"24 GB": 24.0, "40 GB": 40.0, "80 GB": 79.6, "141 GB": 140.4}
 # What a run needs beyond its tensors: the CUDA context and cuDNN workspaces (1 GiB), and the caching
 # allocator's fragmentation (10 %). Both are allowances, to be replaced by `make gpu-check` measurements.
 CONTEXT_GIB, FRAGMENTATION = 1.0, 1.10
+# Meta-Dataset: ways at which tasks are measured (their memory per task is extrapolated to the largest episode).
+SMALL_WAYS = (5, 10)
 # With the largest episode fixed, the Meta-Dataset sources only change pixel values.
 NOT_THE_PLAN = ("dataset.sources", "dataset.test_sources")
 
@@ -46,7 +48,7 @@ NOT_THE_PLAN = ("dataset.sources", "dataset.test_sources")
 class Entry:
     preset: str
     meta_batch: int
-    peaks: dict[int, int] = field(default_factory=dict)  # measured bytes at meta-batch B
+    peaks: dict[str, int] = field(default_factory=dict)  # measured bytes at meta-batch 'B' (or 'B@<W>ways')
     fixed: float | None = None
     per_task: float | None = None
     method: str = ""
@@ -55,10 +57,17 @@ class Entry:
     same_as: str | None = None
     error: str | None = None
     dataset_bytes: int = 0  # a dataset the run keeps on the GPU (dataset.preload), beside the step's peak
+    inputs_per_task: float | None = None  # bytes of one task's inputs and labels in the meta-batch
+    chunk_check: dict | None = None  # a measured chunked step against `chunked_peak`
 
     @property
     def peak(self) -> float | None:
         return None if self.per_task is None else self.fixed + self.meta_batch * self.per_task
+
+    def chunked_peak(self, chunk: int, meta_batch: int | None = None) -> float:
+        """Peak of a step in chunks of `chunk` tasks (`trainer.task_chunk`): one chunk's graph, every task's inputs."""
+        meta_batch = meta_batch or self.meta_batch
+        return self.fixed + chunk * (self.per_task - self.inputs_per_task) + meta_batch * self.inputs_per_task
 
 
 def preloaded_bytes(cfg: DictConfig) -> int:
@@ -95,17 +104,19 @@ def available_bytes() -> int | None:
     return None
 
 
-def gib_needed(entry: Entry) -> float:
-    """What a run of `entry` needs on a GPU: its step's peak with the allowances, and any preloaded dataset."""
-    return (FRAGMENTATION * entry.peak + entry.dataset_bytes) / GIB + CONTEXT_GIB
+def gib_needed(entry: Entry, chunk: int | None = None) -> float:
+    """What a run of `entry` needs on a GPU: its step's peak (all tasks at once, or in chunks) with the
+    allowances, and any preloaded dataset."""
+    peak = entry.peak if chunk is None else entry.chunked_peak(chunk)
+    return (FRAGMENTATION * peak + entry.dataset_bytes) / GIB + CONTEXT_GIB
 
 
-def tasks_that_fit(entry: Entry, card_gib: float) -> int:
-    """Tasks whose activations fit at once on a card (what a chunked step may hold), by the fit."""
-    if not entry.per_task:
-        return 0
-    room = (card_gib - CONTEXT_GIB) * GIB - entry.dataset_bytes
-    return max(0, math.floor((room / FRAGMENTATION - entry.fixed) / entry.per_task))
+def chunk_for(entry: Entry, card_gib: float) -> int | None:
+    """The largest `trainer.task_chunk` whose step fits the card; None when not even one task fits."""
+    if entry.inputs_per_task is None:
+        return None
+    fitting = [c for c in range(1, entry.meta_batch + 1) if gib_needed(entry, c) <= card_gib]
+    return max(fitting) if fitting else None
 
 
 class MemoryPlan:
@@ -151,8 +162,13 @@ class MemoryPlan:
         largest_episodes(cfg)
         return cfg
 
-    def _peak(self, composer: Composer, name: str, meta_batch: int, scratch: Path) -> int:
+    def _peak(self, composer: Composer, name: str, meta_batch: int, scratch: Path, ways: int | None = None, chunk: int | None = None) -> tuple[int, int]:
+        """(peak bytes, meta-batch bytes) of a step at `meta_batch` tasks (of `ways` ways; in chunks of `chunk`)."""
         cfg = self._compose(composer, name, meta_batch)
+        with open_dict(cfg):
+            if ways is not None:
+                cfg.dataset.ways = ways
+            cfg.trainer.task_chunk = chunk
         choose_data(cfg, "synthetic")
         stand_in_pretrained(cfg, scratch)
         built = build_preset(cfg, torch.device("cpu"), Verdicts({}))
@@ -166,24 +182,52 @@ class MemoryPlan:
         """Peaks at B = 2 and 3 and the line through them, checked at B = 5 where that is cheap.
 
         B = 1 comes first, as a gauge: a larger meta-batch is measured only if it fits in half of
-        this machine's available memory by that gauge (the machine may be shared).
+        this machine's available memory by that gauge (the machine may be shared). Meta-Dataset's
+        largest episode (40 ways) is too large for that: its tasks are measured at 5 and 10 ways
+        (the same images per class) and the memory per task is extrapolated linearly in the ways.
         """
         started = time.perf_counter()
-        peak = lambda b: entry.peaks.setdefault(b, self._peak(composer, entry.preset, b, scratch))  # noqa: E731
-        fits = lambda b: b * peak(1) * 1.1 < 0.5 * (available_bytes() or float("inf"))  # noqa: E731
+        cfg = self._compose(composer, entry.preset, None)
+        full_ways = cfg.dataset.ways if cfg.dataset._target_.endswith("MetaDataset") else None
+        ways = None if full_ways is None else SMALL_WAYS[0]
+
+        def peak(b: int, at: int | None = ways) -> int:
+            key = str(b) if at is None else f"{b}@{at}ways"
+            if key not in entry.peaks:
+                entry.peaks[key], inputs = self._peak(composer, entry.preset, b, scratch, at)
+                if at in (None, ways):
+                    entry.inputs_per_task = inputs / b * ((full_ways or 1) / (ways or 1))  # inputs grow with the ways
+            return entry.peaks[key]
+
+        def fits(b: int, at: int | None = ways) -> bool:
+            scale = 1.0 if at is None else at / ways
+            return 1.1 * b * scale * peak(1) < 0.5 * (available_bytes() or float("inf"))
+
         try:
-            if entry.meta_batch <= 3 and fits(entry.meta_batch):
+            if entry.meta_batch <= 3 and full_ways is None and fits(entry.meta_batch):
                 entry.fixed, entry.per_task, entry.method = 0, peak(entry.meta_batch) / entry.meta_batch, "measured at B"
             elif fits(3):
                 entry.per_task = peak(3) - peak(2)
                 entry.fixed, entry.method = peak(2) - 2 * entry.per_task, "fit B=2,3"
-                check = min(5, entry.meta_batch)
-                if check > 3 and fits(check) and time.perf_counter() - started < self.check_below:
-                    entry.check = {"meta_batch": check, "error": (entry.fixed + check * entry.per_task) / peak(check) - 1}
             else:  # a larger meta-batch would not fit in this machine's memory
                 largest = 2 if fits(2) else 1
                 entry.fixed = self._state(composer, entry.preset, scratch)
                 entry.per_task, entry.method = (peak(largest) - entry.fixed) / largest, f"B={largest}, proportional"
+            if full_ways is not None and fits(2, SMALL_WAYS[1]):
+                wider = (peak(2, SMALL_WAYS[1]) - entry.fixed) / 2
+                entry.per_task += (wider - entry.per_task) / (SMALL_WAYS[1] - ways) * (full_ways - ways)
+                entry.method += f" at {ways} ways; per task linear in ways ({ways}, {SMALL_WAYS[1]}) to {full_ways}"
+            elif full_ways is not None:
+                raise MemoryError(f"even {SMALL_WAYS[1]}-way tasks would not fit in half of this machine's memory")
+            check = min(5, entry.meta_batch)
+            if full_ways is None and check > 3 and fits(check) and time.perf_counter() - started < self.check_below:
+                entry.check = {"meta_batch": check, "error": (entry.fixed + check * entry.per_task) / peak(check) - 1}
+            if gib_needed(entry) > CARDS["80 GB"] and full_ways is None and fits(2):
+                # What a chunked step holds, measured: 3 tasks in chunks of 2 (a chunk of one task is off the
+                # line, as B = 1 is), against `chunked_peak`.
+                measured, _ = self._peak(composer, entry.preset, 3, scratch, chunk=2)
+                entry.peaks["3 in chunks of 2"] = measured
+                entry.chunk_check = {"meta_batch": 3, "chunk": 2, "error": entry.chunked_peak(2, 3) / measured - 1}
         except Exception as error:  # noqa: BLE001 - one preset's failure is reported, the others still run
             entry.error = f"{type(error).__name__}: {str(error).splitlines()[0][:200] if str(error) else ''}"
         entry.seconds = time.perf_counter() - started
@@ -191,6 +235,8 @@ class MemoryPlan:
     def _state(self, composer: Composer, name: str, scratch: Path) -> int:
         """Bytes of weights, buffers and optimizer state alone (after one optimizer step on zero gradients)."""
         cfg = self._compose(composer, name, 1)
+        with open_dict(cfg):
+            cfg.trainer.task_chunk = None
         choose_data(cfg, "synthetic")
         stand_in_pretrained(cfg, scratch)
         built = build_preset(cfg, torch.device("cpu"), Verdicts({}))
@@ -215,7 +261,7 @@ def write_markdown(out: Path, record: dict) -> None:
 
 
 def _entries(record: dict) -> list[Entry]:
-    return [Entry(**{**e, "peaks": {int(b): v for b, v in e["peaks"].items()}}) for e in record["entries"]]
+    return [Entry(**e) for e in record["entries"]]
 
 
 def gpu_reports(folder: Path) -> dict[str, dict[str, float]]:
@@ -240,9 +286,37 @@ def _line(entry: Entry) -> str:
     return f"{entry.preset}: B={entry.meta_batch}: {entry.peak / GIB:.2f} GiB ({entry.per_task / 2**20:.0f} MiB per task; {how})"
 
 
-def _at_once(entry: Entry) -> str:
-    tasks = tasks_that_fit(entry, CARDS["80 GB"])
-    return "all" if tasks >= entry.meta_batch else f"**{tasks}**"
+def _summary(entries: list[Entry]) -> list[str]:
+    """Which presets do not fit which cards, in words."""
+    planned = [e for e in entries if not e.error]
+    lines = [f"**Summary.** {len(planned)} of {len(entries)} presets planned."]
+    for card, gib in CARDS.items():
+        too_big = [e.preset for e in planned if gib_needed(e) > gib]
+        if not too_big:
+            lines.append(f"All fit {card}.")
+        elif len(too_big) > 12:
+            lines.append(f"{len(too_big)} do not fit {card}.")
+        else:
+            lines.append(f"Not on {card}: {', '.join(too_big)}.")
+    unchunked = [e for e in planned if gib_needed(e) > CARDS["80 GB"]]
+    if unchunked:
+        still = [e.preset for e in unchunked if chunk_for(e, CARDS["80 GB"]) is None]
+        lines.append(
+            f"With `trainer.task_chunk`, {len(unchunked) - len(still)} of the {len(unchunked)} that do not fit 80 GB whole do"
+            + (f"; not planned or not even one task: {', '.join(still)}." if still else ".")
+        )
+    return [" ".join(lines), ""]
+
+
+def _chunked(entry: Entry) -> str:
+    """The task_chunk an 80 GB card needs and that step's planned peak; '-' where the whole meta-batch fits."""
+    if gib_needed(entry) <= CARDS["80 GB"]:
+        return "-"
+    chunk = chunk_for(entry, CARDS["80 GB"])
+    if chunk is None:
+        return "not planned" if entry.inputs_per_task is None else "**none fits**"
+    check = f" (check {entry.chunk_check['error']:+.1%})" if entry.chunk_check else ""
+    return f"task_chunk={chunk}: {entry.chunked_peak(chunk) / GIB:.1f} GiB{check}"
 
 
 def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str, measured: dict[str, dict[str, float]]) -> str:
@@ -264,8 +338,10 @@ def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str,
         "error there is given ('B=5: fit +0.0%'). 'proportional': B = 3 would not fit in half of the planning machine's "
         "memory, so only B = 2 or B = 1 was measured and `fixed` is the weights and optimizer state (B = 1 may "
         "understate the per-task memory of larger meta-batches). Presets with variable episodes are "
-        "measured at their largest episode (Meta-Dataset: 40 ways x (10 support + 10 query) images, the training "
-        "limits of the presets; same-different: support size 10).",
+        "measured at their largest episode (same-different: support size 10; Meta-Dataset: 40 ways x (10 support + 10 "
+        "query) images, the training limits of the presets, too large to measure on the planning machine: its tasks are "
+        "measured at 5 and 10 ways with the same images per class, and the memory per task is extrapolated linearly in "
+        "the ways).",
         "",
         f"**Fits.** A preset fits a card when 1.1 x peak + its dataset on the GPU + 1 GiB is at most the memory the card "
         "reports ("
@@ -276,12 +352,18 @@ def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str,
         "intermediates than the CPU kernels); `make gpu-check` measures the real peak on a GPU"
         + (f", shown beside the plan for {', '.join(devices)}." if devices else "; no GPU report was found yet."),
         "",
-        "**Chunking.** `trainer.task_chunk` (holding only some of a meta-batch's tasks' activations at once) does not "
-        "exist yet; the last column is how many tasks' activations fit at once on an 80 GB card by the same fit, the "
-        "chunk such a setting would need.",
+        *_summary(entries),
+        "**Chunking.** `trainer.task_chunk=c` builds the graphs of c tasks at a time for the same meta-gradient "
+        "(`conml/task_chunks.py`). Its peak is planned as fixed + c x (per task - inputs per task) + B x inputs per task: "
+        "every task's inputs stay, one chunk's graph at a time (each chunk's pass without a graph holds less). For the "
+        "presets that do not fit an 80 GB card whole, the last column but one gives the largest chunk that does and that "
+        "step's planned peak; 'check' is that formula against a measured step of 3 tasks in chunks of 2 (a chunk of one "
+        "task is off the line, as B = 1 is; the formula counts copies a task makes of its inputs, such as support and "
+        "query joined, as graph memory, so it may state a little more than a chunked step holds). "
+        "`trainer.task_chunk=auto` chooses the chunk on the GPU itself.",
         "",
         f"| preset | B | fixed MiB | per task MiB | peak GiB at B | dataset GiB | {cards} | "
-        + "".join(f"measured on {d} GiB | " for d in devices) + "tasks at once on 80 GB | method |",
+        + "".join(f"measured on {d} GiB | " for d in devices) + "chunked on 80 GB | method |",
         "|---|---|---|---|---|---|" + "---|" * len(CARDS) + "---|" * len(devices) + "---|---|",
     ]
     for e in entries:
@@ -293,7 +375,7 @@ def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str,
         how = f"= {e.same_as}" if e.same_as else e.method + (f"; B={e.check['meta_batch']}: fit {e.check['error']:+.1%}" if e.check else "")
         lines.append(
             f"| {e.preset} | {e.meta_batch} | {e.fixed / 2**20:.0f} | {e.per_task / 2**20:.1f} | {e.peak / GIB:.2f} | {e.dataset_bytes / GIB:.1f} | {fits} | {gpu}"
-            f"{_at_once(e)} | {how} |"
+            f"{_chunked(e)} | {how} |"
         )
     return "\n".join(lines) + "\n"
 

@@ -4,8 +4,9 @@ A preset is composed exactly as `python -m conml.train experiment=<preset>` comp
 that are not prepared are replaced by seeded synthetic episodes of the real shapes
 (`dataset.synthetic=true`), and a pretrained network that is missing by randomly initialised
 weights of the same architecture (memory and time do not depend on the values). One step here is
-one step of `Trainer.fit`: the meta-batch the trainer would draw, the objective, backward, gradient
-clipping, the optimizer and scheduler steps (logging, validation and checkpoints are left out).
+one step of `Trainer.fit`: the meta-batch the trainer would draw, its meta-gradient (in task chunks
+where `trainer.task_chunk` asks for them), gradient clipping, the optimizer and scheduler steps
+(logging, validation and checkpoints are left out).
 """
 
 from __future__ import annotations
@@ -29,6 +30,7 @@ from conml.errors import DataError
 from conml.gpu_check.settings import Verdicts
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
+from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = CONFIGS / "experiment"
@@ -68,7 +70,7 @@ TINY = {
     "dataset.train_max_support_set_size": lambda cfg: 10,
     "dataset.max_num_query": lambda cfg: 2,
 }
-# A few presets that between them build every dataset, network and learner (the CPU mode's default).
+# A few presets that between them build every learner and most datasets and networks (the CPU mode's default).
 TINY_PRESETS = (
     "table2_sinusoid_maml_5shot_conml",
     "table3_miniimagenet_maml_1shot_conml",
@@ -194,6 +196,7 @@ class Built:
     objective: Callable
     device: torch.device
     notices: list[str]
+    task_chunk: int | None = None  # trainer.task_chunk resolved (auto: measured here, as the trainer does)
 
 
 def build_preset(cfg: DictConfig, device: torch.device, verdicts: Verdicts) -> Built:
@@ -206,7 +209,15 @@ def build_preset(cfg: DictConfig, device: torch.device, verdicts: Verdicts) -> B
     settings, more = verdicts.gate(OmegaConf.to_object(cfg.performance))
     notices += more
     objective = apply_performance(settings, device, learner, ConMLObjective(OmegaConf.to_object(cfg.conml)))
-    return Built(cfg, source, learner, optimizer, scheduler, objective, device, notices)
+    built = Built(cfg, source, learner, optimizer, scheduler, objective, device, notices)
+    trainer = cfg.trainer
+    check_task_chunk(trainer.task_chunk, trainer.meta_batch_size, world_size=1)
+    if trainer.task_chunk == AUTO:
+        first = lambda: next(last_meta_batches(built, 1))  # noqa: E731
+        built.task_chunk, _ = auto_task_chunk(objective, learner, optimizer, first, device, trainer.memory_budget_gb)
+    else:
+        built.task_chunk = trainer.task_chunk
+    return built
 
 
 def last_meta_batches(built: Built, count: int) -> Iterator:
@@ -216,11 +227,18 @@ def last_meta_batches(built: Built, count: int) -> Iterator:
     return (batches[i].to(built.device) for i in range(len(batches)))
 
 
+def meta_gradient(built: Built, batch) -> None:
+    """The meta-batch's meta-gradient in `.grad`, as Trainer._meta_gradient puts it there (all tasks at once or in chunks)."""
+    built.optimizer.zero_grad(set_to_none=True)
+    if built.task_chunk is None:
+        built.objective(built.learner, batch).total.backward()
+    else:
+        chunked_backward(built.objective, built.learner, batch, built.task_chunk)
+
+
 def train_step(built: Built, batch) -> None:
     """One meta-training step, as Trainer.fit takes it."""
-    parts = built.objective(built.learner, batch)
-    built.optimizer.zero_grad(set_to_none=True)
-    parts.total.backward()
+    meta_gradient(built, batch)
     if built.cfg.trainer.grad_clip is not None:
         torch.nn.utils.clip_grad_norm_(built.learner.parameters(), built.cfg.trainer.grad_clip)
     built.optimizer.step()
