@@ -23,18 +23,35 @@ from conml.gpu_check.presets import preset_names
 def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--device", default="auto", help="cuda, cuda:N, cpu or auto (the GPU if there is one)")
-    parser.add_argument("--tiny", action="store_true", help="tiny sizes and a few presets, for a CPU (checks the code, measures nothing)")
-    parser.add_argument("--out", type=Path, help="report folder (default: docs/gpu on a GPU at paper sizes, else outputs/gpu_check)")
-    parser.add_argument("--budget", type=float, help="seconds for the whole check (default 420 at paper sizes, 300 with --tiny)")
+    parser.add_argument(
+        "--tiny",
+        action="store_true",
+        help="tiny sizes and a few presets, for a CPU (checks the code, measures nothing)",
+    )
+    parser.add_argument(
+        "--out", type=Path, help="report folder (default: docs/gpu on a GPU at paper sizes, else outputs/gpu_check)"
+    )
+    parser.add_argument(
+        "--budget", type=float, help="seconds for the whole check (default 420 at paper sizes, 300 with --tiny)"
+    )
     parser.add_argument("--parts", default=",".join(PARTS), help=f"comma-separated, in this order: {','.join(PARTS)}")
     parser.add_argument("--presets", help="comma-separated preset names or globs (default: all; with --tiny a few)")
-    parser.add_argument("--data", choices=("auto", "synthetic"), default="auto", help="auto: prepared datasets where there are some, else synthetic")
-    parser.add_argument("--steps", type=int, help="timed steps per preset after one warm-up step (default 3; 1 with --tiny)")
+    parser.add_argument(
+        "--data",
+        choices=("auto", "synthetic"),
+        default="auto",
+        help="auto: prepared datasets where there are some, else synthetic",
+    )
+    parser.add_argument(
+        "--steps", type=int, help="timed steps per preset after one warm-up step (default 3; 1 with --tiny)"
+    )
     args = parser.parse_args(argv)
 
     device = torch.device(("cuda" if torch.cuda.is_available() else "cpu") if args.device == "auto" else args.device)
     if device.type == "cuda" and not torch.cuda.is_available():
-        parser.error(f"--device {args.device}: torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no CUDA device; use --device cpu --tiny")
+        parser.error(
+            f"--device {args.device}: torch {torch.__version__} (CUDA build {torch.version.cuda}) sees no CUDA device; use --device cpu --tiny"
+        )
     parts = [p for p in args.parts.split(",") if p]
     unknown = [p for p in parts if p not in PARTS]
     if unknown:

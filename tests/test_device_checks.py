@@ -50,6 +50,7 @@ def strict_float32():
 
 def on_device(batch: EpisodeBatch) -> EpisodeBatch:
     """The batch in float32 on the device under test (labels keep their integer dtype)."""
+
     def move(tasks: Tasks) -> Tasks:
         cast = lambda t: t.float() if t.is_floating_point() else t  # noqa: E731
         return Tasks(cast(tasks.x), cast(tasks.y), tasks.mask).to(DEVICE)
@@ -69,13 +70,19 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
 def test_batched_maml_meta_gradient_on_the_device(case, first_order, conml):
     """Tasks folded into grouped convolutions (cuDNN on a GPU), second-order through BatchNorm."""
     net, kind, batch = case()
-    reference_learner = MAML(net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True).double()
+    reference_learner = MAML(
+        net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True
+    ).double()
     settings = ConMLSettings(enabled=conml, lam=0.5)
-    reference = torch.autograd.grad(reference_loss(reference_learner, batch, settings if conml else None), list(reference_learner.parameters()))
+    reference = torch.autograd.grad(
+        reference_loss(reference_learner, batch, settings if conml else None), list(reference_learner.parameters())
+    )
     learner = copy.deepcopy(reference_learner).float().to(DEVICE)
     value = torch.autograd.grad(ConMLObjective(settings)(learner, on_device(batch)).total, list(learner.parameters()))
     error = relative_error(torch.cat([v.flatten() for v in value]), torch.cat([r.flatten() for r in reference]))
-    assert error < TOLERANCE, f"meta-gradient on {DEVICE.type} (float32) differs from the float64 CPU reference by {error:.2e}"
+    assert error < TOLERANCE, (
+        f"meta-gradient on {DEVICE.type} (float32) differs from the float64 CPU reference by {error:.2e}"
+    )
 
 
 # Reptile with its inner SGD: inner Adam normalises each gradient by its own size, so float32 rounding
@@ -118,7 +125,9 @@ def test_in_context_learning_under_bf16_autocast(tmp_path):
     batch = batch_of(case)
     reference = case.reference(reference_learner, batch)
     d_in, d_out = reference.distances(case.settings)
-    expected_gradient = gradients(reference.episodic + case.settings.lam * (d_in - d_out), meta_parameters(reference_learner))
+    expected_gradient = gradients(
+        reference.episodic + case.settings.lam * (d_in - d_out), meta_parameters(reference_learner)
+    )
     learner = copy.deepcopy(reference_learner).float().to(DEVICE)
     assert learner.mixed_precision
     parts = ConMLObjective(case.settings)(learner, on_device(batch))
@@ -133,23 +142,55 @@ def test_in_context_learning_under_bf16_autocast(tmp_path):
 def test_episodes_and_caches_are_placed_on_the_device():
     """Image episodes are assembled on the device, preloaded splits live there, Meta-Dataset pads there,
     in-context prompts are drawn there."""
-    images = FewShotImages("unused", "miniimagenet", ways=5, shots=1, queries=2, train_ways=10, device=str(DEVICE), preload=True, synthetic=True)
+    images = FewShotImages(
+        "unused",
+        "miniimagenet",
+        ways=5,
+        shots=1,
+        queries=2,
+        train_ways=10,
+        device=str(DEVICE),
+        preload=True,
+        synthetic=True,
+    )
     batch = images.sample("train", 0, 2)
     assert batch.support.x.shape == (2, 10, 3, 84, 84) and batch.query.y.shape == (2, 20)
-    assert {batch.support.x.device.type, batch.query.y.device.type, images._stored["train"].noise.device.type} == {DEVICE.type}
-    assert torch.equal(images.sample("train", 1, 1).query.x.cpu(), batch.query.x[1:].cpu()), "task 1 depends on its batch"
-    metadataset = MetaDataset("unused", sources=("omniglot", "aircraft"), test_sources=("traffic_sign",), max_ways=8, max_support_set_size=20, device=str(DEVICE), synthetic=True)
+    assert {batch.support.x.device.type, batch.query.y.device.type, images._stored["train"].noise.device.type} == {
+        DEVICE.type
+    }
+    assert torch.equal(images.sample("train", 1, 1).query.x.cpu(), batch.query.x[1:].cpu()), (
+        "task 1 depends on its batch"
+    )
+    metadataset = MetaDataset(
+        "unused",
+        sources=("omniglot", "aircraft"),
+        test_sources=("traffic_sign",),
+        max_ways=8,
+        max_support_set_size=20,
+        device=str(DEVICE),
+        synthetic=True,
+    )
     episodes = metadataset.sample("train", 0, 3)
     assert episodes.support.x.device.type == DEVICE.type and episodes.support.x.dtype == torch.float32
     assert episodes.support.mask is None or episodes.support.mask.device.type == DEVICE.type
     assert metadataset.test_sets()["traffic_sign"].sample("test", 0, 1).query.x.device.type == DEVICE.type
-    prompts = FunctionTasks(LinearFunctions(), dims=5, points=11, meta_batch_size=4, device=str(DEVICE)).sample("train", 0, 4)
-    assert prompts.support.x.device.type == prompts.probe.device.type == DEVICE.type, "training prompts are drawn on the device"
+    prompts = FunctionTasks(LinearFunctions(), dims=5, points=11, meta_batch_size=4, device=str(DEVICE)).sample(
+        "train", 0, 4
+    )
+    assert prompts.support.x.device.type == prompts.probe.device.type == DEVICE.type, (
+        "training prompts are drawn on the device"
+    )
 
 
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     """Sine waves, MAML + ConML with random subsets (the global RNG is restored too), on the device."""
-    common = [*(o for o in TINY if not o.startswith("device=")), f"device={DEVICE}", "conml.subset=random", "conml.num_subsets=2", "conml.subset_fraction=0.5"]
+    common = [
+        *(o for o in TINY if not o.startswith("device=")),
+        f"device={DEVICE}",
+        "conml.subset=random",
+        "conml.num_subsets=2",
+        "conml.subset_fraction=0.5",
+    ]
     straight = run(compose_config([*common, "trainer.steps=8"]), tmp_path / "straight")
     run(compose_config([*common, "trainer.steps=4"]), tmp_path / "resumed")
     resumed = run(compose_config([*common, "trainer.steps=8", f"resume={tmp_path / 'resumed'}"]), tmp_path / "resumed")

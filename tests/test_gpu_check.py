@@ -11,8 +11,8 @@ import numpy as np
 import pytest
 import torch
 
-from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.benchmarks.maml_peers import ProjectMAML
+from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.benchmarks.timing import peak_memory_mb
 from conml.data.images.source import FewShotImages
 from conml.data.images.synthetic import STANDARD, SyntheticImages
@@ -38,20 +38,40 @@ def test_make_gpu_check_runs_on_the_cpu_at_tiny_sizes(tmp_path):
     data = json.loads(report.read_text())
     assert data["status"] == "passed" and list(data["parts"]) == ["settings", "tests", "presets", "bench"]
     assert report.with_suffix(".md").read_text().startswith("# GPU check")
-    assert data["parts"]["settings"]["gates"][0] == data["parts"]["settings"]["gates"][0] | {"setting": "float32", "verdict": "pass"}
+    assert data["parts"]["settings"]["gates"][0] == data["parts"]["settings"]["gates"][0] | {
+        "setting": "float32",
+        "verdict": "pass",
+    }
     tests = data["parts"]["tests"]
     assert tests["exit_code"] == 0 and tests["counts"].get("passed", 0) >= 15 and set(tests["counts"]) == {"passed"}
     presets = {r["preset"]: r for r in data["parts"]["presets"]["results"]}
     assert all(r["status"] == "ok" or r["status"].startswith("same step as") for r in presets.values()), presets
-    assert presets["table4_tieredimagenet_maml_1shot_conml"]["status"] == "same step as table3_miniimagenet_maml_1shot_conml"
+    assert (
+        presets["table4_tieredimagenet_maml_1shot_conml"]["status"]
+        == "same step as table3_miniimagenet_maml_1shot_conml"
+    )
     assert presets["table3_miniimagenet_maml_1shot_conml"]["data"] == "synthetic"
-    assert all(r["peak_gib"] > 0 and r["projected_total_hours"] >= r["projected_train_hours"] > 0 for r in presets.values())
+    assert all(
+        r["peak_gib"] > 0 and r["projected_total_hours"] >= r["projected_train_hours"] > 0 for r in presets.values()
+    )
     assert {r["case"] for r in data["parts"]["bench"]["results"]} == {"B1", "B1b", "B3", "B5"}
     assert all(r["gates_passed"] for r in data["parts"]["bench"]["results"])
 
 
 def test_an_unknown_preset_is_refused(tmp_path):
-    command = [sys.executable, "scripts/gpu_check.py", "--device", "cpu", "--tiny", "--parts", "presets", "--presets", "table9_*", "--out", str(tmp_path)]
+    command = [
+        sys.executable,
+        "scripts/gpu_check.py",
+        "--device",
+        "cpu",
+        "--tiny",
+        "--parts",
+        "presets",
+        "--presets",
+        "table9_*",
+        "--out",
+        str(tmp_path),
+    ]
     done = subprocess.run(command, cwd=ROOT, capture_output=True, text=True, timeout=120)
     assert done.returncode == 2 and "no experiment preset matches ['table9_*']" in done.stderr
 
@@ -66,7 +86,10 @@ def test_a_failed_gate_switches_its_setting_off_with_a_notice():
     ]
     settings, notices = Verdicts({"tf32": False}).gate(PerformanceSettings())
     assert settings.precision == Precision.float32 and len(notices) == 1
-    assert Verdicts({}).gate(PerformanceSettings(precision=Precision.bf16)) == (PerformanceSettings(precision=Precision.bf16), [])
+    assert Verdicts({}).gate(PerformanceSettings(precision=Precision.bf16)) == (
+        PerformanceSettings(precision=Precision.bf16),
+        [],
+    )
     icl = compose_config(["experiment=table5_linear_regression_icl_toy_conml"])
     assert Verdicts({"bf16": True}).gate_learner(icl) == [] and icl.learner.mixed_precision
     assert len(Verdicts({"bf16": False}).gate_learner(icl)) == 1 and not icl.learner.mixed_precision
@@ -107,15 +130,24 @@ def test_synthetic_images_have_the_real_splits_and_are_seeded():
     for split, (classes, images) in STANDARD["tieredimagenet"].items():
         assert len(source.splits[split].counts) == classes and source.splits[split].counts.sum() == images
     batch = source.sample("test", 3, 2)
-    again = FewShotImages("elsewhere", "tieredimagenet", ways=5, shots=1, queries=3, synthetic=True, seed=7).sample("test", 4, 1)
+    again = FewShotImages("elsewhere", "tieredimagenet", ways=5, shots=1, queries=3, synthetic=True, seed=7).sample(
+        "test", 4, 1
+    )
     assert batch.support.x.dtype == torch.float32 and batch.support.x.shape == (2, 5, 3, 84, 84)
     assert torch.equal(batch.support.x[1:], again.support.x)
-    assert not torch.equal(FewShotImages("x", "tieredimagenet", synthetic=True, seed=8).sample("test", 4, 1).support.x, again.support.x[:, :1])
+    assert not torch.equal(
+        FewShotImages("x", "tieredimagenet", synthetic=True, seed=8).sample("test", 4, 1).support.x,
+        again.support.x[:, :1],
+    )
     # Images of one class share a colour: classes can be told apart.
     pixels = source.splits["train"].images[np.arange(0, 3)]
     other = source.splits["train"].images[np.array([2000])]
     assert pixels.dtype == np.uint8 and pixels.shape == (3, 84, 84, 3)
-    assert np.abs(pixels.mean((1, 2)) - pixels.mean((0, 1, 2))).max() < 4 < np.abs(other.mean((1, 2)) - pixels.mean((0, 1, 2))).max()
+    assert (
+        np.abs(pixels.mean((1, 2)) - pixels.mean((0, 1, 2))).max()
+        < 4
+        < np.abs(other.mean((1, 2)) - pixels.mean((0, 1, 2))).max()
+    )
 
 
 def test_synthetic_images_index_alike_from_numpy_and_from_the_device():
@@ -126,7 +158,9 @@ def test_synthetic_images_index_alike_from_numpy_and_from_the_device():
 
 def test_synthetic_metadataset_has_the_real_class_splits():
     assert set(SOURCES) == set(ALL_SOURCES)
-    source = MetaDataset("no/such/folder", sources=("ilsvrc_2012", "omniglot"), test_sources=("traffic_sign",), synthetic=True)
+    source = MetaDataset(
+        "no/such/folder", sources=("ilsvrc_2012", "omniglot"), test_sources=("traffic_sign",), synthetic=True
+    )
     assert [len(source.caches["omniglot"].split_classes[s]) for s in ("train", "val", "test")] == [883, 81, 659]
     assert len(source.caches["traffic_sign"].split_classes["test"]) == 43
     batch = source.sample("train", 0, 4)
@@ -142,8 +176,14 @@ def test_synthetic_data_is_a_setting_and_never_the_default():
 
 def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
     with Composer() as compose:
-        mini, tiered, five = (compose([f"experiment={name}"]) for name in (
-            "table3_miniimagenet_maml_1shot_conml", "table4_tieredimagenet_maml_1shot_conml", "table3_miniimagenet_maml_5shot_conml"))
+        mini, tiered, five = (
+            compose([f"experiment={name}"])
+            for name in (
+                "table3_miniimagenet_maml_1shot_conml",
+                "table4_tieredimagenet_maml_1shot_conml",
+                "table3_miniimagenet_maml_5shot_conml",
+            )
+        )
         assert step_signature(mini) == step_signature(tiered) != step_signature(five)
         metadataset = compose(["experiment=metadataset_all_scnaps_conml"])
     largest_episodes(metadataset)
@@ -153,13 +193,20 @@ def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
 
 def test_memory_plan_at_tiny_sizes(tmp_path):
     out = tmp_path / "memory.md"
-    names = ["table3_miniimagenet_protonet_1shot_conml", "table4_tieredimagenet_protonet_1shot_conml", "table2_sinusoid_maml_5shot_conml", "metadataset_all_scnaps_conml"]
+    names = [
+        "table3_miniimagenet_protonet_1shot_conml",
+        "table4_tieredimagenet_protonet_1shot_conml",
+        "table2_sinusoid_maml_5shot_conml",
+        "metadataset_all_scnaps_conml",
+    ]
     entries = {e.preset: e for e in plan(out, names, tiny=True, check_below_seconds=60.0)}
     protonet, tiered = entries[names[0]], entries[names[1]]
     assert protonet.method == "fit B=2,3" and protonet.meta_batch == 32 and protonet.per_task > 0
     assert abs(protonet.check["error"]) < 0.01, "peak memory is not linear in the meta-batch"
     assert tiered.same_as == protonet.preset and tiered.peak == protonet.peak
-    assert "per task linear in ways (5, 10)" in entries[names[3]].method and {"2@5ways", "3@5ways", "2@10ways"} <= set(entries[names[3]].peaks)
+    assert "per task linear in ways (5, 10)" in entries[names[3]].method and {"2@5ways", "3@5ways", "2@10ways"} <= set(
+        entries[names[3]].peaks
+    )
     text = out.read_text()
     assert "| table3_miniimagenet_protonet_1shot_conml | 32 |" in text and "tiny sizes" in text
     assert [e["preset"] for e in json.loads(out.with_suffix(".json").read_text())["entries"]] == sorted(names)
@@ -173,7 +220,9 @@ def test_the_plan_of_a_chunked_step_matches_a_measured_one(tmp_path, monkeypatch
     from conml.gpu_check import memory_plan
 
     monkeypatch.setitem(memory_plan.CARDS, "80 GB", 1.0)  # GiB: the 1 GiB allowance alone
-    [entry] = plan(tmp_path / "memory.md", ["table3_miniimagenet_protonet_1shot_conml"], tiny=True, check_below_seconds=0.0)
+    [entry] = plan(
+        tmp_path / "memory.md", ["table3_miniimagenet_protonet_1shot_conml"], tiny=True, check_below_seconds=0.0
+    )
     assert entry.inputs_per_task > 0 and entry.chunk_check["chunk"] == 2
     # The plan may over-state a chunked step a little (copies of a task's inputs count as per-task memory), never under-state it.
     assert -0.01 < entry.chunk_check["error"] < 0.10, entry.chunk_check
@@ -199,4 +248,7 @@ def test_a_preset_out_of_memory_is_measured_again_in_task_chunks(tmp_path, monke
         cfg = compose(["experiment=table3_miniimagenet_protonet_1shot_conml", "device=cpu"])
     report = check.Report(tmp_path, "report", {})
     result = check._run_preset("table3_miniimagenet_protonet_1shot_conml", cfg, options, Verdicts({}), tmp_path, report)
-    assert chunks == [None, "auto"] and result["status"] == "ok with task_chunk=21 (the whole meta-batch ran out of memory)"
+    assert (
+        chunks == [None, "auto"]
+        and result["status"] == "ok with task_chunk=21 (the whole meta-batch ran out of memory)"
+    )

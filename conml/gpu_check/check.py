@@ -34,7 +34,18 @@ from conml.benchmarks.scale import PAPER, BenchRun, Scale
 from conml.benchmarks.suite import environment, select_cases
 from conml.gpu_check.budget import Budget
 from conml.gpu_check.measure import GIB, eval_seconds_per_task, measure_steps, projected_seconds, test_set_count
-from conml.gpu_check.presets import CONFIGS, TINY, TINY_PRESETS, Composer, build_preset, choose_data, preset_names, shrink, stand_in_pretrained, step_signature
+from conml.gpu_check.presets import (
+    CONFIGS,
+    TINY,
+    TINY_PRESETS,
+    Composer,
+    build_preset,
+    choose_data,
+    preset_names,
+    shrink,
+    stand_in_pretrained,
+    step_signature,
+)
 from conml.gpu_check.report import Report, device_slug
 from conml.gpu_check.settings import Verdicts, check_settings
 from conml.task_chunks import AUTO
@@ -45,8 +56,20 @@ BENCH_CASES = ["B1", "B1b", "B3", "B5"]
 # Paper sizes with short timing loops: enough iterations for a median, not for `make bench`'s tails.
 CHECK_SCALE = replace(PAPER, name="paper (gpu-check timing)", warmup=2, repeats=20, max_seconds=1.0)
 TINY_SCALE = Scale(
-    "tiny", image_size=16, queries=2, inner_steps=1, warmup=1, repeats=2, max_seconds=0.05, meta_batches=(2, 4),
-    shots=(1,), conml_shots=(1,), gpt2_layers=1, gpt2_width=16, icl_batch=4, icl_points=11,
+    "tiny",
+    image_size=16,
+    queries=2,
+    inner_steps=1,
+    warmup=1,
+    repeats=2,
+    max_seconds=0.05,
+    meta_batches=(2, 4),
+    shots=(1,),
+    conml_shots=(1,),
+    gpt2_layers=1,
+    gpt2_width=16,
+    icl_batch=4,
+    icl_points=11,
 )
 
 
@@ -66,10 +89,15 @@ def run_check(options: Options) -> int:
     """Run the chosen parts; 0 if every correctness check passed (a preset out of memory is a finding, not a failure)."""
     device = options.device
     scale = TINY_SCALE if options.tiny else CHECK_SCALE
-    info = environment(BenchRun(scale, device)) | {"budget_s": options.budget, "mode": "tiny sizes" if options.tiny else "paper sizes"}
+    info = environment(BenchRun(scale, device)) | {
+        "budget_s": options.budget,
+        "mode": "tiny sizes" if options.tiny else "paper sizes",
+    }
     stem = device_slug(info["device_name"]) + ("-tiny" if options.tiny else "")
     report = Report(options.out, stem, info)
-    budget = Budget(options.budget, {part: PARTS[part] / sum(PARTS[p] for p in options.parts) for part in options.parts})
+    budget = Budget(
+        options.budget, {part: PARTS[part] / sum(PARTS[p] for p in options.parts) for part in options.parts}
+    )
     budget.say(f"{info['device_name']}, torch {info['torch']}, {info['mode']}; report: {report.md_path}")
     verdicts = Verdicts({})
     if device.type == "cuda" and "settings" not in options.parts:
@@ -108,7 +136,9 @@ def settings_part(device: torch.device, section: dict, report: Report) -> tuple[
     section["gates"] = rows
     for row in rows:
         if row["verdict"].startswith("FAIL") and row["setting"] != "float32":
-            report.notice(f"{row['setting']} failed its gate on this device (error {row['error']}): switched off for the rest of the check")
+            report.notice(
+                f"{row['setting']} failed its gate on this device (error {row['error']}): switched off for the rest of the check"
+            )
     report.save()
     return verdicts, any(row["setting"] == "float32" and row["verdict"].startswith("FAIL") for row in rows)
 
@@ -117,14 +147,30 @@ def tests_part(device: torch.device, budget: Budget, section: dict, report: Repo
     """`pytest -m gpu` on this device in a child process; one row per test from its JUnit XML."""
     with tempfile.TemporaryDirectory() as scratch:
         xml = Path(scratch) / "junit.xml"
-        command = [sys.executable, "-m", "pytest", "-m", "gpu", "-q", "-p", "no:cacheprovider", f"--junitxml={xml}", "tests"]
+        command = [
+            sys.executable,
+            "-m",
+            "pytest",
+            "-m",
+            "gpu",
+            "-q",
+            "-p",
+            "no:cacheprovider",
+            f"--junitxml={xml}",
+            "tests",
+        ]
         env = os.environ | {"CONML_CHECK_DEVICE": str(device)}
         section["command"] = f"CONML_CHECK_DEVICE={device} python -m pytest -m gpu tests"
         try:
-            done = subprocess.run(command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=max(budget.left(), 10.0))
+            done = subprocess.run(
+                command, cwd=ROOT, env=env, capture_output=True, text=True, timeout=max(budget.left(), 10.0)
+            )
             section["exit_code"], output = done.returncode, done.stdout + done.stderr
         except subprocess.TimeoutExpired as expired:
-            section["exit_code"], output = "timeout", f"stopped after {expired.timeout:.0f} s (its time budget)\n{expired.stdout or ''}"
+            section["exit_code"], output = (
+                "timeout",
+                f"stopped after {expired.timeout:.0f} s (its time budget)\n{expired.stdout or ''}",
+            )
         section["tests"] = _junit(xml) if xml.exists() else []
     counts: dict[str, int] = {}
     for test in section["tests"]:
@@ -145,12 +191,14 @@ def _junit(path: Path) -> list[dict]:
     for case in ElementTree.parse(path).getroot().iter("testcase"):
         verdict = next((child for child in case if child.tag in outcomes), None)
         message = (verdict.get("message") or "") if verdict is not None else ""
-        rows.append({
-            "name": f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}",
-            "outcome": "passed" if verdict is None else outcomes[verdict.tag],
-            "seconds": float(case.get("time", 0)),
-            "message": message.splitlines()[0] if message else "",
-        })
+        rows.append(
+            {
+                "name": f"{case.get('classname', '').rsplit('.', 1)[-1]}::{case.get('name')}",
+                "outcome": "passed" if verdict is None else outcomes[verdict.tag],
+                "seconds": float(case.get("time", 0)),
+                "message": message.splitlines()[0] if message else "",
+            }
+        )
     return rows
 
 
@@ -160,7 +208,11 @@ def presets_part(options: Options, verdicts: Verdicts, budget: Budget, section: 
     section["method"] = (
         f"{'Tiny sizes (not paper sizes)' if options.tiny else 'Paper sizes'}; one warm-up step, then the median of "
         f"{options.steps} timed steps (sampling included) on the run's last meta-batches. Peak: "
-        + ("the CUDA allocator's high-water mark (`reserved` adds its cached blocks; the CUDA context is extra)." if device.type == "cuda" else "tensor storages alive at once (CPU).")
+        + (
+            "the CUDA allocator's high-water mark (`reserved` adds its cached blocks; the CUDA context is extra)."
+            if device.type == "cuda"
+            else "tensor storages alive at once (CPU)."
+        )
         + " Projected: trainer.steps x s/step, and with validation and meta-testing at the measured time per evaluation "
         "task (a batch of eval.batch_size timed; early stopping may end a run sooner). "
         "Presets whose steps are identical (they differ only in dataset name, paths, step budget or evaluation) are run once."
@@ -202,11 +254,15 @@ def _run_preset(name: str, cfg, options: Options, verdicts: Verdicts, scratch: P
         result["data"] = choose_data(cfg, options.data)
         if stand_in_pretrained(cfg, scratch):
             result["data"] += ", random pretrained"
-            report.notice("'random pretrained': the pretrained weights were not found; random weights of the same network stand in (time and memory do not depend on them)")
+            report.notice(
+                "'random pretrained': the pretrained weights were not found; random weights of the same network stand in (time and memory do not depend on them)"
+            )
         try:
             result |= _measure_preset(cfg, options, verdicts, report)
         except torch.cuda.OutOfMemoryError as error:
-            result["status"] = f"out of memory on this {_memory_gib(options.device)} GiB device ({str(error).splitlines()[0][:100]})"
+            result["status"] = (
+                f"out of memory on this {_memory_gib(options.device)} GiB device ({str(error).splitlines()[0][:100]})"
+            )
             _release(options.device)
             if cfg.trainer.task_chunk is None:
                 with open_dict(cfg):
@@ -262,8 +318,13 @@ def _same_step_as(reference: str, measured: dict | None, cfg) -> dict:
     result = {"status": f"same step as {reference}"}
     if not measured or not measured.get("status", "").startswith("ok"):
         return result
-    result |= {key: measured[key] for key in ("data", "task_chunk", "seconds_per_step", "peak_gib", "reserved_gib", "examples_per_task")}
-    train, total = projected_seconds(cfg, measured["test_sets"], measured["seconds_per_step"], measured["eval_seconds_per_task"])
+    result |= {
+        key: measured[key]
+        for key in ("data", "task_chunk", "seconds_per_step", "peak_gib", "reserved_gib", "examples_per_task")
+    }
+    train, total = projected_seconds(
+        cfg, measured["test_sets"], measured["seconds_per_step"], measured["eval_seconds_per_task"]
+    )
     return result | {"projected_train_hours": train / 3600, "projected_total_hours": total / 3600}
 
 

@@ -126,7 +126,9 @@ def eval_seconds_per_task(built: Built) -> float:
     return (time.perf_counter() - started) / size
 
 
-def projected_seconds(cfg: DictConfig, test_sets: int, seconds_per_step: float, seconds_per_eval_task: float) -> tuple[float, float]:
+def projected_seconds(
+    cfg: DictConfig, test_sets: int, seconds_per_step: float, seconds_per_eval_task: float
+) -> tuple[float, float]:
     """(training, training + validation + meta-testing) of the whole preset `cfg` at these rates.
 
     Runs with early stopping (`trainer.patience`) may end sooner: this is their full step budget.

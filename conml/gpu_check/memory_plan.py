@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import gc
 import json
-import math
 import tempfile
 import time
 from dataclasses import asdict, dataclass, field
@@ -28,9 +27,18 @@ from omegaconf import DictConfig, open_dict
 
 from conml.data.images.cache import IMAGE_SIZE
 from conml.data.images.synthetic import STANDARD
-
 from conml.gpu_check.measure import GIB, state_bytes, step_peak_bytes
-from conml.gpu_check.presets import NOT_THE_STEP, TINY, Composer, build_preset, choose_data, preset_names, shrink, stand_in_pretrained, step_signature
+from conml.gpu_check.presets import (
+    NOT_THE_STEP,
+    TINY,
+    Composer,
+    build_preset,
+    choose_data,
+    preset_names,
+    shrink,
+    stand_in_pretrained,
+    step_signature,
+)
 from conml.gpu_check.settings import Verdicts
 
 # GPU sizes of the plan, and the memory each card reports (nvidia-smi's total, in GiB).
@@ -146,13 +154,24 @@ class MemoryPlan:
                 entry = Entry(name, cfg.trainer.meta_batch_size, dataset_bytes=preloaded_bytes(cfg))
                 if signature in first_with:
                     reference = first_with[signature]
-                    entry = Entry(**{**asdict(reference), "preset": name, "same_as": reference.preset, "seconds": 0.0, "dataset_bytes": entry.dataset_bytes})
+                    entry = Entry(
+                        **{
+                            **asdict(reference),
+                            "preset": name,
+                            "same_as": reference.preset,
+                            "seconds": 0.0,
+                            "dataset_bytes": entry.dataset_bytes,
+                        }
+                    )
                 else:
                     first_with[signature] = entry
                     self._measure(composer, entry, Path(scratch))
                 self.entries.append(entry)
                 self.write()
-                print(f"[memory-plan {time.perf_counter() - self.started:5.0f} s] {done}/{len(names)} {_line(entry)}", flush=True)
+                print(
+                    f"[memory-plan {time.perf_counter() - self.started:5.0f} s] {done}/{len(names)} {_line(entry)}",
+                    flush=True,
+                )
 
     def _compose(self, composer: Composer, name: str, meta_batch: int | None) -> DictConfig:
         overrides = [f"experiment={name}", "device=cpu", "logger.mode=disabled"]
@@ -162,7 +181,15 @@ class MemoryPlan:
         largest_episodes(cfg)
         return cfg
 
-    def _peak(self, composer: Composer, name: str, meta_batch: int, scratch: Path, ways: int | None = None, chunk: int | None = None) -> tuple[int, int]:
+    def _peak(
+        self,
+        composer: Composer,
+        name: str,
+        meta_batch: int,
+        scratch: Path,
+        ways: int | None = None,
+        chunk: int | None = None,
+    ) -> tuple[int, int]:
         """(peak bytes, meta-batch bytes) of a step at `meta_batch` tasks (of `ways` ways; in chunks of `chunk`)."""
         cfg = self._compose(composer, name, meta_batch)
         with open_dict(cfg):
@@ -205,7 +232,11 @@ class MemoryPlan:
 
         try:
             if entry.meta_batch <= 3 and full_ways is None and fits(entry.meta_batch):
-                entry.fixed, entry.per_task, entry.method = 0, peak(entry.meta_batch) / entry.meta_batch, "measured at B"
+                entry.fixed, entry.per_task, entry.method = (
+                    0,
+                    peak(entry.meta_batch) / entry.meta_batch,
+                    "measured at B",
+                )
             elif fits(3):
                 entry.per_task = peak(3) - peak(2)
                 entry.fixed, entry.method = peak(2) - 2 * entry.per_task, "fit B=2,3"
@@ -250,14 +281,21 @@ class MemoryPlan:
         self.out.parent.mkdir(parents=True, exist_ok=True)
         entries = sorted(self.kept + self.entries, key=lambda e: e.preset)
         seconds = self.earlier + time.perf_counter() - self.started
-        record = {"torch": torch.__version__, "tiny": self.tiny, "seconds": seconds, "entries": [asdict(e) for e in entries]}
+        record = {
+            "torch": torch.__version__,
+            "tiny": self.tiny,
+            "seconds": seconds,
+            "entries": [asdict(e) for e in entries],
+        }
         self.out.with_suffix(".json").write_text(json.dumps(record, indent=1))
         write_markdown(self.out, record)
 
 
 def write_markdown(out: Path, record: dict) -> None:
     """docs/memory.md from the measurements (and any GPU reports beside it, in docs/gpu/)."""
-    out.write_text(render(_entries(record), record["tiny"], record["seconds"], record["torch"], gpu_reports(out.parent / "gpu")))
+    out.write_text(
+        render(_entries(record), record["tiny"], record["seconds"], record["torch"], gpu_reports(out.parent / "gpu"))
+    )
 
 
 def _entries(record: dict) -> list[Entry]:
@@ -275,7 +313,9 @@ def gpu_reports(folder: Path) -> dict[str, dict[str, float]]:
         if report.get("environment", {}).get("mode") != "paper sizes":
             continue
         rows = report.get("parts", {}).get("presets", {}).get("results", [])
-        measured[report["environment"].get("device_name", path.stem)] = {r["preset"]: r["peak_gib"] for r in rows if r.get("peak_gib") is not None}
+        measured[report["environment"].get("device_name", path.stem)] = {
+            r["preset"]: r["peak_gib"] for r in rows if r.get("peak_gib") is not None
+        }
     return measured
 
 
@@ -319,13 +359,16 @@ def _chunked(entry: Entry) -> str:
     return f"task_chunk={chunk}: {entry.chunked_peak(chunk) / GIB:.1f} GiB{check}"
 
 
-def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str, measured: dict[str, dict[str, float]]) -> str:
+def render(
+    entries: list[Entry], tiny: bool, seconds: float, torch_version: str, measured: dict[str, dict[str, float]]
+) -> str:
     cards = " | ".join(f"fits {c}" for c in CARDS)
     devices = list(measured)
     lines = [
         "# Memory plan: peak memory of one meta-training step, every preset",
         "",
-        "Written by `make memory-plan`" + (" (--tiny: tiny sizes, a check of the command, not a plan)" if tiny else "")
+        "Written by `make memory-plan`"
+        + (" (--tiny: tiny sizes, a check of the command, not a plan)" if tiny else "")
         + f" in {seconds / 60:.0f} min on a CPU, torch {torch_version}. No GPU was used.",
         "",
         "**Method.** Each preset is built at its paper sizes on the CPU, on synthetic episodes of the real shapes "
@@ -343,7 +386,7 @@ def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str,
         "measured at 5 and 10 ways with the same images per class, and the memory per task is extrapolated linearly in "
         "the ways).",
         "",
-        f"**Fits.** A preset fits a card when 1.1 x peak + its dataset on the GPU + 1 GiB is at most the memory the card "
+        "**Fits.** A preset fits a card when 1.1 x peak + its dataset on the GPU + 1 GiB is at most the memory the card "
         "reports ("
         + ", ".join(f"{c}: {g} GiB" for c, g in CARDS.items())
         + "). The 1 GiB stands for the CUDA context and cuDNN workspaces, the 10 % for the caching allocator's "
@@ -363,16 +406,28 @@ def render(entries: list[Entry], tiny: bool, seconds: float, torch_version: str,
         "`trainer.task_chunk=auto` chooses the chunk on the GPU itself.",
         "",
         f"| preset | B | fixed MiB | per task MiB | peak GiB at B | dataset GiB | {cards} | "
-        + "".join(f"measured on {d} GiB | " for d in devices) + "chunked on 80 GB | method |",
+        + "".join(f"measured on {d} GiB | " for d in devices)
+        + "chunked on 80 GB | method |",
         "|---|---|---|---|---|---|" + "---|" * len(CARDS) + "---|" * len(devices) + "---|---|",
     ]
     for e in entries:
         if e.error:
-            lines.append(f"| {e.preset} | {e.meta_batch} | | | | | " + "| " * len(CARDS) + "| " * len(devices) + f"| ERROR {e.error} |")
+            lines.append(
+                f"| {e.preset} | {e.meta_batch} | | | | | "
+                + "| " * len(CARDS)
+                + "| " * len(devices)
+                + f"| ERROR {e.error} |"
+            )
             continue
         fits = " | ".join("yes" if gib_needed(e) <= g else "**no**" for g in CARDS.values())
-        gpu = "".join(("-" if measured[d].get(e.preset) is None else f"{measured[d][e.preset]:.2f}") + " | " for d in devices)
-        how = f"= {e.same_as}" if e.same_as else e.method + (f"; B={e.check['meta_batch']}: fit {e.check['error']:+.1%}" if e.check else "")
+        gpu = "".join(
+            ("-" if measured[d].get(e.preset) is None else f"{measured[d][e.preset]:.2f}") + " | " for d in devices
+        )
+        how = (
+            f"= {e.same_as}"
+            if e.same_as
+            else e.method + (f"; B={e.check['meta_batch']}: fit {e.check['error']:+.1%}" if e.check else "")
+        )
         lines.append(
             f"| {e.preset} | {e.meta_batch} | {e.fixed / 2**20:.0f} | {e.per_task / 2**20:.1f} | {e.peak / GIB:.2f} | {e.dataset_bytes / GIB:.1f} | {fits} | {gpu}"
             f"{_chunked(e)} | {how} |"

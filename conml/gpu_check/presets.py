@@ -38,9 +38,24 @@ EXPERIMENTS = CONFIGS / "experiment"
 # Settings that do not change what one meta-training step computes: presets that differ only in
 # these (Table 3 and Table 4 cells: miniImageNet and tieredImageNet share every shape) take the same step.
 NOT_THE_STEP = (
-    "name", "seed", "logger", "paths", "resume", "eval", "dataset.root", "dataset.name", "dataset.verify",
-    "model.pretrained", "trainer.steps", "trainer.log_every", "trainer.val_every", "trainer.val_episodes",
-    "trainer.ckpt_every", "trainer.patience", "trainer.grad_share_every", "trainer.workers",
+    "name",
+    "seed",
+    "logger",
+    "paths",
+    "resume",
+    "eval",
+    "dataset.root",
+    "dataset.name",
+    "dataset.verify",
+    "model.pretrained",
+    "trainer.steps",
+    "trainer.log_every",
+    "trainer.val_every",
+    "trainer.val_episodes",
+    "trainer.ckpt_every",
+    "trainer.patience",
+    "trainer.grad_share_every",
+    "trainer.workers",
 )
 
 

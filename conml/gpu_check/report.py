@@ -49,7 +49,11 @@ def render(data: dict) -> str:
         f"Written by `{env.get('command')}` on {env.get('date')} (commit {str(env.get('git_commit'))[:10]}), "
         f"torch {env.get('torch')}, CUDA {env.get('cuda')}, cuDNN {env.get('cudnn')}, driver {env.get('driver')}; "
         f"budget {env.get('budget_s')} s, mode {env.get('mode')}. Status: **{data['status']}**"
-        + (f" after {data['seconds']:.0f} s." if "seconds" in data else " (the check did not end by itself: partial results)."),
+        + (
+            f" after {data['seconds']:.0f} s."
+            if "seconds" in data
+            else " (the check did not end by itself: partial results)."
+        ),
         "",
     ]
     if data["notices"]:
@@ -87,7 +91,10 @@ def _settings(part: dict) -> list[str]:
 def _tests(part: dict) -> list[str]:
     lines = _header("Correctness tests on the device (`pytest -m gpu`)", part)
     if "counts" in part:
-        lines.append(", ".join(f"{count} {outcome}" for outcome, count in part["counts"].items()) + f" (exit code {part.get('exit_code')}).")
+        lines.append(
+            ", ".join(f"{count} {outcome}" for outcome, count in part["counts"].items())
+            + f" (exit code {part.get('exit_code')})."
+        )
     failed = [t for t in part.get("tests", []) if t["outcome"] not in ("passed", "skipped")]
     if failed:
         lines += ["", "| test | outcome | message |", "|---|---|---|"]

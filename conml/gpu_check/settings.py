@@ -44,8 +44,14 @@ class Verdicts:
         """`settings` with every failed setting switched off, and one notice per switch."""
         notices = []
         if settings.precision != Precision.float32 and self.passed.get(settings.precision.value) is False:
-            fallback = Precision.tf32 if settings.precision == Precision.bf16 and self.passed.get("tf32") else Precision.float32
-            notices.append(f"performance.precision={settings.precision.value} failed its gate on this device: switched to {fallback.value}")
+            fallback = (
+                Precision.tf32
+                if settings.precision == Precision.bf16 and self.passed.get("tf32")
+                else Precision.float32
+            )
+            notices.append(
+                f"performance.precision={settings.precision.value} failed its gate on this device: switched to {fallback.value}"
+            )
             settings = replace(settings, precision=fallback)
         if settings.channels_last and self.passed.get("channels_last") is False:
             notices.append("performance.channels_last=true failed its gate on this device: switched off")
@@ -66,7 +72,10 @@ def check_settings(device: torch.device) -> tuple[list[dict], Verdicts]:
     if device.type != "cuda":
         gate = device_gate(GATED, device, CANDIDATES["float32"], blocking=True)
         rows = [_row("float32", gate.error, gate.tolerance, gate.passed)]
-        rows += [{"setting": name, "error": None, "tolerance": None, "verdict": "not applicable: acts on CUDA only"} for name in ("tf32", "bf16", "channels_last", "cuda_graph")]
+        rows += [
+            {"setting": name, "error": None, "tolerance": None, "verdict": "not applicable: acts on CUDA only"}
+            for name in ("tf32", "bf16", "channels_last", "cuda_graph")
+        ]
         return rows, Verdicts({})
     rows, passed = [], {}
     for name, settings in CANDIDATES.items():
@@ -87,7 +96,13 @@ def isolated_graph_error(device: torch.device, timeout: float = 180.0) -> tuple[
     """
     script = f"import torch; from conml.gpu_check.settings import graph_error; print(graph_error(torch.device({str(device)!r})))"
     try:
-        done = subprocess.run([sys.executable, "-c", script], capture_output=True, text=True, timeout=timeout, env=os.environ | {"PYTHONPATH": _paths()})
+        done = subprocess.run(
+            [sys.executable, "-c", script],
+            capture_output=True,
+            text=True,
+            timeout=timeout,
+            env=os.environ | {"PYTHONPATH": _paths()},
+        )
     except subprocess.TimeoutExpired:
         return None, f"no result within {timeout:.0f} s"
     if done.returncode != 0:
