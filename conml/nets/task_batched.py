@@ -28,21 +28,6 @@ import torch.nn.functional as F
 from torch import Tensor, nn
 from torch.autograd.function import once_differentiable
 
-# Layers that hold no parameters act on each example independently, so they run on [T*n, ...].
-_PARAMETER_FREE = (
-    nn.ReLU,
-    nn.LeakyReLU,
-    nn.GELU,
-    nn.ELU,
-    nn.Sigmoid,
-    nn.Tanh,
-    nn.Identity,
-    nn.MaxPool2d,
-    nn.AvgPool2d,
-    nn.AdaptiveAvgPool2d,
-    nn.Flatten,
-    nn.Dropout,
-)
 # Parameter-free layers that treat every channel of an image on its own, so they also run on the
 # folded [n, T*C, H, W] layout unchanged.
 _CHANNELWISE = (
@@ -58,6 +43,8 @@ _CHANNELWISE = (
     nn.AdaptiveAvgPool2d,
     nn.Dropout,
 )
+# Layers that hold no parameters act on each example independently, so they run on [T*n, ...].
+_PARAMETER_FREE = (*_CHANNELWISE, nn.Flatten)
 
 
 def fits(module: nn.Module) -> bool:
