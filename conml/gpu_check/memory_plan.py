@@ -369,7 +369,7 @@ def render(
         "",
         "Written by `make memory-plan`"
         + (" (--tiny: tiny sizes, a check of the command, not a plan)" if tiny else "")
-        + f" in {seconds / 60:.0f} min on a CPU, torch {torch_version}. No GPU was used.",
+        + f"; its measurements took {seconds / 60:.0f} min on a CPU in all (torch {torch_version}). No GPU was used.",
         "",
         "**Method.** Each preset is built at its paper sizes on the CPU, on synthetic episodes of the real shapes "
         "(`dataset.synthetic=true`; random weights stand in for a missing pretrained network). One meta-training step "
