@@ -25,6 +25,7 @@ from pathlib import Path
 import torch
 from omegaconf import DictConfig, open_dict
 
+from conml.benchmarks.suite import _git_commit
 from conml.data.images.cache import IMAGE_SIZE
 from conml.data.images.synthetic import STANDARD
 from conml.gpu_check.measure import GIB, state_bytes, step_peak_bytes
@@ -67,6 +68,7 @@ class Entry:
     dataset_bytes: int = 0  # a dataset the run keeps on the GPU (dataset.preload), beside the step's peak
     inputs_per_task: float | None = None  # bytes of one task's inputs and labels in the meta-batch
     chunk_check: dict | None = None  # a measured chunked step against `chunked_peak`
+    commit: str | None = None  # the code measured
 
     @property
     def peak(self) -> float | None:
@@ -134,6 +136,7 @@ class MemoryPlan:
         self.kept: list[Entry] = []  # presets planned by an earlier run and not measured again now
         self.started = time.perf_counter()
         self.earlier = 0.0
+        self.commit = (_git_commit() or "")[:10] or None
 
     def keep_earlier(self, names: list[str]) -> None:
         """Keep an earlier plan's entries for presets not in `names` (so some presets can be measured again)."""
@@ -151,7 +154,7 @@ class MemoryPlan:
             for done, name in enumerate(names, 1):
                 cfg = self._compose(composer, name, None)
                 signature = step_signature(cfg, NOT_THE_STEP + NOT_THE_PLAN)
-                entry = Entry(name, cfg.trainer.meta_batch_size, dataset_bytes=preloaded_bytes(cfg))
+                entry = Entry(name, cfg.trainer.meta_batch_size, dataset_bytes=preloaded_bytes(cfg), commit=self.commit)
                 if signature in first_with:
                     reference = first_with[signature]
                     entry = Entry(
@@ -369,7 +372,9 @@ def render(
         "",
         "Written by `make memory-plan`"
         + (" (--tiny: tiny sizes, a check of the command, not a plan)" if tiny else "")
-        + f"; its measurements took {seconds / 60:.0f} min on a CPU in all (torch {torch_version}). No GPU was used.",
+        + f"; its measurements took {seconds / 60:.0f} min on a CPU in all (torch {torch_version}, code of commit "
+        + ", ".join(sorted({e.commit or "unknown" for e in entries}))
+        + "). No GPU was used.",
         "",
         "**Method.** Each preset is built at its paper sizes on the CPU, on synthetic episodes of the real shapes "
         "(`dataset.synthetic=true`; random weights stand in for a missing pretrained network). One meta-training step "
