@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 
 from conml.checkpoint import remove_partial_checkpoints, restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
-from conml.data.episode_source import EpisodeSource
+from conml.data.episode_source import EpisodeSource, steps_per_draw
 from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
@@ -113,7 +113,7 @@ class Trainer:
         quiet = {} if self.shard.is_main else {"disable": True}  # leaves TQDM_DISABLE in charge on the main process
         bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, **quiet)
         self.learner.train()
-        batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps)
+        batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps, steps_per_draw(self.source))
         stream = meta_batch_stream(batches, settings.workers, pin_memory=self.device.type == "cuda")
         while self.step < settings.steps:
             started = time.perf_counter()

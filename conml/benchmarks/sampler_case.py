@@ -4,7 +4,8 @@ Image episodes come from a synthetic miniImageNet-format cache written to a temp
 the project keeps the split on the device as uint8 and gathers, augments and normalises there;
 the peer decodes each image from a PNG file per episode, as a torch Dataset over an image folder
 does (PNG, being lossless, lets the gate check that both draw exactly the same episodes). Sine-wave
-tasks are drawn by the project's counter-based CPU sampler. Each sampler is set against the
+tasks are drawn by the project's counter-based CPU sampler, several training steps' worth per call
+as the trainer draws them, and reported per step. Each sampler is set against the
 project's MAML meta-iteration on the same episodes, with the target that sampling takes under 5 %
 of a training step.
 """
@@ -25,11 +26,13 @@ from conml.benchmarks.maml_peers import ProjectMAML, meta_iteration
 from conml.benchmarks.results import CaseResult, Target
 from conml.benchmarks.scale import BenchRun
 from conml.benchmarks.setups import MAMLSetup, network, sine_setup
-from conml.benchmarks.timing import Variant, measure
+from conml.benchmarks.timing import Timing, Variant, measure
+from conml.data.episode_source import steps_per_draw
 from conml.data.images.augment import Augmentation
 from conml.data.images.cache import SPLITS, CacheWriter
 from conml.data.images.sampler import draw_episode
 from conml.data.images.source import IMAGENET_MEAN, IMAGENET_STD, FewShotImages
+from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.data.seeding import episode_rng
 from conml.data.sinusoid import SineWaves
 from conml.episodes import EpisodeBatch, Tasks
@@ -153,24 +156,29 @@ def _same_episodes_gate(ours: EpisodeBatch, theirs: EpisodeBatch) -> GateResult:
 
 
 def sine_case(run: BenchRun, tasks: int) -> CaseResult:
-    """The counter-based sampler, which draws a whole meta-batch in a few array operations."""
+    """The counter-based sampler as training draws it: `SineWaves.steps_per_draw` steps' tasks per
+    call, timed per call and reported per step, beside one call per step."""
     setup = sine_setup(tasks)
     source = SineWaves(shots=setup.shots, queries=setup.queries)
+    per_draw = steps_per_draw(source)
     batch = source.sample("train", 0, tasks)
-    subject = "sampler (counter-based, whole meta-batch)"
+    subject, one_per_step = f"sampler per step ({per_draw} steps per call)", "  one call per step"
     result = CaseResult(
         "B6",
         "episode sampling",
         f"sine waves {setup.shots}-shot q{setup.queries} B={tasks}",
         subject,
-        [_one_at_a_time_gate(source, batch)],
+        [_one_at_a_time_gate(source, batch), _blocks_gate(source, tasks, per_draw)],
     )
     if not result.passed:
         return result
     step, default_step = "MAML meta-iteration (project, 1-40-40-1)", "  + ConML (the default experiment)"
     with_conml = replace(setup, conml=True)
     variants = [
-        Variant(subject, _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)),
+        Variant(subject, _training_draws(source, tasks, per_draw, run.device)),
+        Variant(
+            one_per_step, _sampling(lambda first, count: source.sample("train", first, count).to(run.device), tasks)
+        ),
         Variant(step, meta_iteration(ProjectMAML(network(setup).to(run.device), setup), batch.to(run.device))),
         Variant(
             default_step,
@@ -179,6 +187,12 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     ]
     result.timings, failures = measure(variants, run)
     result.notes += failures
+    if subject in result.timings:
+        block = result.timings[subject]
+        result.timings[subject] = _per_step(block, per_draw)
+        result.notes.append(
+            f"one call draws {per_draw} steps' meta-batches: {block.median_ms:.2f} ms, {block.ops} ATen ops"
+        )
     _share_target(result, step)
     default_share = _share(result, default_step)
     if default_share is not None:
@@ -186,15 +200,56 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     return result
 
 
+def _training_draws(source: SineWaves, tasks: int, per_draw: int, device: torch.device):
+    """One call of the trainer's in-process stream: `per_draw` steps' meta-batches, each moved to `device`."""
+    block = [0]
+
+    def run() -> None:
+        first = block[0] * per_draw
+        for meta_batch in meta_batch_stream(
+            MetaBatches(source, tasks, 0, tasks, first, first + per_draw, per_draw), 0, False
+        ):
+            meta_batch.to(device)
+        block[0] += 1
+
+    return run
+
+
+def _per_step(block: Timing, steps: int) -> Timing:
+    """A block's timing per step it draws (peak memory stays the block's: it is held at once)."""
+    return replace(
+        block,
+        median_ms=block.median_ms / steps,
+        p10_ms=block.p10_ms / steps,
+        p90_ms=block.p90_ms / steps,
+        ops=None if block.ops is None else round(block.ops / steps),
+    )
+
+
 def _one_at_a_time_gate(source: SineWaves, batch: EpisodeBatch) -> GateResult:
     """Drawn as a meta-batch, every task is the one its index gives alone (max difference, bit for bit)."""
-
-    def tensors(episodes: EpisodeBatch) -> tuple[torch.Tensor, ...]:
-        return episodes.support.x, episodes.support.y, episodes.query.x, episodes.query.y
-
-    alone = [tensors(source.sample("train", index, 1)) for index in range(batch.num_tasks)]
-    error = max((torch.cat(pieces) - whole).abs().max().item() for whole, pieces in zip(tensors(batch), zip(*alone)))
+    alone = [_tensors(source.sample("train", index, 1)) for index in range(batch.num_tasks)]
+    error = max((torch.cat(pieces) - whole).abs().max().item() for whole, pieces in zip(_tensors(batch), zip(*alone)))
     return GateResult("meta-batch = tasks drawn one at a time (max difference)", error, 0.0)
+
+
+def _blocks_gate(source: SineWaves, tasks: int, per_draw: int) -> GateResult:
+    """Drawn several steps per call, from a step off a call boundary, every meta-batch is the one drawn
+    alone (max difference, bit for bit)."""
+    first, last = 3, 3 + 2 * per_draw + 1
+    streams = [
+        meta_batch_stream(MetaBatches(source, tasks, 0, tasks, first, last, steps), 0, False) for steps in (per_draw, 1)
+    ]
+    error = max(
+        (a - b).abs().max().item()
+        for blocked, alone in zip(*streams)
+        for a, b in zip(_tensors(blocked), _tensors(alone))
+    )
+    return GateResult(f"{per_draw} steps per call = one call per step (max difference)", error, 0.0)
+
+
+def _tensors(episodes: EpisodeBatch) -> tuple[torch.Tensor, ...]:
+    return episodes.support.x, episodes.support.y, episodes.query.x, episodes.query.y
 
 
 def _share(result: CaseResult, step: str) -> float | None:

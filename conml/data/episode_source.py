@@ -19,3 +19,12 @@ class EpisodeSource(Protocol):
     ) -> EpisodeBatch:
         """Tasks `first .. first + count - 1` of `split`; `shots`/`queries` override the defaults."""
         ...
+
+
+def steps_per_draw(source: EpisodeSource) -> int:
+    """Training steps whose tasks the in-process stream draws in one `sample` call (conml/data/prefetch.py).
+
+    A source declares `steps_per_draw` when its meta-batches are tiny and cost mostly per call; any
+    other draws one step at a time (an 84-px image meta-batch is hundreds of MB, a block of them would not fit).
+    """
+    return getattr(source, "steps_per_draw", 1)

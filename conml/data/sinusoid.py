@@ -16,6 +16,9 @@ class SineWaves:
     """K-shot sine-wave tasks; task i of a split draws amplitude, phase and points from its own counter-based stream."""
 
     kind = REGRESSION
+    # Training draws this many steps' tasks per call (conml/data/episode_source.py steps_per_draw): a
+    # meta-batch is a few KB and its draw costs mostly per call, against a training step of a few ms.
+    steps_per_draw = 32
 
     def __init__(
         self,
