@@ -75,7 +75,7 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 	$(RUN) python scripts/prepare_same_different.py $(ARGS)
 
 # Paper tables: one Hydra multirun over a table's presets and seeds, then the table beside the paper's
-# numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (output in the sweep folder).
+# numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
 .PHONY: table-2 table-3 table-4 table-5 table-samediff table-samediff-order table-samediff-loo

@@ -21,19 +21,8 @@ register()
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 
-# Shrinks any run to a few steps on a few tasks.
-TINY = [
-    "trainer.steps=4",
-    "trainer.meta_batch_size=4",
-    "trainer.log_every=2",
-    "trainer.val_every=2",
-    "trainer.ckpt_every=2",
-    "trainer.val_episodes=4",
-    "eval.episodes=6",
-    "eval.batch_size=4",
-    "logger.mode=disabled",
-    "device=cpu",
-]
+# Shrinks any run to a few steps on a few tasks, on the CPU, without W&B (configs/debug/tiny.yaml).
+TINY = ["debug=tiny"]
 
 
 def compose_config(overrides: list[str] | tuple[str, ...] = ()) -> DictConfig:

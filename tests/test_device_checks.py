@@ -185,7 +185,7 @@ def test_episodes_and_caches_are_placed_on_the_device():
 def test_a_resumed_run_ends_where_an_uninterrupted_one_does(tmp_path):
     """Sine waves, MAML + ConML with random subsets (the global RNG is restored too), on the device."""
     common = [
-        *(o for o in TINY if not o.startswith("device=")),
+        *TINY,
         f"device={DEVICE}",
         "conml.subset=random",
         "conml.num_subsets=2",

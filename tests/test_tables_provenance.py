@@ -7,16 +7,18 @@ import hashlib
 from pathlib import Path
 
 import pytest
+import yaml
 
 import conml.tables.cli as cli
 from conml.tables.catalog import TABLES
-from conml.tables.spec import TWO_STEPS
 from tests.test_tables_aggregate import TOY, write_result
 
 ROOT = Path(__file__).resolve().parents[1]
+# A smoke run's config: the settings of configs/debug/smoke.yaml, logging aside.
 SMOKE_CONFIG = {
-    "trainer": {k.split(".")[1]: int(v) for k, v in TWO_STEPS.items() if k.startswith("trainer.")},
-    "eval": {"episodes": 2, "batch_size": 2},
+    key: value
+    for key, value in yaml.safe_load((ROOT / "configs" / "debug" / "smoke.yaml").read_text()).items()
+    if key != "logger"
 }
 
 

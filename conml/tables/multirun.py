@@ -15,7 +15,10 @@ from pathlib import Path
 
 from conml.tables.spec import Table
 
-EXPERIMENTS = Path(__file__).resolve().parents[2] / "configs" / "experiment"
+CONFIGS = Path(__file__).resolve().parents[2] / "configs"
+EXPERIMENTS = CONFIGS / "experiment"
+# The debug option (configs/debug/) every job of a smoke multirun composes; the table's own smoke settings go on top.
+SMOKE_DEBUG = "smoke"
 
 
 def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str], list[str]]:
@@ -29,12 +32,14 @@ def sweep_parameters(
 ) -> dict[str, str]:
     """Hydra overrides by key: presets, seeds, the table's sweep, its smoke shrinkage, then the user's (which win).
 
+    Smoke shrinkage is `debug=smoke` and the table's own smoke settings. It spells out logger.mode=disabled
+    as well, since `scripts/table.py run` reads from these parameters whether to log the table's figures to W&B.
     Keys of settings that only the presets' groups have (model.width of a transformer, say) carry
     Hydra's '++': the sweep's own config is composed before any preset is applied, where a plain
     override of a key the default groups lack would fail. '++key' and 'key' replace each other.
     """
     parameters = {"experiment": ",".join(presets), "seed": ",".join(str(s) for s in seeds), **table.sweep}
-    updates = list(table.smoke.items()) if smoke else []
+    updates = [("debug", SMOKE_DEBUG), ("logger.mode", "disabled"), *table.smoke.items()] if smoke else []
     for override in overrides:
         key, separator, value = override.partition("=")
         if not separator:

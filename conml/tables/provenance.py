@@ -9,13 +9,30 @@ which seeds, step budgets and folders the table's numbers come from.
 from __future__ import annotations
 
 from collections import defaultdict
+from typing import Any
+
+import yaml
 
 from conml.errors import ConfigError
+from conml.tables.multirun import CONFIGS, SMOKE_DEBUG
 from conml.tables.runs import Run
-from conml.tables.spec import TWO_STEPS
 
-# What marks a smoke run: the shared two-step settings (logging aside, which a user may change).
-SMOKE_MARKS = {key: value for key, value in TWO_STEPS.items() if not key.startswith("logger.")}
+
+def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
+    """Every value of a nested config by dotted path, as text."""
+    leaves: dict[str, str] = {}
+    for key, value in node.items():
+        path = f"{prefix}{key}"
+        leaves.update(_leaves(value, f"{path}.") if isinstance(value, dict) else {path: str(value)})
+    return leaves
+
+
+# What marks a smoke run: the settings of the smoke multirun's debug option (logging aside, which a user may change).
+SMOKE_MARKS = {
+    path: value
+    for path, value in _leaves(yaml.safe_load((CONFIGS / "debug" / f"{SMOKE_DEBUG}.yaml").read_text())).items()
+    if not path.startswith("logger.")
+}
 
 
 def is_smoke(run: Run) -> bool:

@@ -12,7 +12,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Optional
 
-from conml.tables.spec import TWO_STEPS, Cell, Column, Lookup, Paper, RunKey, Table
+from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
 
 TASKS = (
     "regular",
@@ -49,13 +49,12 @@ A1_COLUMNS = tuple(
     for depth in (2, 4, 6)
 )
 
-# Shared by every same-different multirun in smoke mode: two tasks, supports of 4, two steps.
+# Shared by every same-different multirun in smoke mode, on top of debug=smoke: two tasks, supports of 4.
 SMOKE = {
     "++model.fc_units": "8",
     "++dataset.tasks": "[lines,arrows]",
     "++dataset.support_sizes": "[4]",
     "++dataset.episodes": "[4,2,2]",
-    **TWO_STEPS,
 }
 # B1 and leave-one-out are Conv6 + MAML only, so their smoke runs can also be narrow and adapt once.
 SMOKE_CONV6_MAML = {

@@ -12,7 +12,8 @@ from typing import Any, Callable, Optional, Protocol
 
 from conml.tables.runs import Run
 
-# Smoke mode's shared part: two meta-training steps of two tasks, a tiny evaluation, no W&B.
+# The settings of configs/debug/smoke.yaml, which every smoke multirun composes; only the image tables'
+# smoke settings still repeat them.
 TWO_STEPS = {
     "trainer.steps": "2",
     "trainer.meta_batch_size": "2",
@@ -87,7 +88,8 @@ class Table:
 
     `spread` is what '±' means in the paper's table (95% CI, or standard deviation), and ours
     follows it. `sweep` adds multirun parameters beyond presets and seeds (one value list per
-    key); `smoke` replaces values for a quick end-to-end check (tiny data, a few steps).
+    key); `smoke` adds the table's own values to `debug=smoke` (configs/debug/smoke.yaml) for a quick
+    end-to-end check (tiny data, a few steps).
     `figures(runs, out_dir)` draws the table's figures from the runs it found.
     """
 

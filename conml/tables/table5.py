@@ -126,18 +126,14 @@ def icl_table(scale: str) -> Table:
         title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} presets)",
         source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 5 of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
+        # On top of debug=smoke: a one-layer transformer, meta-batches of 4 prompts and 4 test prompts.
         smoke={
             "++model.width": "16",
             "++model.depth": "1",
             "++model.heads": "2",
-            "trainer.steps": "2",
             "trainer.meta_batch_size": "4",
-            "trainer.val_every": "2",
-            "trainer.ckpt_every": "2",
-            "trainer.val_episodes": "2",
             "eval.episodes": "4",
             "eval.batch_size": "4",
-            "logger.mode": "disabled",
         },
         notes=(
             "Curves: squared error at point k+1 from the first k points on the run's eval.episodes test prompts; "
