@@ -53,7 +53,7 @@ gpu-check: $(if $(SYSTEM_PYTHON),$(if $(WHEELS),.whl/site/.installed),setup)  ##
 	$(SYSTEM_PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target .whl/site $(WHEELS)
 	@touch $@
 
-memory-plan: setup  ## docs/memory.md: peak memory of every preset at its paper meta-batch, measured on the CPU (~30 min); ARGS="--presets 'table3_*'"
+memory-plan: setup  ## docs/memory.md: peak memory of every preset at its paper meta-batch, measured on the CPU (~30 min); ARGS="--presets 'miniimagenet-*'"
 	$(RUN) python scripts/memory_plan.py $(ARGS)
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock

@@ -134,6 +134,19 @@ def register() -> None:
         OmegaConf.register_new_resolver("job_folder", job_folder)
     if not OmegaConf.has_resolver("metric_direction"):
         OmegaConf.register_new_resolver("metric_direction", metric_direction)
+    if not OmegaConf.has_resolver("pick"):
+        OmegaConf.register_new_resolver("pick", pick)
+
+
+def pick(key: Any, options: dict) -> Any:
+    """`${pick:${dataset.shots},{1:30,5:20}}`: a setting that follows another (ProtoNet's training ways
+    per shot count), so one protocol file serves every cell of a table instead of one file per cell."""
+    if key not in options:
+        raise ConfigError(
+            f"No value for {key!r} among {sorted(options, key=str)} in a `pick` of the config; "
+            "set the setting that uses it explicitly on the command line."
+        )
+    return options[key]
 
 
 def metric_direction(metric: str) -> str:

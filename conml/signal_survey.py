@@ -25,6 +25,7 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.gradient_share import gradient_share
 from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective
+from conml.tables.table_sweep import preset_overrides
 from conml.task_kind import CLASSIFICATION
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
@@ -43,7 +44,7 @@ class Case:
 
 def paper_cases(image_tasks: int) -> list[Case]:
     """Each learner at its paper psi, then each alternative psi and meta-batch centring."""
-    mini = "table3_miniimagenet_{}_1shot_conml"
+    mini = "miniimagenet-{}-1shot-conml"
     images = [f"trainer.meta_batch_size={image_tasks}"]
     weight_options = [
         ("weights (paper)", ()),
@@ -65,7 +66,7 @@ def paper_cases(image_tasks: int) -> list[Case]:
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in weight_options]
     for learner in ("protonet", "matchingnet"):
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in prototype_options]
-    cases += [Case("scnaps 1-shot", psi, mini.format("scnaps"), (*images, *o)) for psi, o in film_options]
+    cases += [Case("simple_cnaps 1-shot", psi, mini.format("simple_cnaps"), (*images, *o)) for psi, o in film_options]
     cases.append(
         Case("ICL linear regression (toy)", "prediction at the probe (paper)", "table5_linear_regression_icl_toy_conml")
     )
@@ -77,7 +78,7 @@ def compose_case(case: Case, seed: int):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         cfg = compose(
             "train",
-            overrides=[f"experiment={case.preset}", f"seed={seed}", "device=cpu", *case.overrides],
+            overrides=[*preset_overrides(case.preset), f"seed={seed}", "device=cpu", *case.overrides],
             return_hydra_config=True,
         )
     with open_dict(cfg):
@@ -126,7 +127,7 @@ def measure(case: Case, seed: int = 0) -> dict:
     return {
         "learner": case.learner,
         "psi": case.psi,
-        "command": f"experiment={case.preset} {' '.join(case.overrides)}".strip(),
+        "command": " ".join([*preset_overrides(case.preset), *case.overrides]),
         "tasks": tasks,
         "share": share,
         "conml_grad_norm": conml_norm,

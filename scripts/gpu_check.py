@@ -2,7 +2,7 @@
 
     python scripts/gpu_check.py                         # the GPU: writes docs/gpu/<device>.md and .json
     python scripts/gpu_check.py --device cpu --tiny     # the same code on a CPU at tiny sizes (the test suite runs this)
-    python scripts/gpu_check.py --parts presets --presets 'table3_*'
+    python scripts/gpu_check.py --parts presets --presets 'miniimagenet-*'
 
 No dataset needs to be prepared (synthetic episodes of the real shapes stand in) and nothing is
 downloaded. What each part does: conml/gpu_check/check.py; the report: docs/gpu/README.md.

@@ -1,7 +1,7 @@
 """Plan the GPU memory of every preset without a GPU: docs/memory.md (method: conml/gpu_check/memory_plan.py).
 
 python scripts/memory_plan.py                          # every preset at its paper sizes (about half an hour on 2 CPU cores)
-python scripts/memory_plan.py --presets 'table3_*'     # some presets
+python scripts/memory_plan.py --presets 'miniimagenet-*'     # some presets
 python scripts/memory_plan.py --tiny --out /tmp/memory.md   # tiny sizes: checks the command in seconds
 """
 

@@ -24,6 +24,7 @@ from conml.gpu_check.memory_plan import largest_episodes, plan
 from conml.gpu_check.presets import Composer, step_signature
 from conml.gpu_check.settings import Verdicts, check_settings
 from conml.performance import PerformanceSettings, Precision
+from conml.tables.table_sweep import preset_overrides
 from tests.conftest import compose_config
 
 ROOT = Path(__file__).resolve().parents[1]
@@ -46,11 +47,8 @@ def test_make_gpu_check_runs_on_the_cpu_at_tiny_sizes(tmp_path):
     assert tests["exit_code"] == 0 and tests["counts"].get("passed", 0) >= 15 and set(tests["counts"]) == {"passed"}
     presets = {r["preset"]: r for r in data["parts"]["presets"]["results"]}
     assert all(r["status"] == "ok" or r["status"].startswith("same step as") for r in presets.values()), presets
-    assert (
-        presets["table4_tieredimagenet_maml_1shot_conml"]["status"]
-        == "same step as table3_miniimagenet_maml_1shot_conml"
-    )
-    assert presets["table3_miniimagenet_maml_1shot_conml"]["data"] == "synthetic"
+    assert presets["tieredimagenet-maml-1shot-conml"]["status"] == "same step as miniimagenet-maml-1shot-conml"
+    assert presets["miniimagenet-maml-1shot-conml"]["data"] == "synthetic"
     assert all(
         r["peak_gib"] > 0 and r["projected_total_hours"] >= r["projected_train_hours"] > 0 for r in presets.values()
     )
@@ -170,18 +168,18 @@ def test_synthetic_metadataset_has_the_real_class_splits():
 def test_synthetic_data_is_a_setting_and_never_the_default():
     for dataset in ("miniimagenet", "tieredimagenet", "metadataset"):
         assert compose_config([f"dataset={dataset}"]).dataset.synthetic is False
-    cfg = compose_config(["experiment=table3_miniimagenet_protonet_1shot_conml", "dataset.synthetic=true"])
+    cfg = compose_config([*preset_overrides("miniimagenet-protonet-1shot-conml"), "dataset.synthetic=true"])
     assert cfg.dataset.synthetic is True
 
 
 def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
     with Composer() as compose:
         mini, tiered, five = (
-            compose([f"experiment={name}"])
+            compose(preset_overrides(name))
             for name in (
-                "table3_miniimagenet_maml_1shot_conml",
-                "table4_tieredimagenet_maml_1shot_conml",
-                "table3_miniimagenet_maml_5shot_conml",
+                "miniimagenet-maml-1shot-conml",
+                "tieredimagenet-maml-1shot-conml",
+                "miniimagenet-maml-5shot-conml",
             )
         )
         assert step_signature(mini) == step_signature(tiered) != step_signature(five)
@@ -194,8 +192,8 @@ def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
 def test_memory_plan_at_tiny_sizes(tmp_path):
     out = tmp_path / "memory.md"
     names = [
-        "table3_miniimagenet_protonet_1shot_conml",
-        "table4_tieredimagenet_protonet_1shot_conml",
+        "miniimagenet-protonet-1shot-conml",
+        "tieredimagenet-protonet-1shot-conml",
         "table2_sinusoid_maml_5shot_conml",
         "metadataset_all_scnaps_conml",
     ]
@@ -208,7 +206,7 @@ def test_memory_plan_at_tiny_sizes(tmp_path):
         entries[names[3]].peaks
     )
     text = out.read_text()
-    assert "| table3_miniimagenet_protonet_1shot_conml | 32 |" in text and "tiny sizes" in text
+    assert "| miniimagenet-protonet-1shot-conml | 32 |" in text and "tiny sizes" in text
     assert [e["preset"] for e in json.loads(out.with_suffix(".json").read_text())["entries"]] == sorted(names)
     # Measuring some presets again keeps the others' entries.
     again = plan(out, [names[2]], tiny=True, check_below_seconds=0.0)
@@ -220,9 +218,7 @@ def test_the_plan_of_a_chunked_step_matches_a_measured_one(tmp_path, monkeypatch
     from conml.gpu_check import memory_plan
 
     monkeypatch.setitem(memory_plan.CARDS, "80 GB", 1.0)  # GiB: the 1 GiB allowance alone
-    [entry] = plan(
-        tmp_path / "memory.md", ["table3_miniimagenet_protonet_1shot_conml"], tiny=True, check_below_seconds=0.0
-    )
+    [entry] = plan(tmp_path / "memory.md", ["miniimagenet-protonet-1shot-conml"], tiny=True, check_below_seconds=0.0)
     assert entry.inputs_per_task > 0 and entry.chunk_check["chunk"] == 2
     # The plan may over-state a chunked step a little (copies of a task's inputs count as per-task memory), never under-state it.
     assert -0.01 < entry.chunk_check["error"] < 0.10, entry.chunk_check
@@ -245,9 +241,9 @@ def test_a_preset_out_of_memory_is_measured_again_in_task_chunks(tmp_path, monke
     monkeypatch.setattr(check, "_measure_preset", measure)
     options = check.Options(torch.device("cpu"), True, tmp_path, 60.0, ["presets"], None, "synthetic", 1)
     with Composer() as compose:
-        cfg = compose(["experiment=table3_miniimagenet_protonet_1shot_conml", "device=cpu"])
+        cfg = compose([*preset_overrides("miniimagenet-protonet-1shot-conml"), "device=cpu"])
     report = check.Report(tmp_path, "report", {})
-    result = check._run_preset("table3_miniimagenet_protonet_1shot_conml", cfg, options, Verdicts({}), tmp_path, report)
+    result = check._run_preset("miniimagenet-protonet-1shot-conml", cfg, options, Verdicts({}), tmp_path, report)
     assert (
         chunks == [None, "auto"]
         and result["status"] == "ok with task_chunk=21 (the whole meta-batch ran out of memory)"

@@ -14,6 +14,7 @@ from conml.data.images.prepare import main as prepare_cli
 from conml.data.images.source import FewShotImages
 from conml.data.images.tieredimagenet import prepare_tieredimagenet
 from conml.errors import DataError
+from conml.tables.table_sweep import preset_overrides
 from conml.train import run
 from tests.conftest import TINY, compose_config
 from tests.images_fixture import SPLITS, class_images, wnid, write_mini_csv, write_mini_pickles, write_tiered_pickles
@@ -170,6 +171,6 @@ def test_cache_of_the_other_dataset_is_refused(mini_cache, tmp_path):
 
 
 def test_a_run_without_the_dataset_stops_with_the_preparation_command(tmp_path):
-    cfg = compose_config([*TINY, "experiment=table3_miniimagenet_protonet_1shot_conml", f"paths.data_dir={tmp_path}"])
+    cfg = compose_config([*TINY, *preset_overrides("miniimagenet-protonet-1shot-conml"), f"paths.data_dir={tmp_path}"])
     with pytest.raises(DataError, match=r"make data-miniimagenet SOURCE=<download folder>"):
         run(cfg, tmp_path / "run")

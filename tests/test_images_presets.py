@@ -1,4 +1,4 @@
-"""Every Table 3 / Table 4 preset: it pins its paper cell, and it meta-trains and meta-tests on a tiny
+"""Every cell of the Table 3 / Table 4 sweeps: it pins its paper cell, and it meta-trains and meta-tests on a tiny
 prepared miniImageNet / tieredImageNet (real download formats, cached at 16x16, Conv-4 of width 4)."""
 
 from __future__ import annotations
@@ -8,8 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.train import run
-from tests.conftest import CONFIGS, TINY, compose_config
+from tests.conftest import TINY, compose_config
 from tests.images_fixture import prepared_datasets
 
 SIZE = 16
@@ -20,10 +21,8 @@ LEARNER_TARGETS = {
     "protonet": "conml.learners.protonet.ProtoNet",
     "matchingnet": "conml.learners.matchingnet.MatchingNet",
 }
-# The Conv-4 learners' cells of Tables 3 and 4 (the SCNAPs rows are tested with Simple CNAPs).
-PRESETS = sorted(
-    p.stem for p in (CONFIGS / "experiment").glob("table[34]_*.yaml") if p.stem.split("_")[2] in LEARNER_TARGETS
-)
+# The Conv-4 learners' cells of Tables 3 and 4, by run name (the Simple CNAPs rows are tested with Simple CNAPs).
+PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.learner in LEARNER_TARGETS)
 
 
 @pytest.fixture(scope="module")
@@ -31,18 +30,14 @@ def data_dir(tmp_path_factory) -> Path:
     return prepared_datasets(tmp_path_factory.mktemp("images"), SIZE)
 
 
-def test_every_cell_of_tables_3_and_4_has_a_preset():
-    cells = itertools.product(
-        [("table3", "miniimagenet"), ("table4", "tieredimagenet")], LEARNER_TARGETS, (1, 5), ("baseline", "conml")
-    )
-    assert PRESETS == sorted(
-        f"{table}_{dataset}_{learner}_{shots}shot_{variant}" for (table, dataset), learner, shots, variant in cells
-    )
+def test_every_cell_of_tables_3_and_4_is_in_their_sweeps():
+    cells = itertools.product(["miniimagenet", "tieredimagenet"], LEARNER_TARGETS, (1, 5), ("plain", "conml"))
+    assert PRESETS == sorted(f"{dataset}-{learner}-{shots}shot-{variant}" for dataset, learner, shots, variant in cells)
 
 
 def check_cell(preset: str, cfg) -> None:
     """The settings that make `preset` its paper cell (those the tiny run does not shrink)."""
-    _, dataset, learner, shots, variant = preset.split("_")
+    dataset, learner, shots, variant = preset.split("-")
     assert cfg.name == preset and cfg.dataset.name == dataset and f"{cfg.dataset.shots}shot" == shots
     assert cfg.dataset.ways == 5 and cfg.eval.queries == 15
     assert cfg.learner._target_ == LEARNER_TARGETS[learner]
@@ -58,7 +53,7 @@ def check_cell(preset: str, cfg) -> None:
 
 @pytest.mark.parametrize("learner", LEARNER_TARGETS)
 def test_learner_recipe_sizes(learner):
-    cfg = compose_config([f"experiment=table3_miniimagenet_{learner}_1shot_conml"])
+    cfg = compose_config([*preset_overrides(f"miniimagenet-{learner}-1shot-conml")])
     assert cfg.trainer.meta_batch_size == 32, "ConML's image experiments use 32 tasks per meta-batch"
     assert cfg.model.hidden == (64 if learner in ("protonet", "matchingnet") else 32), (
         "Conv-4 width of the learner's original setting"
@@ -69,7 +64,7 @@ def tiny_run(preset: str, data_dir: Path, run_dir: Path, extra: tuple[str, ...] 
     """Compose `preset` shrunk to 2 steps of 2 tasks on the tiny data, check its cell, run it."""
     overrides = [
         *TINY,
-        f"experiment={preset}",
+        *preset_overrides(preset),
         f"paths.data_dir={data_dir}",
         f"model.image_size={SIZE}",
         "trainer.steps=2",
@@ -79,12 +74,12 @@ def tiny_run(preset: str, data_dir: Path, run_dir: Path, extra: tuple[str, ...] 
         "eval.batch_size=2",
         *extra,
     ]
-    if "_reptile_" in preset:
+    if "-reptile-" in preset:
         overrides.append("learner.eval_inner_steps=2")
     cfg = compose_config(overrides)
     check_cell(preset, cfg)
     summary = run(cfg, run_dir)
-    shots = preset.split("_")[3]
+    shots = preset.split("-")[2]
     assert summary["steps"] == 2 and (run_dir / "results.json").exists()
     assert list(summary["test"]) == [f"accuracy@{shots}"]
     assert 0.0 <= summary["test"][f"accuracy@{shots}"]["mean"] <= 100.0
@@ -98,10 +93,10 @@ def test_preset_meta_trains_and_meta_tests(preset, data_dir, tmp_path):
 @pytest.mark.parametrize(
     "preset, extra",
     [
-        ("table3_miniimagenet_maml_1shot_conml", ("model=resnet12", "model.channels=[4,4]")),
-        ("table4_tieredimagenet_protonet_5shot_conml", ("model=resnet12", "model.channels=[4,4]")),
+        ("miniimagenet-maml-1shot-conml", ("model=resnet12", "model.channels=[4,4]")),
+        ("tieredimagenet-protonet-5shot-conml", ("model=resnet12", "model.channels=[4,4]")),
         (
-            "table4_tieredimagenet_protonet_1shot_conml",
+            "tieredimagenet-protonet-1shot-conml",
             ("model.hidden=4", "dataset/augmentation=lee2019", "dataset.preload=false"),
         ),
     ],
@@ -117,7 +112,7 @@ def test_model_for_another_image_size_is_refused_at_start_up(data_dir, tmp_path)
 
     overrides = [
         *TINY,
-        "experiment=table3_miniimagenet_maml_1shot_conml",
+        *preset_overrides("miniimagenet-maml-1shot-conml"),
         f"paths.data_dir={data_dir}",
         "model.hidden=4",
     ]
@@ -127,16 +122,16 @@ def test_model_for_another_image_size_is_refused_at_start_up(data_dir, tmp_path)
 
 
 PSI_OPTIONS = [
-    ("table3_miniimagenet_protonet_1shot_conml", "learner.representation=centred"),
-    ("table3_miniimagenet_matchingnet_1shot_conml", "learner.representation=centred"),
-    ("table3_miniimagenet_protonet_1shot_conml", "conml.centring=meta_batch"),
-    ("table3_miniimagenet_maml_1shot_conml", "learner.representation=update"),
-    ("table3_miniimagenet_maml_1shot_conml", "conml.centring=meta_batch"),
-    ("table3_miniimagenet_fomaml_1shot_conml", "learner.representation=update"),
-    ("table3_miniimagenet_reptile_1shot_conml", "learner.representation=update"),
+    ("miniimagenet-protonet-1shot-conml", "learner.representation=centred"),
+    ("miniimagenet-matchingnet-1shot-conml", "learner.representation=centred"),
+    ("miniimagenet-protonet-1shot-conml", "conml.centring=meta_batch"),
+    ("miniimagenet-maml-1shot-conml", "learner.representation=update"),
+    ("miniimagenet-maml-1shot-conml", "conml.centring=meta_batch"),
+    ("miniimagenet-fomaml-1shot-conml", "learner.representation=update"),
+    ("miniimagenet-reptile-1shot-conml", "learner.representation=update"),
 ]
 
 
-@pytest.mark.parametrize("preset, option", PSI_OPTIONS, ids=[f"{p.split('_')[2]}-{o}" for p, o in PSI_OPTIONS])
+@pytest.mark.parametrize("preset, option", PSI_OPTIONS, ids=[f"{p.split('-')[1]}-{o}" for p, o in PSI_OPTIONS])
 def test_every_psi_option_trains_two_steps(preset, option, data_dir, tmp_path):
     tiny_run(preset, data_dir, tmp_path, ("model.hidden=4", option, "trainer.grad_share_every=1"))

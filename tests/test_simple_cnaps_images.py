@@ -1,4 +1,4 @@
-"""The Simple CNAPs cells of Tables 3 and 4: each preset pins its paper setting and trains ± ConML a
+"""The Simple CNAPs cells of Tables 3 and 4: each cell of their sweeps pins its paper setting and trains ± ConML a
 step on a tiny prepared miniImageNet / tieredImageNet (real download formats, cached at 32 px, the
 smallest the set encoder takes), with a narrow ResNet-18 trained from scratch or loaded frozen."""
 
@@ -11,12 +11,13 @@ import pytest
 import torch
 
 from conml.nets.resnet18 import FilmResNet18
+from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.train import run
-from tests.conftest import CONFIGS, TINY, compose_config
+from tests.conftest import TINY, compose_config
 from tests.images_fixture import prepared_datasets
 from tests.test_simple_cnaps import NARROW, SHORT, WIDTH
 
-PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("table[34]_*_scnaps_*.yaml"))
+PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.learner == "simple_cnaps")
 CHECKPOINTS = {
     "miniimagenet": "pretrained_resnet_mini_imagenet.pt.tar",
     "tieredimagenet": "pretrained_resnet_tiered_imagenet.pt.tar",
@@ -32,17 +33,15 @@ def data_dir(tmp_path_factory) -> Path:
     return data
 
 
-def test_every_scnaps_cell_of_tables_3_and_4_has_a_preset():
-    cells = itertools.product([("table3", "miniimagenet"), ("table4", "tieredimagenet")], (1, 5), ("baseline", "conml"))
-    assert PRESETS == sorted(
-        f"{table}_{dataset}_scnaps_{shots}shot_{variant}" for (table, dataset), shots, variant in cells
-    )
+def test_every_simple_cnaps_cell_of_tables_3_and_4_is_in_their_sweeps():
+    cells = itertools.product(["miniimagenet", "tieredimagenet"], (1, 5), ("plain", "conml"))
+    assert PRESETS == sorted(f"{dataset}-simple_cnaps-{shots}shot-{variant}" for dataset, shots, variant in cells)
 
 
 @pytest.mark.parametrize("preset", PRESETS)
-def test_scnaps_preset_pins_its_cell_and_trains(preset, data_dir, tmp_path):
-    table, dataset, _, shots, variant = preset.split("_")
-    published = compose_config([f"experiment={preset}"])
+def test_simple_cnaps_cell_pins_its_setting_and_trains(preset, data_dir, tmp_path):
+    dataset, _, shots, variant = preset.split("-")
+    published = compose_config(preset_overrides(preset))
     assert published.name == preset and published.dataset.name == dataset and f"{published.dataset.shots}shot" == shots
     assert published.dataset.ways == 5 and published.dataset.queries == 10 and published.eval.queries == 10
     assert (
@@ -52,9 +51,9 @@ def test_scnaps_preset_pins_its_cell_and_trains(preset, data_dir, tmp_path):
     assert published.model.frozen and published.model.pretrained.endswith(CHECKPOINTS[dataset])
     assert published.conml.enabled == (variant == "conml") and published.conml.lam == 0.1
 
-    # Baselines load the (stand-in) pretrained checkpoint frozen; ConML cells train the network from scratch.
+    # Cells without ConML load the (stand-in) pretrained checkpoint frozen; ConML cells train the network from scratch.
     scratch = ["model.pretrained=null", "model.frozen=false"] if variant == "conml" else []
-    cfg = compose_config([*TINY, f"experiment={preset}", f"paths.data_dir={data_dir}", *NARROW, *SHORT, *scratch])
+    cfg = compose_config([*TINY, *preset_overrides(preset), f"paths.data_dir={data_dir}", *NARROW, *SHORT, *scratch])
     summary = run(cfg, tmp_path)
     assert summary["steps"] == 1 and list(summary["test"]) == [f"accuracy@{shots}"]
     assert 0.0 <= summary["test"][f"accuracy@{shots}"]["mean"] <= 100.0
@@ -62,11 +61,10 @@ def test_scnaps_preset_pins_its_cell_and_trains(preset, data_dir, tmp_path):
 
 @pytest.mark.parametrize("option", ["learner.representation=offset", "conml.centring=meta_batch"])
 def test_every_psi_option_of_simple_cnaps_trains(option, data_dir, tmp_path):
-    preset = "table3_miniimagenet_scnaps_1shot_conml"
     cfg = compose_config(
         [
             *TINY,
-            f"experiment={preset}",
+            *preset_overrides("miniimagenet-simple_cnaps-1shot-conml"),
             f"paths.data_dir={data_dir}",
             *NARROW,
             *SHORT,

@@ -81,7 +81,7 @@ def test_table2_lambda_smoke_sweeps_lambda(tmp_path):
 @pytest.mark.parametrize("name", ["table3", "table4"])
 def test_image_table_smoke(name, image_data, tmp_path):
     _, entries = smoke(name, tmp_path, 0, f"paths.data_dir={image_data}")
-    assert {e["method"] for e in entries} == {"MAML", "FOMAML", "Reptile", "MatchNet", "ProtoNet", "SCNAPs"}
+    assert {e["method"] for e in entries} == {"MAML", "FOMAML", "Reptile", "MatchingNet", "ProtoNet", "Simple CNAPs"}
     assert len(entries) == 6 * 6 and all(measured(e) for e in entries)
 
 

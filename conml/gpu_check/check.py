@@ -48,6 +48,7 @@ from conml.gpu_check.presets import (
 )
 from conml.gpu_check.report import Report, device_slug
 from conml.gpu_check.settings import Verdicts, check_settings
+from conml.tables.table_sweep import preset_overrides
 from conml.task_chunks import AUTO
 
 ROOT = CONFIGS.parent
@@ -223,7 +224,7 @@ def presets_part(options: Options, verdicts: Verdicts, budget: Budget, section: 
         names = preset_names(options.presets or (list(TINY_PRESETS) if options.tiny else None))
         configs = {}
         for name in names:
-            cfg = composer([f"experiment={name}", f"device={device}", "logger.mode=disabled"])
+            cfg = composer([*preset_overrides(name), f"device={device}", "logger.mode=disabled"])
             if options.tiny:
                 shrink(cfg, TINY)
             configs[name] = cfg

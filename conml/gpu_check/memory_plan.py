@@ -41,6 +41,7 @@ from conml.gpu_check.presets import (
     step_signature,
 )
 from conml.gpu_check.settings import Verdicts
+from conml.tables.table_sweep import preset_overrides
 
 # GPU sizes of the plan, and the memory each card reports (nvidia-smi's total, in GiB).
 CARDS = {"24 GB": 24.0, "40 GB": 40.0, "80 GB": 79.6, "141 GB": 140.4}
@@ -177,7 +178,7 @@ class MemoryPlan:
                 )
 
     def _compose(self, composer: Composer, name: str, meta_batch: int | None) -> DictConfig:
-        overrides = [f"experiment={name}", "device=cpu", "logger.mode=disabled"]
+        overrides = [*preset_overrides(name), "device=cpu", "logger.mode=disabled"]
         cfg = composer(overrides + ([f"trainer.meta_batch_size={meta_batch}"] if meta_batch else []))
         if self.tiny:
             shrink(cfg, {k: v for k, v in TINY.items() if k != "trainer.meta_batch_size"})

@@ -1,8 +1,8 @@
 """The experiment presets as the check runs them: composed, optionally shrunk, built, and stepped.
 
-A preset is composed exactly as `python -m conml.train experiment=<preset>` composes it. Datasets
-that are not prepared are replaced by seeded synthetic episodes of the real shapes
-(`dataset.synthetic=true`), and a pretrained network that is missing by randomly initialised
+A preset (a table sweep's cell, or a preset file) is composed exactly as `python -m conml.train`
+composes it with the preset's overrides. Datasets that are not prepared are replaced by seeded
+synthetic episodes of the real shapes (`dataset.synthetic=true`), and a pretrained network that is missing by randomly initialised
 weights of the same architecture (memory and time do not depend on the values). One step here is
 one step of `Trainer.fit`: the meta-batch the trainer would draw, its meta-gradient (in task chunks
 where `trainer.task_chunk` asks for them), gradient clipping, the optimizer and scheduler steps
@@ -30,6 +30,7 @@ from conml.errors import DataError
 from conml.gpu_check.settings import Verdicts
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
+from conml.tables.table_sweep import every_sweep_cell
 from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
@@ -88,12 +89,12 @@ TINY = {
 # A few presets that between them build every learner and most datasets and networks (the CPU mode's default).
 TINY_PRESETS = (
     "table2_sinusoid_maml_5shot_conml",
-    "table3_miniimagenet_maml_1shot_conml",
-    "table4_tieredimagenet_maml_1shot_conml",
-    "table3_miniimagenet_reptile_5shot_conml",
-    "table3_miniimagenet_protonet_1shot_conml",
-    "table3_miniimagenet_matchingnet_5shot_conml",
-    "table4_tieredimagenet_scnaps_1shot_conml",
+    "miniimagenet-maml-1shot-conml",
+    "tieredimagenet-maml-1shot-conml",
+    "miniimagenet-reptile-5shot-conml",
+    "miniimagenet-protonet-1shot-conml",
+    "miniimagenet-matchingnet-5shot-conml",
+    "tieredimagenet-simple_cnaps-1shot-conml",
     "metadataset_all_scnaps_conml",
     "table5_linear_regression_icl_paper_conml",
     "samediff_tableA1_conv2_fomaml",
@@ -101,25 +102,34 @@ TINY_PRESETS = (
 )
 
 
-# The order presets run in, so that a check cut short by its budget has measured the ConML tables first.
+# The order presets run in, so that a check cut short by its budget has measured the ConML tables first
+# (the cells of the table sweeps, configs/table/, come before every preset file).
 PRIORITY = ("table", "metadataset", "samediff")
 
 
 def _priority(name: str) -> int:
+    if name in every_sweep_cell():
+        return -1
     return next((i for i, prefix in enumerate(PRIORITY) if name.startswith(prefix)), len(PRIORITY))
 
 
 def preset_names(patterns: list[str] | None = None) -> list[str]:
-    """Every experiment preset (`configs/experiment/*.yaml`; subfolders hold shared parts) in PRIORITY order, or those matching `patterns`."""
+    """Every preset in PRIORITY order, or those matching `patterns`: the cells of the table sweeps
+    (configs/table/, by run name) and the preset files (`configs/experiment/*.yaml`; subfolders hold
+    shared parts)."""
     from fnmatch import fnmatchcase
 
-    names = sorted((path.stem for path in EXPERIMENTS.glob("*.yaml")), key=lambda n: (_priority(n), n))
+    stems = [path.stem for path in EXPERIMENTS.glob("*.yaml")]
+    names = sorted([*every_sweep_cell(), *stems], key=lambda n: (_priority(n), n))
     if not patterns:
         return names
     chosen = [n for n in names if any(fnmatchcase(n, p) for p in patterns)]
     unmatched = [p for p in patterns if not any(fnmatchcase(n, p) for n in names)]
     if unmatched:
-        raise ValueError(f"no experiment preset matches {unmatched}; presets are the files in configs/experiment/")
+        raise ValueError(
+            f"no experiment preset matches {unmatched}; presets are the cells of configs/table/*.yaml, by run name "
+            "(e.g. miniimagenet-maml-1shot-conml), and the files in configs/experiment/"
+        )
     return chosen
 
 

@@ -14,6 +14,7 @@ from datetime import datetime
 from pathlib import Path
 
 from conml.tables.spec import Table
+from conml.tables.table_sweep import every_sweep_cell
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = CONFIGS / "experiment"
@@ -22,8 +23,9 @@ SMOKE_DEBUG = "smoke"
 
 
 def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str], list[str]]:
-    """The table's presets split into those that exist in configs/experiment and those that do not."""
-    present = [p for p in table.presets if (experiments / f"{p}.yaml").exists()]
+    """The table's runs split into those a preset (configs/experiment) or a table sweep (configs/table) trains, and the rest."""
+    swept = every_sweep_cell()
+    present = [p for p in table.presets if p in swept or (experiments / f"{p}.yaml").exists()]
     return present, [p for p in table.presets if p not in present]
 
 
@@ -38,7 +40,9 @@ def sweep_parameters(
     Hydra's '++': the sweep's own config is composed before any preset is applied, where a plain
     override of a key the default groups lack would fail. '++key' and 'key' replace each other.
     """
-    parameters = {"experiment": ",".join(presets), "seed": ",".join(str(s) for s in seeds), **table.sweep}
+    # A table whose sweep has an experiment axis (configs/table/) names no preset files.
+    experiments = {} if "experiment" in table.sweep else {"experiment": ",".join(presets)}
+    parameters = {**experiments, "seed": ",".join(str(s) for s in seeds), **table.sweep}
     updates = [("debug", SMOKE_DEBUG), ("logger.mode", "disabled"), *table.smoke.items()] if smoke else []
     for override in overrides:
         key, separator, value = override.partition("=")

@@ -12,19 +12,6 @@ from typing import Any, Callable, Optional, Protocol
 
 from conml.tables.runs import Run
 
-# The settings of configs/debug/smoke.yaml, which every smoke multirun composes; only the image tables'
-# smoke settings still repeat them.
-TWO_STEPS = {
-    "trainer.steps": "2",
-    "trainer.meta_batch_size": "2",
-    "trainer.val_every": "2",
-    "trainer.ckpt_every": "2",
-    "trainer.val_episodes": "2",
-    "eval.episodes": "2",
-    "eval.batch_size": "2",
-    "logger.mode": "disabled",
-}
-
 
 @dataclass(frozen=True)
 class RunKey:

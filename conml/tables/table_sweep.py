@@ -1,0 +1,67 @@
+"""A paper table as a Hydra sweep: the values its cells take, read from configs/table/<table>.yaml.
+
+The file's `hydra.sweeper.params` are the table's axes; each combination of their values (seeds
+aside) is one cell, trained by `python -m conml.train <its overrides>` and named from the swept
+values (configs/experiment/fewshot/run_name.yaml), so that two tables needing one run find it.
+"""
+
+from __future__ import annotations
+
+import itertools
+from dataclasses import dataclass
+from pathlib import Path
+
+import yaml
+
+TABLE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table"
+# The word a run name uses for each ConML setting a table sweeps (as run_name.yaml).
+VARIANTS = {"off": "plain", "on": "conml"}
+
+
+@dataclass(frozen=True)
+class SweepCell:
+    """One cell of a table's sweep: the overrides that compose its run, in the order of the axes."""
+
+    overrides: tuple[str, ...]
+
+    def value(self, key: str) -> str:
+        return next(o.partition("=")[2] for o in self.overrides if o.partition("=")[0] == key)
+
+    @property
+    def learner(self) -> str:
+        """The learner's config name: the protocol file is named after it (fewshot/<learner>)."""
+        return self.value("experiment").rsplit("/", 1)[-1]
+
+    @property
+    def run_name(self) -> str:
+        """The run's `name`, as configs/experiment/fewshot/run_name.yaml derives it."""
+        return (
+            f"{self.value('dataset')}-{self.learner}-{self.value('dataset.shots')}shot-{VARIANTS[self.value('conml')]}"
+        )
+
+
+def table_axes(table: str) -> dict[str, list[str]]:
+    """The swept values of configs/table/<table>.yaml by key, seeds included, in file order."""
+    path = TABLE_CONFIGS / f"{table}.yaml"
+    params = yaml.safe_load(path.read_text())["hydra"]["sweeper"]["params"]
+    return {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
+
+
+def table_cells(table: str) -> list[SweepCell]:
+    """Every cell of the table (each combination of its axes but the seed)."""
+    axes = {key: values for key, values in table_axes(table).items() if key != "seed"}
+    return [
+        SweepCell(tuple(f"{key}={value}" for key, value in zip(axes, combination)))
+        for combination in itertools.product(*axes.values())
+    ]
+
+
+def every_sweep_cell() -> dict[str, SweepCell]:
+    """The cells of every table file, by run name (a run two tables share appears once)."""
+    return {cell.run_name: cell for path in sorted(TABLE_CONFIGS.glob("*.yaml")) for cell in table_cells(path.stem)}
+
+
+def preset_overrides(name: str) -> list[str]:
+    """The overrides that compose the run called `name`: a table sweep's cell, or the preset file `experiment=<name>`."""
+    cell = every_sweep_cell().get(name)
+    return list(cell.overrides) if cell else [f"experiment={name}"]
