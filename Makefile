@@ -78,7 +78,7 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
-.PHONY: table-2 table-3 table-4 table-5 table-samediff table-samediff-order table-samediff-loo
+.PHONY: table-2 table-3 table-4 table-5 table-5-train table-samediff table-samediff-order table-samediff-loo
 
 table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) and its lambda sweep; ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
 	$(call TABLE,table2)
@@ -87,7 +87,17 @@ table-3: setup  ## ConML Table 3 (miniImageNet, six learners without / with ConM
 	$(call TABLE,table3)
 table-4: setup  ## ConML Table 4 (tieredImageNet, six learners without / with ConML); needs the prepared dataset
 	$(call TABLE,table4)
-table-5: setup  ## ConML Table 5 (in-context learning: relative minimum error, shot spare)
+# Table 5's runs take hours each on a CPU: they are trained one by one (docs/results/icl.md), each finished run
+# exported (results.json and cached curves, no checkpoint) to $(TABLE5_RESULTS)/ and committed; table-5 rebuilds the table from those.
+TABLE5_RESULTS := docs/results/table5_toy
+table-5: setup  ## ConML Table 5 (ICL vs ConML-ICL: relative minimum error, shot spare, Fig. 3 with Garg's baselines) from the runs committed in docs/results/table5_toy/, no training; SMOKE=1: the smoke multirun
+ifneq ($(SMOKE),)
+	$(call TABLE,table5)
+else
+	@ls $(TABLE5_RESULTS)/*/results.json >/dev/null 2>&1 || { echo "error: $(TABLE5_RESULTS)/ holds no Table 5 run, so there is nothing to rebuild docs/tables/table5.* from (they are left as they are). Train the runs with the commands of docs/results/icl.md (section \"Table 5 at toy scale on a 2-core CPU\"), export each finished run with \`uv run --frozen python scripts/table.py export table5 outputs/table5_toy $(TABLE5_RESULTS)\`, commit $(TABLE5_RESULTS)/, then run make table-5 again." >&2; exit 2; }
+	$(RUN) python scripts/table.py aggregate table5 $(TABLE5_RESULTS) --docs --wandb-mode disabled $(ARGS)
+endif
+table-5-train: setup  ## train Table 5's runs in one multirun (presets x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
 	$(call TABLE,table5)
 table-samediff: setup  ## Same-different Table A1 (Conv2/4/6, conventional vs FOMAML, seeds 42-51)
 	$(call TABLE,samediff)

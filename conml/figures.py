@@ -76,17 +76,27 @@ def curve_figure(
     log_y: bool = False,
     title: str | None = None,
     band: str = "shaded: 95% CI over seeds",
+    references: dict[str, tuple[list[float], list[float]]] | None = None,
 ) -> Path:
-    """Error against shots (or another setting), one line (mean, with a band of ± spread) per learner (ConML Fig. 2c, 2f, 3)."""
+    """Error against shots (or another setting), one line (mean, with a band of ± spread) per learner (ConML Fig. 2c, 2f, 3).
+
+    `references` are curves to compare against (Garg et al.'s baselines), drawn dashed without a band;
+    on a linear axis the learners set the scale, since a reference can start far above them.
+    """
     figure = Figure(figsize=(6, 4.4), layout="constrained")
     ax = figure.subplots()
     for label, (x, mean, spread) in curves.items():
         line = ax.plot(x, mean, marker="o", markersize=3, label=label)[0]
         ax.fill_between(x, np.subtract(mean, spread), np.add(mean, spread), color=line.get_color(), alpha=0.2)
+    for label, (x, mean) in (references or {}).items():
+        ax.plot(x, mean, linestyle="--", linewidth=1.2, label=label)
     ax.plot([], [], " ", label=band)
     ax.set(xlabel=xlabel, ylabel=ylabel, title=title)
     if log_y:
         ax.set_yscale("log")
+    elif references:
+        top = max(float(np.max(np.add(mean, spread))) for _, mean, spread in curves.values())
+        ax.set_ylim(0.0, 1.25 * top)
     ax.legend()
     figure.savefig(path, dpi=130)
     return path

@@ -2,6 +2,7 @@
 
     python scripts/table.py run TABLE [--seeds 0,1,2] [--smoke] [--out DIR | --docs] [OVERRIDE ...]
     python scripts/table.py aggregate TABLE RUNS_DIR [RUNS_DIR ...] [--seeds ...] [--wandb ENTITY/PROJECT] [--out DIR | --docs] [--mix]
+    python scripts/table.py export TABLE RUNS_DIR OUT_DIR
     python scripts/table.py list
 
 `run` launches one Hydra multirun over the table's presets and seeds (OVERRIDEs such as
@@ -12,23 +13,29 @@ trainer.steps=2000 or hydra/launcher=slurm go to every job), then aggregates tha
 RUNS_DIR (`aggregate`), into --out DIR, or, only with --docs, over the committed docs/tables/. They
 log the figures to W&B (offline unless logger.mode says otherwise). Smoke runs beside real ones, or
 runs of one preset at different step budgets, are refused unless --mix is given.
+`export` copies, for every finished run of the table under RUNS_DIR (the newest of a preset and
+seed), its results.json and its cached analyses (computed first where missing) into
+OUT_DIR/<run folder name>/: a few KB per run, which `aggregate` rebuilds the table and figures from
+once the checkpoints are gone. It never overwrites a different exported result.
 """
 
 from __future__ import annotations
 
 import argparse
 import shlex
+import shutil
 import sys
 from pathlib import Path
+from tempfile import TemporaryDirectory
 
-from conml.errors import ConfigError, UserError
+from conml.errors import ConfigError, DataError, UserError
 from conml.figures import log_figures
 from conml.tables import render
 from conml.tables.aggregate import Aggregate, aggregate
 from conml.tables.catalog import TABLES
 from conml.tables.multirun import available, multirun, new_sweep_dir, sweep_parameters
 from conml.tables.provenance import check_not_mixed, describe
-from conml.tables.runs import collect_runs, wandb_runs
+from conml.tables.runs import Run, collect_runs, wandb_runs
 from conml.tables.spec import Table
 
 DOCS_TABLES = Path("docs/tables")
@@ -46,6 +53,8 @@ def main(argv: list[str] | None = None) -> int:
         if args.action == "list":
             return _list()
         table = _table(args.table)
+        if args.action == "export":
+            return export(table, args.runs_dir, args.out_dir)
         seeds = table.seeds if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
         if args.action == "run":
             return _run(table, seeds, args, command)
@@ -87,6 +96,72 @@ def report(
         + (f"  ({missing} of {len(result.entries)} cells missing)" if missing else "")
     )
     return result
+
+
+def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
+    """Copy the finished runs of `table` under `runs_dir` into out_dir/<run folder name>/ (results.json and
+    analysis/*.json), after computing every analysis the table's cells and figures read, so that the
+    copies rebuild the table without the checkpoints; a different result already there is never overwritten."""
+    runs = [run for run in collect_runs([runs_dir]) if run.name in table.presets]
+    if not runs:
+        raise DataError(
+            f"There is no finished run of {table.name} under {runs_dir}: a run is finished once its folder holds the "
+            "results.json that `python -m conml.train` writes after meta-testing. Wait for the runs to finish, or pass "
+            f"the folder that holds them (runs of {table.name}'s presets, such as {table.presets[0]})."
+        )
+    result = aggregate(table, runs, tuple(sorted({run.seed for run in runs})))
+    if table.figures:
+        with TemporaryDirectory() as scratch:
+            table.figures(result.runs, Path(scratch))
+    files = {run.run_dir: _run_files(run) for run in result.runs}
+    _check_no_clash(files, out_dir)
+    for source, names in files.items():
+        target = out_dir / source.name
+        written = [name for name in names if not (target / name).exists()]
+        for name in written:
+            (target / name).parent.mkdir(parents=True, exist_ok=True)
+            shutil.copy2(source / name, target / name)
+        print(f"{source} -> {target}: " + (f"{len(written)} file(s) written" if written else "unchanged"))
+    for run in runs:
+        if not any(run is used for used in result.runs):
+            print(f"Left out {run.run_dir}: a newer run of {run.name} with seed {run.seed} was exported instead.")
+    print(f"Exported {len(result.runs)} run(s) of {table.name} to {out_dir}; commit them with `git add {out_dir}`.")
+    return 0
+
+
+def _run_files(run: Run) -> list[str]:
+    """A run's results.json and cached analyses, relative to its folder."""
+    analyses = sorted((run.run_dir / "analysis").glob("*.json"))
+    return ["results.json", *(str(path.relative_to(run.run_dir)) for path in analyses)]
+
+
+def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
+    """Refuse two runs of one folder name, and any file that out_dir already holds with other contents."""
+    by_name: dict[str, Path] = {}
+    for source in files:
+        if source.name in by_name:
+            raise DataError(
+                f"The runs {by_name[source.name]} and {source} have the same folder name, and an exported run is "
+                f"named by its folder ({out_dir / source.name}). Export them from separate folders into separate "
+                "places, or train one of them again into a folder of another name (hydra.run.dir=...)."
+            )
+        by_name[source.name] = source
+    differing = [
+        (source, name)
+        for source, names in files.items()
+        for name in names
+        if (out_dir / source.name / name).exists()
+        and (out_dir / source.name / name).read_bytes() != (source / name).read_bytes()
+    ]
+    if differing:
+        source, name = differing[0]
+        more = f" (and {len(differing) - 1} more file(s))" if len(differing) > 1 else ""
+        raise DataError(
+            f"{out_dir / source.name / name} already holds a different result than {source / name}{more}, and an "
+            "export never overwrites an exported result: nothing was written. If the run was trained or analysed "
+            f"again on purpose, remove {out_dir / source.name} (git rm -r) and export again; if it is another run, "
+            "train it into a folder of another name (hydra.run.dir=...) so that both are kept."
+        )
 
 
 def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
@@ -177,4 +252,10 @@ def _parser() -> argparse.ArgumentParser:
             "--docs", action="store_true", help=f"write them to {DOCS_TABLES}/, replacing the committed table"
         )
         action.add_argument("--no-figures", action="store_true", help="skip the figures")
+    action = actions.add_parser(
+        "export", help="copy finished runs' results.json and cached analyses (no checkpoints) to commit them"
+    )
+    action.add_argument("table", help=f"one of: {', '.join(TABLES)}")
+    action.add_argument("runs_dir", type=Path, help="folder to scan for finished runs (results.json)")
+    action.add_argument("out_dir", type=Path, help="where each run goes, as <out_dir>/<run folder name>/")
     return parser

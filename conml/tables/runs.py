@@ -2,7 +2,8 @@
 
 Runs are found by scanning folders for `results.json` (any depth, so one sweep folder or the whole
 `outputs/` both work), or fetched from a W&B project through the public API. Expensive per-run
-analyses (clustering of task models, error curves) are cached next to the run's results.
+analyses (clustering of task models, error curves) are cached next to the run's results, so a
+folder exported by `scripts/table.py export` (results.json and analysis/, no checkpoints) serves them too.
 """
 
 from __future__ import annotations
@@ -51,7 +52,15 @@ class Run:
         if self.run_dir is None:
             raise DataError(f"Run {self.name} (seed {self.seed}) came from W&B and has no local checkpoint to analyse.")
         chosen = checkpoint or self.setting("eval.checkpoint") or "best"
-        state = load_checkpoint(self.run_dir / "checkpoints" / f"{chosen}.pt")
+        path = self.run_dir / "checkpoints" / f"{chosen}.pt"
+        if not path.is_file():
+            raise DataError(
+                f"Run {self.name} (seed {self.seed}) in {self.run_dir} has no checkpoint {path.name}, and an analysis "
+                "it lacks (or computed at other training steps) needs one. A run exported with `scripts/table.py export` "
+                "keeps only its results.json and the analyses cached when it was exported: export it again from the "
+                "folder it was trained in, which computes the missing analyses first."
+            )
+        state = load_checkpoint(path)
         source, learner = build_source_and_learner(OmegaConf.create(state["config"]), device)
         learner.load_state_dict(state["learner"])
         return source, learner.eval()

@@ -3,6 +3,9 @@
 Paper numbers: conml.md §3.5, Table 5 [source S1] (mean ± CI). Per seed, the error-vs-examples
 curves of the plain and the ConML run of one function class (seed s against seed s, on the same
 test prompts) give the relative minimum error and the shot spare (conml/icl_curves.py).
+Both curves and Garg et al.'s baselines on the same prompts are cached per run (analysis/*.json),
+so runs exported without their checkpoints (`scripts/table.py export`) still rebuild the table
+and its figures.
 The `toy` presets match the paper's prompt lengths (10, 10, 20, 40 shots; d = 5, as in the
 authors' released ctoy.yaml); `table5_paper` uses the Garg et al. scale presets instead.
 """
@@ -10,13 +13,15 @@ authors' released ctoy.yaml); `table5_paper` uses the Garg et al. scale presets 
 from __future__ import annotations
 
 import math
-from dataclasses import dataclass
+from dataclasses import asdict, dataclass
 from pathlib import Path
+
+from hydra.utils import instantiate
 
 from conml.build import resolve_device
 from conml.figures import curve_figure
-from conml.icl_curves import Curve, learner_curve, relative_minimum_error, shot_spare
-from conml.metrics import mean_ci
+from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_minimum_error, shot_spare
+from conml.metrics import mean_t_ci
 from conml.tables.measures import Analysis
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
@@ -27,6 +32,13 @@ PAPER = {
     "sparse_linear_regression": ("SLR (10 shot)", (0.49, 0.06), (-3.94, 0.62)),
     "decision_tree": ("DT (20 shot)", (0.81, 0.12), (-4.22, 1.29)),
     "relu_net": ("NN (40 shot)", (0.74, 0.19), (-11.25, 2.07)),
+}
+# The function classes in words, for the figures' titles.
+CLASS_NAMES = {
+    "linear_regression": "linear regression",
+    "sparse_linear_regression": "sparse linear regression",
+    "decision_tree": "depth-4 decision trees",
+    "relu_net": "two-layer ReLU networks",
 }
 
 
@@ -39,12 +51,25 @@ def _curve(run: Run) -> dict:
     return {"shots": found.shots, "mean": found.mean, "ci95": found.ci95}
 
 
+def _baselines(run: Run) -> dict:
+    """Garg et al.'s baselines on the run's own test prompts (those its curve is measured on); no checkpoint needed."""
+    source = instantiate(run.config["dataset"])
+    found = baseline_curves(source, run.setting("eval.episodes"), run.setting("eval.batch_size"))
+    return {"curves": [asdict(c) for c in found]}
+
+
 ICL_CURVE = Analysis("icl_curve", _curve)
+ICL_BASELINES = Analysis("icl_baselines", _baselines)
 
 
-def _load_curve(run: Run) -> Curve:
+def _load_curve(run: Run) -> Curve | None:
     found = run.analysis(ICL_CURVE.name, ICL_CURVE.compute)
-    return Curve(run.name, found["shots"], found["mean"], found["ci95"])
+    return None if found is None else Curve(run.name, found["shots"], found["mean"], found["ci95"])
+
+
+def _load_baselines(run: Run) -> list[Curve]:
+    found = run.analysis(ICL_BASELINES.name, ICL_BASELINES.compute)
+    return [] if found is None else [Curve(**c) for c in found["curves"]]
 
 
 @dataclass(frozen=True)
@@ -60,9 +85,11 @@ class CurveComparison:
 
     def __call__(self, find: Lookup) -> float | None:
         base, better = find(self.baseline), find(self.improved)
-        if base is None or better is None or base.run_dir is None or better.run_dir is None:
+        if base is None or better is None:
             return None
         base_curve, better_curve = _load_curve(base), _load_curve(better)
+        if base_curve is None or better_curve is None:
+            return None
         if self.statistic == "relative_minimum_error":
             return relative_minimum_error(base_curve, better_curve)
         spare = shot_spare(base_curve, better_curve)
@@ -73,34 +100,57 @@ def _preset(function: str, scale: str, variant: str) -> str:
     return f"table5_{function}_icl_{scale}_{variant}"
 
 
+def _over_seeds(curves: list[Curve]) -> tuple[list[int], list[float], list[float]]:
+    """Shots, mean and 95% CI half-width (Student t) over the curves of several seeds."""
+    stats = [mean_t_ci([c.mean[k] for c in curves]) for k in range(len(curves[0].shots))]
+    return curves[0].shots, [s.mean for s in stats], [s.ci95 for s in stats]
+
+
+def _baselines_over_seeds(runs: list[Run]) -> dict[str, tuple[list[int], list[float]]]:
+    """Each baseline's mean curve over the seeds of `runs`: the test prompts depend on the seed, not on ConML,
+    so the runs of one seed agree (each run still caches its own, to be exported with it)."""
+    per_seed = {run.seed: _load_baselines(run) for run in runs}
+    by_name: dict[str, list[Curve]] = {}
+    for curves in per_seed.values():
+        for c in curves:
+            by_name.setdefault(c.name, []).append(c)
+    return {name: _over_seeds(curves)[:2] for name, curves in by_name.items()}
+
+
+def _seeds(count: int) -> str:
+    return f"{count} seed" + ("" if count == 1 else "s")
+
+
 def _figures_for(scale: str):
     def figures(runs: list[Run], out_dir: Path) -> list[Path]:
-        """Error against in-context examples per function class, mean ± 95% CI over seeds (ConML Fig. 3)."""
+        """Error against in-context examples per function class: ICL and ConML-ICL as mean ± 95% CI over
+        seeds, Garg et al.'s baselines on the same test prompts as mean over seeds (ConML Fig. 3)."""
         paths = []
         for function, (row, _, _) in PAPER.items():
+            of_function = [r for r in runs if r.name in (_preset(function, scale, v) for v in ("plain", "conml"))]
             curves = {}
             for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
-                found = [
-                    _load_curve(r)
-                    for r in runs
-                    if r.name == _preset(function, scale, variant) and r.run_dir is not None
-                ]
+                loaded = [_load_curve(r) for r in of_function if r.name == _preset(function, scale, variant)]
+                found = [c for c in loaded if c is not None]
                 if found:
-                    stats = [mean_ci([c.mean[k] for c in found]) for k in range(len(found[0].shots))]
-                    curves[f"{label} ({len(found)} seeds)"] = (
-                        found[0].shots,
-                        [s.mean for s in stats],
-                        [s.ci95 for s in stats],
-                    )
-            if curves:
-                paths.append(
-                    curve_figure(
-                        curves,
-                        out_dir / f"table5_{function}_curves.png",
-                        f"in-context examples ({row})",
-                        "squared error",
-                    )
+                    curves[f"{label} ({_seeds(len(found))})"] = _over_seeds(found)
+            if not curves:
+                continue
+            seeds = _seeds(len({r.seed for r in of_function}))
+            prompts = ", ".join(str(n) for n in sorted({r.setting("eval.episodes") for r in of_function}))
+            paths.append(
+                curve_figure(
+                    curves,
+                    out_dir / f"table5_{function}_curves.png",
+                    "in-context examples k",
+                    "squared error at point k+1",
+                    title=f"Fig. 3, {row}: {CLASS_NAMES[function]}\n"
+                    f"points: mean over seeds of the error on {prompts} test prompts",
+                    band="shaded: 95% CI over seeds (Student t)\n"
+                    f"dashed: Garg et al.'s baselines on\nthe same prompts, mean over {seeds}",
+                    references=_baselines_over_seeds(of_function),
                 )
+            )
         return paths
 
     return figures
@@ -138,6 +188,8 @@ def icl_table(scale: str) -> Table:
         notes=(
             "Curves: squared error at point k+1 from the first k points on the run's eval.episodes test prompts; "
             "ConML-ICL seed s is compared with ICL seed s. A shot spare is undefined for a seed whose ConML curve never reaches the ICL minimum.",
+            "Figures: per function class, ICL and ConML-ICL curves (mean ± 95% CI over seeds) beside Garg et al.'s least-squares, "
+            "averaging and 3-nearest-neighbour baselines on the same test prompts (mean over seeds).",
         ),
         figures=_figures_for(scale),
     )
