@@ -3,8 +3,8 @@
     uv run --frozen --with opencv-python-headless==4.14.0.94 python scripts/same_different_opencv_strokes.py
 
 OpenCV is no dependency of the project: this script is the only code that imports it, and what it
-writes (tests/test_same_different_strokes_opencv.json) is committed, so that
-tests/test_same_different_strokes.py needs no OpenCV. It records, drawn with OpenCV's default
+writes (tests/data/test_same_different_strokes_opencv.json) is committed, so that
+tests/data/test_same_different_strokes.py needs no OpenCV. It records, drawn with OpenCV's default
 non-antialiased 8-connected primitives on a 128x128 canvas:
 - the pixel counts of one 30-px segment at 0, 15, 30, 45 and 90 degrees for thicknesses 1, 2, 3, 5;
 - the pixel count and a digest of the exact pixels of random thick segments and closed polylines
@@ -96,7 +96,7 @@ def reference(seed: int = 0) -> dict:
 
 def main() -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--out", type=Path, default=Path("tests/test_same_different_strokes_opencv.json"))
+    parser.add_argument("--out", type=Path, default=Path("tests/data/test_same_different_strokes_opencv.json"))
     args = parser.parse_args()
     args.out.write_text(json.dumps(reference(), indent=1) + "\n")
     print(f"wrote {args.out}")

@@ -1,10 +1,10 @@
 """PCA of network weights: meta-learned vs randomly initialised vs trained per task (a plot).
 
-    uv run python -m conml.train experiment=samediff_tableA1_conv6_fomaml
-    uv run python -m conml.train experiment=samediff_tableA1_conv6_conventional dataset.tasks=[lines]
+    uv run python -m conml.train dataset=same_different experiment=samediff/fomaml model=kim_conv6
+    uv run python -m conml.train dataset=same_different experiment=samediff/conventional model=kim_conv6 dataset.tasks=[lines]
     uv run python scripts/weight_space_pca.py \\
-        --group "MAML=outputs/samediff_tableA1_conv6_fomaml/*/" \\
-        --group "conventional, one task=outputs/samediff_tableA1_conv6_conventional/*/" \\
+        --group "MAML=outputs/same_different-fomaml-kim_conv6/*/" \\
+        --group "conventional, one task=outputs/same_different-conventional-kim_conv6/*/" \\
         --random 10 --out docs/images/same_different_weight_pca.png
 
 A run's folder is outputs/<preset name>/<date>_<time>/. Each --group is LABEL=GLOB of run folders;

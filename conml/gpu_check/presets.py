@@ -95,10 +95,10 @@ TINY_PRESETS = (
     "miniimagenet-protonet-1shot-conml",
     "miniimagenet-matchingnet-5shot-conml",
     "tieredimagenet-simple_cnaps-1shot-conml",
-    "metadataset_all_scnaps_conml",
+    "metadataset_all_simple_cnaps_conml",
     "table5_linear_regression_icl_paper_conml",
-    "samediff_tableA1_conv2_fomaml",
-    "samediff_tableA1_conv2_conventional",
+    "same_different-fomaml-kim_conv2",
+    "same_different-conventional-kim_conv2",
 )
 
 

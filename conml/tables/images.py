@@ -13,7 +13,7 @@ import yaml
 
 from conml.tables.measures import MetaTestMetric, RelativeGain, RelativeTime
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
-from conml.tables.table_sweep import table_axes, table_cells
+from conml.tables.table_sweep import table_axes, table_cells, table_sweep
 
 PAPER = Path(__file__).parent / "paper"
 # Row labels; a learner not listed here is labelled by its config name.
@@ -66,7 +66,7 @@ def image_table(number: int, notes: tuple[str, ...] = ()) -> Table:
         source=f"Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table {number} of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
         seeds=tuple(int(s) for s in axes["seed"]),
-        sweep={key: ",".join(values) for key, values in axes.items() if key != "seed"},
+        sweep=table_sweep(name),
         smoke={
             # 5-way episodes with one query per class for every learner (ProtoNet trains 30-way otherwise).
             "++dataset.train_ways": "null",

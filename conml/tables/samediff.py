@@ -1,7 +1,8 @@
 """Same-different tables of Gupta, Rane, McCoy & Griffiths (2025): Table A1, Table B1 (MAML order), leave-one-out.
 
-Paper numbers: same_different.md §5.1 (Table A1: accuracy %, mean ± s.d. over 10 seeds, from
-the authors' `data/appendix_for_paper.tex`) and §5.2 (leave-one-out, stated in words only).
+Tables A1 and B1 are the sweeps configs/table/samediff.yaml and samediff_order.yaml (they share
+the Conv6 first-order MAML runs). Paper numbers: conml/tables/paper/samediff.yaml (same_different.md
+§5.1, Table A1) and §5.2 (leave-one-out, stated in words only, below).
 Table B1's numbers are not in the reference, so it shows ours alone. Runs report each test task
 at each support size ('<task>/accuracy@<S>shot'); a cell averages those of one task, or of every
 task the run was tested on, over support sizes 4, 6, 8 and 10 (equal episode counts).
@@ -10,9 +11,13 @@ task the run was tested on, over support sizes 4, 6, 8 and 10 (equal episode cou
 from __future__ import annotations
 
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Optional
 
+import yaml
+
 from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
+from conml.tables.table_sweep import table_axes, table_cells, table_sweep
 
 TASKS = (
     "regular",
@@ -27,27 +32,17 @@ TASKS = (
     "original",
 )
 SUPPORT_SIZES = (4, 6, 8, 10)
-SEEDS = tuple(range(42, 52))
 
-# Table A1 rows: task -> (Vanilla 2L, 4L, 6L, Meta 2L, 4L, 6L), each (mean, s.d.).
-TABLE_A1 = {
-    "regular": ((50.0, 0.0), (50.0, 0.0), (50.0, 0.0), (52.2, 5.0), (85.8, 9.9), (98.5, 0.7)),
-    "lines": ((79.5, 24.1), (50.0, 0.0), (50.0, 0.0), (78.6, 8.0), (94.8, 14.9), (100.0, 0.1)),
-    "open": ((51.4, 4.3), (50.0, 0.0), (50.0, 0.0), (48.8, 6.0), (85.2, 10.3), (97.5, 0.8)),
-    "wider_line": ((50.0, 0.0), (50.0, 0.0), (50.0, 0.0), (52.2, 5.0), (84.2, 10.4), (97.8, 0.7)),
-    "scrambled": ((99.1, 0.6), (50.0, 0.0), (50.0, 0.0), (82.0, 7.0), (94.4, 14.8), (99.9, 0.1)),
-    "random_color": ((55.0, 0.0), (55.0, 0.0), (55.0, 0.0), (49.8, 4.0), (86.3, 7.2), (95.0, 0.7)),
-    "arrows": ((50.0, 0.0), (50.0, 0.0), (50.0, 0.0), (48.6, 6.0), (69.0, 11.6), (93.5, 1.8)),
-    "irregular": ((50.0, 0.0), (54.2, 12.5), (50.0, 0.0), (45.4, 5.0), (83.0, 12.3), (99.2, 0.4)),
-    "filled": ((52.4, 7.2), (50.0, 0.0), (50.0, 0.0), (54.0, 6.0), (84.2, 13.4), (97.9, 0.6)),
-    "original": ((50.0, 0.0), (50.0, 0.0), (50.0, 0.0), (51.0, 5.0), (84.0, 10.9), (97.0, 1.3)),
-    "Average": ((58.7, 16.0), (50.9, 1.7), (50.5, 1.6), (56.3, 12.6), (85.1, 7.2), (97.6, 2.0)),
-}
-A1_COLUMNS = tuple(
-    (f"{kind} {depth}L", f"samediff_tableA1_conv{depth}_{learner}")
-    for kind, learner in (("Vanilla", "conventional"), ("Meta", "fomaml"))
-    for depth in (2, 4, 6)
-)
+PAPER = Path(__file__).parent / "paper" / "samediff.yaml"
+# Column labels of the learners the tables sweep.
+KINDS = {"conventional": "Vanilla", "fomaml": "Meta"}
+ORDER_ROWS = {"fomaml": "FOMAML", "maml": "MAML (second order)"}
+
+
+def _depth(model: str) -> str:
+    """Layers of a kim_conv<N> network, as the paper's headers write them ('6L')."""
+    return f"{model.removeprefix('kim_conv')}L"
+
 
 # Shared by every same-different multirun in smoke mode, on top of debug=smoke: two tasks, supports of 4.
 SMOKE = {
@@ -99,20 +94,27 @@ def accuracy(
 
 
 def _a1_cells() -> tuple[Cell, ...]:
+    """Rows are test tasks (and their average); columns are the cells of configs/table/samediff.yaml, in its order."""
+    paper = yaml.safe_load(PAPER.read_text())
+    columns = [(f"{KINDS[c.learner]} {_depth(c.value('model'))}", c.run_name) for c in table_cells(TABLE_A1_NAME)]
     return tuple(
-        Cell(task, Column(header, digits=1), accuracy(preset, None if task == "Average" else task), Paper(*paper))
-        for task, values in TABLE_A1.items()
-        for (header, preset), paper in zip(A1_COLUMNS, values)
+        Cell(task, Column(header, digits=1), accuracy(run, None if task == "Average" else task), Paper(*printed))
+        for task, values in paper.items()
+        for (header, run), printed in zip(columns, values)
     )
 
 
+TABLE_A1_NAME, TABLE_B1_NAME = "samediff", "samediff_order"
+SEEDS = tuple(int(s) for s in table_axes(TABLE_A1_NAME)["seed"])
+
 TABLE_A1_SPEC = Table(
-    name="samediff",
+    name=TABLE_A1_NAME,
     title="Same-different Table A1: in-distribution accuracy on ten tasks, conventional vs first-order MAML, Conv2/4/6",
     source=f"{SOURCE}, Table A1 (same_different.md §5.1)",
     cells=_a1_cells(),
     seeds=SEEDS,
     spread="std",
+    sweep=table_sweep(TABLE_A1_NAME),
     smoke=SMOKE,
     notes=(
         "The Average row is the accuracy over all test episodes of all tasks a run was tested on. "
@@ -121,19 +123,21 @@ TABLE_A1_SPEC = Table(
 )
 
 TABLE_B1_SPEC = Table(
-    name="samediff_order",
+    name=TABLE_B1_NAME,
     title="Same-different Table B1: first- vs second-order MAML, Conv6, in-distribution",
     source=f"{SOURCE}, Table B1 (its numbers are not in same_different.md, so none are shown)",
     cells=tuple(
-        Cell(row, Column(f"accuracy % at S={s}" if s else "accuracy % (S = 4, 6, 8, 10)", digits=1), metric)
-        for row, preset in (
-            ("FOMAML", "samediff_tableB1_conv6_fomaml"),
-            ("MAML (second order)", "samediff_tableB1_conv6_maml"),
+        Cell(
+            ORDER_ROWS[c.learner],
+            Column(f"accuracy % at S={s}" if s else "accuracy % (S = 4, 6, 8, 10)", digits=1),
+            metric,
         )
-        for s, metric in ((None, accuracy(preset)), *((s, accuracy(preset, sizes=(s,))) for s in SUPPORT_SIZES))
+        for c in table_cells(TABLE_B1_NAME)
+        for s, metric in ((None, accuracy(c.run_name)), *((s, accuracy(c.run_name, sizes=(s,))) for s in SUPPORT_SIZES))
     ),
-    seeds=SEEDS,
+    seeds=tuple(int(s) for s in table_axes(TABLE_B1_NAME)["seed"]),
     spread="std",
+    sweep=table_sweep(TABLE_B1_NAME),
     smoke=SMOKE_CONV6_MAML,
 )
 

@@ -29,15 +29,25 @@ class SweepCell:
 
     @property
     def learner(self) -> str:
-        """The learner's config name: the protocol file is named after it (fewshot/<learner>)."""
+        """The learner's config name: a protocol file is named after its learner (fewshot/<learner>, samediff/<learner>)."""
         return self.value("experiment").rsplit("/", 1)[-1]
 
     @property
     def run_name(self) -> str:
-        """The run's `name`, as configs/experiment/fewshot/run_name.yaml derives it."""
-        return (
-            f"{self.value('dataset')}-{self.learner}-{self.value('dataset.shots')}shot-{VARIANTS[self.value('conml')]}"
-        )
+        """The run's `name`: its swept values in the order of the axes, as the protocols' run_name.yaml
+        derive it (miniimagenet-maml-1shot-plain, same_different-fomaml-kim_conv6)."""
+        return "-".join(_label(*override.split("=", 1)) for override in self.overrides)
+
+
+def _label(key: str, value: str) -> str:
+    """How a swept value reads in a run name."""
+    if key == "experiment":
+        return value.rsplit("/", 1)[-1]
+    if key == "dataset.shots":
+        return f"{value}shot"
+    if key == "conml":
+        return VARIANTS[value]
+    return value
 
 
 def table_axes(table: str) -> dict[str, list[str]]:
@@ -54,6 +64,11 @@ def table_cells(table: str) -> list[SweepCell]:
         SweepCell(tuple(f"{key}={value}" for key, value in zip(axes, combination)))
         for combination in itertools.product(*axes.values())
     ]
+
+
+def table_sweep(table: str) -> dict[str, str]:
+    """The table's axes but the seed as multirun parameters (key -> comma-separated values)."""
+    return {key: ",".join(values) for key, values in table_axes(table).items() if key != "seed"}
 
 
 def every_sweep_cell() -> dict[str, SweepCell]:

@@ -5,7 +5,7 @@ quadrilateral around the segment, computed in 16-bit fixed point and filled one 
 time, plus a filled midpoint circle at each end. The stroke is not a swept disc and its width
 varies with the angle, so the wider_line stimuli match the original's only when every rounding
 step is followed. For integer ends on the canvas the pixels are OpenCV's (4.5 to 5.0 agree
-there; tests/test_same_different_strokes.py checks them against OpenCV's own drawings).
+there; tests/data/test_same_different_strokes.py checks them against OpenCV's own drawings).
 """
 
 from __future__ import annotations
