@@ -6,8 +6,8 @@ Trained learners read all n predictions off one causal pass over each prompt; th
 `conml.icl_baselines` see the same prompts. Two curves compare as in the paper:
 
 - relative minimum error = min_k err_improved(k) / min_k err_baseline(k);
-- shot spare = the first k at which the improved curve reaches the baseline's minimum error,
-  minus the k at which the baseline attains it (negative: fewer examples needed).
+- shot spare = the first k at which the ConML run's curve reaches the plain run's minimum error,
+  minus the k at which the plain run attains it (negative: fewer examples needed).
 """
 
 from __future__ import annotations
@@ -50,14 +50,14 @@ class Curve:
         return self.shots[best], self.mean[best]
 
 
-def relative_minimum_error(baseline: Curve, improved: Curve) -> float:
-    return improved.minimum()[1] / baseline.minimum()[1]
+def relative_minimum_error(plain: Curve, conml: Curve) -> float:
+    return conml.minimum()[1] / plain.minimum()[1]
 
 
-def shot_spare(baseline: Curve, improved: Curve) -> Optional[int]:
-    """Shots the improved curve needs to match the baseline's best, minus the baseline's; None if never."""
-    shots, error = baseline.minimum()
-    reached = [k for k, e in zip(improved.shots, improved.mean) if e <= error]
+def shot_spare(plain: Curve, conml: Curve) -> Optional[int]:
+    """Shots the ConML run's curve needs to match the plain run's best, minus the plain run's; None if never."""
+    shots, error = plain.minimum()
+    reached = [k for k, e in zip(conml.shots, conml.mean) if e <= error]
     return reached[0] - shots if reached else None
 
 
@@ -162,12 +162,12 @@ def comparison(curves: list[Curve]) -> dict:
     """Relative minimum error and shot spare of the second curve against the first (none for one curve)."""
     if len(curves) < 2:
         return {}
-    baseline, improved = curves[0], curves[1]
+    plain, conml = curves[0], curves[1]
     return {
-        "baseline": {"name": baseline.name, **dict(zip(("shots_at_minimum", "minimum"), baseline.minimum()))},
-        "improved": {"name": improved.name, **dict(zip(("shots_at_minimum", "minimum"), improved.minimum()))},
-        "relative_minimum_error": relative_minimum_error(baseline, improved),
-        "shot_spare": shot_spare(baseline, improved),
+        "plain": {"name": plain.name, **dict(zip(("shots_at_minimum", "minimum"), plain.minimum()))},
+        "conml": {"name": conml.name, **dict(zip(("shots_at_minimum", "minimum"), conml.minimum()))},
+        "relative_minimum_error": relative_minimum_error(plain, conml),
+        "shot_spare": shot_spare(plain, conml),
     }
 
 

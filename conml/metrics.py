@@ -32,9 +32,9 @@ def mean_ci(values) -> MeanCI:
     return MeanCI(float(values.mean()), float(1.96 * spread / math.sqrt(values.size)), int(values.size))
 
 
-def relative_gain(baseline: list[float], improved: list[float]) -> float:
-    """ConML's "relative gain": sum of improved accuracies over sum of baseline accuracies, minus 1."""
-    return sum(improved) / sum(baseline) - 1.0
+def relative_gain(plain: list[float], conml: list[float]) -> float:
+    """ConML's "relative gain": sum of the ConML runs' accuracies over that of the plain runs', minus 1."""
+    return sum(conml) / sum(plain) - 1.0
 
 
 def mean_t_ci(values) -> MeanCI:

@@ -29,7 +29,7 @@ from conml.train import resolve_device
 def main(argv: list[str] | None = None) -> dict:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
-        "runs", nargs="+", type=Path, help="run directories: the baseline first, then (optionally) the ConML run"
+        "runs", nargs="+", type=Path, help="run directories: the plain run first, then (optionally) the ConML run"
     )
     parser.add_argument(
         "--episodes", type=int, default=None, help="test tasks (default: the first run's eval.episodes)"
@@ -47,7 +47,7 @@ def main(argv: list[str] | None = None) -> dict:
     parser.add_argument("--out", type=Path, default=None, help="output folder (default: <first run>/icl_curves)")
     args = parser.parse_args(argv)
     if len(args.runs) > 2:
-        parser.error("give one run, or two to compare (baseline first)")
+        parser.error("give one run, or two to compare (the plain run first)")
 
     device = resolve_device(args.device)
     runs = [load_run(run_dir, args.checkpoint, device) for run_dir in args.runs]
@@ -87,9 +87,10 @@ def main(argv: list[str] | None = None) -> dict:
         print(f"{k:>5} " + "".join(f"{c.mean[i]:>10.4f}" for c in curves))
     if metrics:
         spare = metrics["shot_spare"]
-        print(f"\n{metrics['improved']['name']} vs {metrics['baseline']['name']}:")
+        print(f"\n{metrics['conml']['name']} vs {metrics['plain']['name']}:")
         print(f"  relative minimum error: {metrics['relative_minimum_error']:.4f}")
-        print(f"  shot spare:             {'never reaches the baseline minimum' if spare is None else spare}")
+        reached = "never reaches the plain run's minimum" if spare is None else spare
+        print(f"  shot spare:             {reached}")
     return metrics
 
 

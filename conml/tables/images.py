@@ -46,17 +46,17 @@ def image_table(number: int, notes: tuple[str, ...] = ()) -> Table:
         for (shots, conml), value in zip(columns, printed):
             header = f"{shots}-shot {CONML_LABELS[conml]} (acc. %)"
             cells.append(Cell(row, Column(header, digits=2), metric[shots, conml], value and Paper(*value)))
-        without = tuple(metric[shots, "off"] for shots in axes["dataset.shots"])
-        improved = tuple(metric[shots, "on"] for shots in axes["dataset.shots"])
+        plain = tuple(metric[shots, "off"] for shots in axes["dataset.shots"])
+        conml = tuple(metric[shots, "on"] for shots in axes["dataset.shots"])
         gain, time = numbers.get("gain"), numbers.get("time")
         cells.append(
-            Cell(row, Column("Rel. gain", digits=2, unit="%"), RelativeGain(without, improved), gain and Paper(gain))
+            Cell(row, Column("Rel. gain", digits=2, unit="%"), RelativeGain(plain, conml), gain and Paper(gain))
         )
         cells.append(
             Cell(
                 row,
                 Column("Rel. time", digits=2, unit="×"),
-                RelativeTime(tuple(m.run for m in without), tuple(m.run for m in improved)),
+                RelativeTime(tuple(m.run for m in plain), tuple(m.run for m in conml)),
                 time and Paper(time),
             )
         )

@@ -71,17 +71,17 @@ class AnalysisValue:
 
 @dataclass(frozen=True)
 class RelativeGain:
-    """ConML's relative gain in percent: 100 * (sum of improved metrics / sum of baseline metrics - 1)."""
+    """ConML's relative gain in percent: 100 * (sum of the ConML runs' metrics / that of the plain runs' - 1)."""
 
-    baseline: tuple[MetaTestMetric, ...]
-    improved: tuple[MetaTestMetric, ...]
+    plain: tuple[MetaTestMetric, ...]
+    conml: tuple[MetaTestMetric, ...]
 
     def runs(self) -> tuple[RunKey, ...]:
-        return tuple(m.run for m in (*self.baseline, *self.improved))
+        return tuple(m.run for m in (*self.plain, *self.conml))
 
     def __call__(self, find: Lookup) -> float | None:
-        base = [m(find) for m in self.baseline]
-        better = [m(find) for m in self.improved]
+        base = [m(find) for m in self.plain]
+        better = [m(find) for m in self.conml]
         if None in base or None in better:
             return None
         return 100.0 * relative_gain(base, better)
@@ -89,17 +89,17 @@ class RelativeGain:
 
 @dataclass(frozen=True)
 class RelativeTime:
-    """Total meta-training time of the improved runs over that of the baseline runs."""
+    """Total meta-training time of the ConML runs over that of the plain runs."""
 
-    baseline: tuple[RunKey, ...]
-    improved: tuple[RunKey, ...]
+    plain: tuple[RunKey, ...]
+    conml: tuple[RunKey, ...]
 
     def runs(self) -> tuple[RunKey, ...]:
-        return (*self.baseline, *self.improved)
+        return (*self.plain, *self.conml)
 
     def __call__(self, find: Lookup) -> float | None:
-        base = [find(key) for key in self.baseline]
-        better = [find(key) for key in self.improved]
+        base = [find(key) for key in self.plain]
+        better = [find(key) for key in self.conml]
         seconds = [None if run is None else run.train_seconds for run in (*base, *better)]
         if None in seconds:
             return None

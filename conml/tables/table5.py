@@ -74,17 +74,17 @@ def _load_baselines(run: Run) -> list[Curve]:
 
 @dataclass(frozen=True)
 class CurveComparison:
-    """Relative minimum error or shot spare of the improved run's curve against the baseline's (NaN: never reached)."""
+    """Relative minimum error or shot spare of the ConML run's curve against the plain run's (NaN: never reached)."""
 
-    baseline: RunKey
-    improved: RunKey
+    plain: RunKey
+    conml: RunKey
     statistic: str
 
     def runs(self) -> tuple[RunKey, ...]:
-        return (self.baseline, self.improved)
+        return (self.plain, self.conml)
 
     def __call__(self, find: Lookup) -> float | None:
-        base, better = find(self.baseline), find(self.improved)
+        base, better = find(self.plain), find(self.conml)
         if base is None or better is None:
             return None
         base_curve, better_curve = _load_curve(base), _load_curve(better)
@@ -159,17 +159,17 @@ def _figures_for(scale: str):
 def icl_table(scale: str) -> Table:
     cells = []
     for function, (row, error, spare) in PAPER.items():
-        base, improved = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
+        plain, conml = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
         cells.append(
             Cell(
                 row,
                 Column("Rel. Min. Error ↓", digits=2),
-                CurveComparison(base, improved, "relative_minimum_error"),
+                CurveComparison(plain, conml, "relative_minimum_error"),
                 Paper(*error),
             )
         )
         cells.append(
-            Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(base, improved, "shot_spare"), Paper(*spare))
+            Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(plain, conml, "shot_spare"), Paper(*spare))
         )
     return Table(
         name="table5" if scale == "toy" else f"table5_{scale}",
