@@ -1,8 +1,8 @@
 """Which runs a table was aggregated from, and the refusal to mix runs that do not belong in one table.
 
-A folder such as outputs/ can hold smoke runs (two steps on tiny data) beside real ones, and runs of
-one preset at different step budgets; averaging those into one cell gives a number that means
-nothing. `check_not_mixed` refuses such a table unless told otherwise; `describe` says, per preset,
+A folder such as outputs/ can hold smoke runs (two steps on tiny data) beside real ones, runs on
+synthetic stand-in data, and runs of one preset at different step budgets; averaging those into one
+cell gives a number that means nothing. `check_not_mixed` refuses such a table unless told otherwise; `describe` says, per preset,
 which seeds, step budgets and folders the table's numbers come from.
 """
 
@@ -39,8 +39,21 @@ def is_smoke(run: Run) -> bool:
     return all(str(run.setting(key)) == value for key, value in SMOKE_MARKS.items())
 
 
+def is_synthetic(run: Run) -> bool:
+    """Trained and tested on seeded stand-in data (`dataset.synthetic=true`, for machine checks), not the dataset."""
+    return run.setting("dataset.synthetic") is True
+
+
 def check_not_mixed(runs: list[Run]) -> None:
-    """Refuse smoke runs beside real ones, and runs of one preset at different step budgets."""
+    """Refuse runs on synthetic data, smoke runs beside real ones, and runs of one preset at different step budgets."""
+    synthetic = [run for run in runs if is_synthetic(run)]
+    if synthetic:
+        raise ConfigError(
+            f"{len(synthetic)} of the runs found used dataset.synthetic=true (e.g. {_where(synthetic[0])}): seeded "
+            "stand-in data of the real shapes, for `make gpu-check` and memory plans, whose accuracies are not results. "
+            "Aggregate runs on the prepared dataset (docs/datasets_imagenet.md), or pass --mix to tabulate them anyway "
+            "(to check the pipeline)."
+        )
     smoke = [run for run in runs if is_smoke(run)]
     if smoke and len(smoke) < len(runs):
         raise ConfigError(
@@ -70,10 +83,13 @@ def describe(runs: list[Run]) -> str:
         seeds = ", ".join(str(s) for s in sorted({run.seed for run in found}))
         steps = ", ".join(str(s) for s in sorted({run.setting("trainer.steps") for run in found}, key=str))
         folders = ", ".join(sorted({_folder(run) for run in found}))
-        lines.append(
-            f"  {preset}: seeds {seeds}; {steps} steps{' (smoke)' if all(map(is_smoke, found)) else ''}; from {folders}"
-        )
+        lines.append(f"  {preset}: seeds {seeds}; {steps} steps{_marks(found)}; from {folders}")
     return "\n".join(lines)
+
+
+def _marks(runs: list[Run]) -> str:
+    marks = [mark for mark, test in (("smoke", is_smoke), ("synthetic data", is_synthetic)) if all(map(test, runs))]
+    return f" ({', '.join(marks)})" if marks else ""
 
 
 def _folder(run: Run) -> str:

@@ -97,3 +97,16 @@ def test_aggregate_writes_beside_the_runs_says_what_it_used_and_writes_the_docs_
     assert (cli.DOCS_TABLES / "toy.md").exists()
     with pytest.raises(SystemExit):
         cli.main([*arguments, "--docs", "--out", str(toy_table / "elsewhere")])
+
+
+def test_runs_on_synthetic_data_are_refused_unless_mix(toy_table, capsys):
+    runs = toy_table / "runs"
+    synthetic = {**real(), "dataset": {"synthetic": True}}
+    write_result(runs / "a", "base_1", 0, {"accuracy@1shot": 40.0}, config=synthetic)
+    arguments = ["aggregate", "toy", str(runs), "--seeds", "0", "--no-figures", "--wandb-mode", "disabled"]
+
+    assert cli.main(arguments) == 2
+    assert "1 of the runs found used dataset.synthetic=true" in capsys.readouterr().err
+    assert not (runs / "toy.md").exists()
+    assert cli.main([*arguments, "--mix"]) == 0
+    assert "seeds 0; 100 steps (synthetic data)" in capsys.readouterr().out
