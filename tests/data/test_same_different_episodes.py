@@ -9,7 +9,7 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
-from conml.data.same_different.cache import VERSION
+from conml.data.same_different.cache import VERSION, write_episodes
 from conml.data.same_different.episodes import SameDifferentEpisodes
 from conml.data.same_different.naturalistic import ObjectPairs
 from conml.errors import ConfigError, DataError
@@ -122,6 +122,21 @@ def test_a_cache_of_an_older_stimulus_version_is_refused(tmp_path):
     with pytest.raises(DataError, match=old):
         prepare(tmp_path, ["lines"], [4], [1, 1, 1], workers=1)
     assert not (tmp_path / "lines").exists(), "nothing is added to an old cache"
+
+
+def test_an_interrupted_or_short_cache_write_leaves_no_file(tmp_path):
+    prepare(tmp_path, ["lines"], [4], [1, 1, 1], workers=1)  # the manifest
+    one = (np.zeros((6, 128, 128, 3), np.uint8), np.zeros(6, np.uint8))
+
+    def interrupted():
+        yield one
+        raise KeyboardInterrupt
+
+    with pytest.raises(KeyboardInterrupt):
+        write_episodes(tmp_path, "arrows", 4, "train", interrupted(), 3)
+    with pytest.raises(DataError, match="Only 1 of 3 episodes"):
+        write_episodes(tmp_path, "arrows", 4, "train", iter([one]), 3)
+    assert not list((tmp_path / "arrows").rglob("*")), "neither a finished-looking file nor a .partial one is left"
 
 
 def object_folder(path, count: int = 20):

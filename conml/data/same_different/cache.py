@@ -68,19 +68,31 @@ def write_episodes(
     """Stream `count` episodes (images, labels) into one (task, support size, split) file pair.
 
     The files are written under a temporary name and renamed when complete, so an interrupted run
-    never leaves a file that looks finished.
+    never leaves a file that looks finished; a failed or interrupted write removes its temporary files.
     """
     image_path, label_path = array_paths(root, task, support, split)
     image_path.parent.mkdir(parents=True, exist_ok=True)
     size = support + json.loads((root / MANIFEST).read_text())["queries"]
     partial = [p.with_name(p.name + ".partial") for p in (image_path, label_path)]
-    images = np.lib.format.open_memmap(partial[0], mode="w+", dtype=np.uint8, shape=(count, size, 128, 128, 3))
-    labels = np.lib.format.open_memmap(partial[1], mode="w+", dtype=np.uint8, shape=(count, size))
-    for index, (episode_images, episode_labels) in enumerate(episodes):
-        images[index], labels[index] = episode_images, episode_labels
-    images.flush()
-    labels.flush()
-    del images, labels
+    try:
+        images = np.lib.format.open_memmap(partial[0], mode="w+", dtype=np.uint8, shape=(count, size, 128, 128, 3))
+        labels = np.lib.format.open_memmap(partial[1], mode="w+", dtype=np.uint8, shape=(count, size))
+        written = 0
+        for index, (episode_images, episode_labels) in enumerate(episodes):
+            images[index], labels[index] = episode_images, episode_labels
+            written = index + 1
+        if written != count:
+            raise DataError(
+                f"Only {written} of {count} episodes of {task}, support {support}, {split} were produced; nothing was "
+                "written for them. Run the command again."
+            )
+        images.flush()
+        labels.flush()
+        del images, labels
+    except BaseException:
+        for path in partial:
+            path.unlink(missing_ok=True)
+        raise
     for source, target in zip(partial, (image_path, label_path)):
         os.replace(source, target)
 
