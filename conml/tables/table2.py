@@ -1,12 +1,15 @@
 """ConML Table 2: sine-wave regression with MAML, plain vs ConML, plus the alignment / discrimination ablations.
 
-Paper numbers: conml.md §3.1, Table 2 [source S1] (mean ± CI). The ablation rows (in-MAML,
-out-MAML) and d_in / d_out exist in the paper only as Figure 2, so they have no paper value.
+Paper numbers: conml/tables/paper/table2.yaml (conml.md §3.1, Table 2 [source S1], mean ± CI). The
+ablation rows (in-MAML, out-MAML) and d_in / d_out exist in the paper only as Figure 2, so they have
+no paper value.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+import yaml
 
 from conml.build import resolve_device
 from conml.distances import Distance
@@ -84,44 +87,25 @@ SHARE5, SHARE10 = (
     Column("ConML grad share, 10-shot", digits=1, style="e"),
 )
 
-# (row, variant, paper values of MSE 5-shot, MSE 10-shot, Silhouette, DBI, CHI); None: not in the paper.
+# (row, preset variant); the paper's numbers of a row, where it has them: conml/tables/paper/table2.yaml.
 ROWS = (
-    (
-        "MAML",
-        "plain",
-        (
-            Paper(0.6771, 0.0377),
-            Paper(0.0678, 0.0022),
-            Paper(0.1068, 0.0596),
-            Paper(0.0678, 0.0021),
-            Paper(31.55, 2.52),
-        ),
-    ),
-    (
-        "ConML-MAML",
-        "conml",
-        (
-            Paper(0.3935, 0.0100),
-            Paper(0.0397, 0.0009),
-            Paper(0.1945, 0.0621),
-            Paper(0.0397, 0.0009),
-            Paper(39.22, 2.61),
-        ),
-    ),
-    ("ConML-MAML, psi = theta' - theta", "conml_update", None),
-    ("ConML-MAML, psi centred on the meta-batch", "conml_centred", None),
-    ("in-MAML (d_in only, psi = theta' - theta)", "alignment", None),
-    ("out-MAML (d_out only, psi = theta' - theta)", "discrimination", None),
+    ("MAML", "plain"),
+    ("ConML-MAML", "conml"),
+    ("ConML-MAML, psi = theta' - theta", "conml_update"),
+    ("ConML-MAML, psi centred on the meta-batch", "conml_centred"),
+    ("in-MAML (d_in only, psi = theta' - theta)", "alignment"),
+    ("out-MAML (d_out only, psi = theta' - theta)", "discrimination"),
 )
+PAPER = yaml.safe_load((Path(__file__).parent / "paper" / "table2.yaml").read_text())
 # The ablations, like the paper's, are meta-trained with 10 shots only.
 FIVE_SHOT = ("plain", "conml", "conml_update", "conml_centred")
 
 
 def _cells() -> tuple[Cell, ...]:
     cells = []
-    for row, variant, paper in ROWS:
+    for row, variant in ROWS:
         ten = RunKey(PRESET.format(shots=10, variant=variant))
-        paper = paper or (None,) * 5
+        paper = [Paper(*value) for value in PAPER[variant]] if variant in PAPER else [None] * 5
         if variant in FIVE_SHOT:
             five = RunKey(PRESET.format(shots=5, variant=variant))
             cells.append(Cell(row, MSE5, MetaTestMetric(five, ("mse@5shot",)), paper[0]))
@@ -175,7 +159,7 @@ def _seed_curves(
 def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     """Fig. 2 a/d (task models of the first seed in 2-D), 2 b/e (d_in, d_out), 2 c (MSE against test
     shots) and 2 f (MSE against an amplitude shift), the curves over seeds, all from the 10-shot runs."""
-    labels = {PRESET.format(shots=10, variant=variant): row for row, variant, _ in ROWS}
+    labels = {PRESET.format(shots=10, variant=variant): row for row, variant in ROWS}
     by_label = {
         label: sorted((r for r in runs if r.name == name and r.run_dir is not None), key=lambda r: r.seed)
         for name, label in labels.items()

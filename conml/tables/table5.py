@@ -1,8 +1,9 @@
 """ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL, compared by their error curves.
 
-Paper numbers: conml.md §3.5, Table 5 [source S1] (mean ± CI). Per seed, the error-vs-examples
-curves of the plain and the ConML run of one function class (seed s against seed s, on the same
-test prompts) give the relative minimum error and the shot spare (conml/icl_curves.py).
+Paper numbers: conml/tables/paper/table5.yaml (conml.md §3.5, Table 5 [source S1], mean ± CI).
+Per seed, the error-vs-examples curves of the plain and the ConML run of one function class (seed s
+against seed s, on the same test prompts) give the relative minimum error and the shot spare
+(conml/icl_curves.py).
 Both curves and Garg et al.'s baselines on the same prompts are cached per run (analysis/*.json),
 so runs exported without their checkpoints (`scripts/table.py export`) still rebuild the table
 and its figures.
@@ -16,6 +17,7 @@ import math
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+import yaml
 from hydra.utils import instantiate
 
 from conml.build import resolve_device
@@ -27,12 +29,8 @@ from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
 
 # function class: (row, Rel. Min. Error (mean, ci), Shot Spare (mean, ci)).
-PAPER = {
-    "linear_regression": ("LR (10 shot)", (0.42, 0.09), (-4.68, 0.45)),
-    "sparse_linear_regression": ("SLR (10 shot)", (0.49, 0.06), (-3.94, 0.62)),
-    "decision_tree": ("DT (20 shot)", (0.81, 0.12), (-4.22, 1.29)),
-    "relu_net": ("NN (40 shot)", (0.74, 0.19), (-11.25, 2.07)),
-}
+# By function class: the paper's row label, relative minimum error and shot spare (mean, CI).
+PAPER = yaml.safe_load((Path(__file__).parent / "paper" / "table5.yaml").read_text())
 # The function classes in words, for the figures' titles.
 CLASS_NAMES = {
     "linear_regression": "linear regression",
@@ -126,7 +124,8 @@ def _figures_for(scale: str):
         """Error against in-context examples per function class: ICL and ConML-ICL as mean ± 95% CI over
         seeds, Garg et al.'s baselines on the same test prompts as mean over seeds (ConML Fig. 3)."""
         paths = []
-        for function, (row, _, _) in PAPER.items():
+        for function, printed in PAPER.items():
+            row = printed["row"]
             of_function = [r for r in runs if r.name in (_preset(function, scale, v) for v in ("plain", "conml"))]
             curves = {}
             for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
@@ -158,7 +157,8 @@ def _figures_for(scale: str):
 
 def icl_table(scale: str) -> Table:
     cells = []
-    for function, (row, error, spare) in PAPER.items():
+    for function, printed in PAPER.items():
+        row, error, spare = printed["row"], printed["relative_minimum_error"], printed["shot_spare"]
         plain, conml = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
         cells.append(
             Cell(
