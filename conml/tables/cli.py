@@ -189,7 +189,12 @@ def _list() -> int:
     for name, table in TABLES.items():
         presets, absent = available(table)
         print(
-            f"{name}: {table.title}\n  seeds {list(table.seeds)}; {len(presets)} presets"
+            f"{name}: {table.title}\n  seeds {list(table.seeds)}; "
+            + (
+                f"{len(presets)} cells (configs/table/{name}.yaml)"
+                if "experiment" in table.sweep
+                else f"{len(presets)} presets"
+            )
             + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0
