@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import itertools
 from dataclasses import dataclass
+from functools import cache
 from pathlib import Path
 
 import yaml
@@ -52,9 +53,14 @@ def _label(key: str, value: str) -> str:
 
 def table_axes(table: str) -> dict[str, list[str]]:
     """The swept values of configs/table/<table>.yaml by key, seeds included, in file order."""
-    path = TABLE_CONFIGS / f"{table}.yaml"
-    params = yaml.safe_load(path.read_text())["hydra"]["sweeper"]["params"]
-    return {key: [v.strip() for v in str(values).split(",")] for key, values in params.items()}
+    return {key: list(values) for key, values in _read_axes(table)}
+
+
+@cache
+def _read_axes(table: str) -> tuple[tuple[str, tuple[str, ...]], ...]:
+    """The file read once per process: preset lookups ask for every table's cells many times."""
+    params = yaml.safe_load((TABLE_CONFIGS / f"{table}.yaml").read_text())["hydra"]["sweeper"]["params"]
+    return tuple((key, tuple(v.strip() for v in str(values).split(","))) for key, values in params.items())
 
 
 def table_cells(table: str) -> list[SweepCell]:
