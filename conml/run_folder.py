@@ -110,10 +110,22 @@ def check_free(folder: Path) -> None:
         raise RunFolderBusy(_busy(folder, holder))
 
 
+def already_holds_a_run(folder: Path) -> ConfigError:
+    return ConfigError(
+        f"{folder} already holds a run (checkpoints/last.pt). Pass resume={folder} "
+        "to continue it, or choose another hydra.run.dir; nothing was overwritten."
+    )
+
+
 @contextmanager
-def hold(folder: Path, cfg: DictConfig, log: RunLog | None = None, active: bool = True) -> Iterator[None]:
+def hold(
+    folder: Path, cfg: DictConfig, log: RunLog | None = None, active: bool = True, fresh: bool = False
+) -> Iterator[None]:
     """The run's hold on `folder`: created, locked, its config recorded in `.hydra/` and what the run
-    prints copied to `train.log`. Processes other than the main one (`active` False) write nothing."""
+    prints copied to `train.log`. Processes other than the main one (`active` False) write nothing.
+
+    `fresh`: the run starts from nothing. The folder is checked again once locked, because a run that
+    started into it after the run's own checks may have finished and let go of it meanwhile."""
     if not active:
         if log is not None:
             log.discard()
@@ -126,6 +138,9 @@ def hold(folder: Path, cfg: DictConfig, log: RunLog | None = None, active: bool 
         if error.errno not in (errno.EACCES, errno.EPERM, errno.EROFS, errno.ENOSPC, errno.EDQUOT):
             raise
         raise _unwritable(folder, error) from None
+    if fresh and (folder / "checkpoints" / "last.pt").exists():
+        _unlock(folder / LOCK, descriptor)
+        raise already_holds_a_run(folder)
     try:
         _record_config(folder, cfg)
         if log is not None:

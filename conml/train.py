@@ -32,7 +32,7 @@ from conml.multirun_jobs import JobOutcome
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
 from conml.preemption import Preempted, PreemptionGuard
-from conml.run_folder import check_free, existed_before, hold, remove_unused
+from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_unused
 from conml.run_log import RunLog
 from conml.task_kind import TaskKind
 from conml.tracking import Tracker
@@ -84,7 +84,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
 
     run_id = state and state["wandb_run_id"]
     with (
-        hold(run_dir, cfg, log, active=shard.is_main),
+        hold(run_dir, cfg, log, active=shard.is_main, fresh=state is None),
         Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker,
     ):
         trainer = Trainer(
@@ -185,10 +185,7 @@ def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:
             return None
     elif cfg.resume is None:
         if last.exists():
-            raise ConfigError(
-                f"{run_dir} already holds a run (checkpoints/last.pt). Pass resume={run_dir} "
-                "to continue it, or choose another hydra.run.dir; nothing was overwritten."
-            )
+            raise already_holds_a_run(run_dir)
         return None
     else:
         _check_resume_folder(Path(cfg.resume), run_dir)

@@ -240,3 +240,20 @@ def test_interrupt_during_start_up_writes_nothing(tmp_path, monkeypatch):
     assert finished.code == 130 and "Interrupted. There is no checkpoint to continue from." in finished.err
     assert "Traceback" not in finished.err
     assert not (tmp_path / "outputs").exists()
+
+
+def test_a_run_that_finished_in_the_folder_after_the_checks_is_not_overwritten(tmp_path):
+    """The race of two runs started at once, made certain: the other run has finished and let go of the
+    folder by the time this one takes it, so the folder is checked again once locked."""
+    from conml.errors import ConfigError
+    from conml.run_folder import hold
+    from tests.conftest import compose_config
+
+    folder = tmp_path / "shared"
+    (folder / "checkpoints").mkdir(parents=True)
+    (folder / "checkpoints" / "last.pt").write_bytes(b"the other run")
+    before = checksums(folder)
+    with pytest.raises(ConfigError, match="already holds a run.*nothing was overwritten"):
+        with hold(folder, compose_config(TINY), fresh=True):
+            pytest.fail("the run must not start")
+    assert checksums(folder) == before
