@@ -67,9 +67,7 @@ def paper_cases(image_tasks: int) -> list[Case]:
     for learner in ("protonet", "matchingnet"):
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in prototype_options]
     cases += [Case("simple_cnaps 1-shot", psi, mini.format("simple_cnaps"), (*images, *o)) for psi, o in film_options]
-    cases.append(
-        Case("ICL linear regression (toy)", "prediction at the probe (paper)", "table5_linear_regression_icl_toy_conml")
-    )
+    cases.append(Case("ICL linear regression (toy)", "prediction at the probe (paper)", "linear_regression-toy-conml"))
     return cases
 
 

@@ -43,7 +43,7 @@ LOSS_TOLERANCE = {"cpu": 1e-5, "cuda": 3e-2}
 
 # configs/conml/icl.yaml
 CONML_ICL = ConMLSettings(lam=0.02, phi=Distance.sigmoid_squared, subset=SubsetStrategy.prefix, subset_fraction=0.5)
-# Table 5's toy presets: d = 5 with 11 points (LR, SLR); B5b also times the scale's prompt length.
+# Table 5's toy scale (configs/experiment/icl/toy.yaml): d = 5 with 11 points (LR, SLR); B5b also times the scale's prompt length.
 TOY_DIMS, TOY_POINTS = 5, 11
 CONML_LIMIT = 1.15  # ConML-ICL step time over a plain ICL step
 # One pass against two: the same float64 loss and meta-gradient but for rounding (measured ~1e-16).

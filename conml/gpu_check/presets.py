@@ -96,7 +96,7 @@ TINY_PRESETS = (
     "miniimagenet-matchingnet-5shot-conml",
     "tieredimagenet-simple_cnaps-1shot-conml",
     "metadataset_all_simple_cnaps_conml",
-    "table5_linear_regression_icl_paper_conml",
+    "linear_regression-paper-conml",
     "same_different-fomaml-kim_conv2",
     "same_different-conventional-kim_conv2",
 )
@@ -151,6 +151,10 @@ class Composer:
         HydraConfig.instance().set_config(cfg)  # the name interpolates ${hydra:runtime.choices...}
         with open_dict(cfg):
             del cfg["hydra"]
+        # Resolved now: Hydra's runtime is global, and a config kept while others are composed would
+        # otherwise read their choices (a cell's name and tags would follow the last preset composed).
+        cfg.name = cfg.name
+        cfg.logger.tags = OmegaConf.to_container(cfg.logger.tags, resolve=True)
         return cfg
 
 

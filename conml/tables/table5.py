@@ -7,8 +7,9 @@ against seed s, on the same test prompts) give the relative minimum error and th
 Both curves and Garg et al.'s baselines on the same prompts are cached per run (analysis/*.json),
 so runs exported without their checkpoints (`scripts/table.py export`) still rebuild the table
 and its figures.
-The `toy` presets match the paper's prompt lengths (10, 10, 20, 40 shots; d = 5, as in the
-authors' released ctoy.yaml); `table5_paper` uses the Garg et al. scale presets instead.
+The cells are the sweep of configs/table/table5.yaml (function class x ConML off/on at toy scale:
+the paper's prompt lengths, d = 5, as in the authors' released ctoy.yaml); table5_paper.yaml sweeps
+the same at Garg et al.'s scale.
 """
 
 from __future__ import annotations
@@ -27,6 +28,7 @@ from conml.metrics import mean_t_ci
 from conml.tables.measures import Analysis
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
+from conml.tables.table_sweep import VARIANTS, table_axes, table_cells, table_sweep
 
 # function class: (row, Rel. Min. Error (mean, ci), Shot Spare (mean, ci)).
 # By function class: the paper's row label, relative minimum error and shot spare (mean, CI).
@@ -94,10 +96,6 @@ class CurveComparison:
         return math.nan if spare is None else float(spare)
 
 
-def _preset(function: str, scale: str, variant: str) -> str:
-    return f"table5_{function}_icl_{scale}_{variant}"
-
-
 def _over_seeds(curves: list[Curve]) -> tuple[list[int], list[float], list[float]]:
     """Shots, mean and 95% CI half-width (Student t) over the curves of several seeds."""
     stats = [mean_t_ci([c.mean[k] for c in curves]) for k in range(len(curves[0].shots))]
@@ -119,17 +117,19 @@ def _seeds(count: int) -> str:
     return f"{count} seed" + ("" if count == 1 else "s")
 
 
-def _figures_for(scale: str):
+def _figures_for(names: dict[tuple[str, str], str]):
+    """Fig. 3 from the runs named `names[function class, plain|conml]`."""
+
     def figures(runs: list[Run], out_dir: Path) -> list[Path]:
         """Error against in-context examples per function class: ICL and ConML-ICL as mean ± 95% CI over
         seeds, Garg et al.'s baselines on the same test prompts as mean over seeds (ConML Fig. 3)."""
         paths = []
         for function, printed in PAPER.items():
             row = printed["row"]
-            of_function = [r for r in runs if r.name in (_preset(function, scale, v) for v in ("plain", "conml"))]
+            of_function = [r for r in runs if r.name in (names[function, v] for v in ("plain", "conml"))]
             curves = {}
             for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
-                loaded = [_load_curve(r) for r in of_function if r.name == _preset(function, scale, variant)]
+                loaded = [_load_curve(r) for r in of_function if r.name == names[function, variant]]
                 found = [c for c in loaded if c is not None]
                 if found:
                     curves[f"{label} ({_seeds(len(found))})"] = _over_seeds(found)
@@ -155,11 +155,16 @@ def _figures_for(scale: str):
     return figures
 
 
-def icl_table(scale: str) -> Table:
+def icl_table(name: str) -> Table:
+    """The table swept by configs/table/<name>.yaml: a row per function class (in the paper's order), its
+    relative minimum error and shot spare."""
+    axes = table_axes(name)
+    scale = axes["experiment"][0].rsplit("/", 1)[-1]
+    names = {(c.value("dataset"), VARIANTS[c.value("conml")]): c.run_name for c in table_cells(name)}
     cells = []
     for function, printed in PAPER.items():
         row, error, spare = printed["row"], printed["relative_minimum_error"], printed["shot_spare"]
-        plain, conml = RunKey(_preset(function, scale, "plain")), RunKey(_preset(function, scale, "conml"))
+        plain, conml = RunKey(names[function, "plain"]), RunKey(names[function, "conml"])
         cells.append(
             Cell(
                 row,
@@ -172,10 +177,12 @@ def icl_table(scale: str) -> Table:
             Cell(row, Column("Shot Spare ↓", digits=2), CurveComparison(plain, conml, "shot_spare"), Paper(*spare))
         )
     return Table(
-        name="table5" if scale == "toy" else f"table5_{scale}",
-        title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} presets)",
+        name=name,
+        title=f"ConML Table 5: in-context learning of function classes, ICL vs ConML-ICL ({scale} scale)",
         source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 5 of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
+        seeds=tuple(int(s) for s in axes["seed"]),
+        sweep=table_sweep(name),
         # On top of debug=smoke: a one-layer transformer, meta-batches of 4 prompts and 4 test prompts.
         smoke={
             "++model.width": "16",
@@ -191,9 +198,9 @@ def icl_table(scale: str) -> Table:
             "Figures: per function class, ICL and ConML-ICL curves (mean ± 95% CI over seeds) beside Garg et al.'s least-squares, "
             "averaging and 3-nearest-neighbour baselines on the same test prompts (mean over seeds).",
         ),
-        figures=_figures_for(scale),
+        figures=_figures_for(names),
     )
 
 
-TABLE5 = icl_table("toy")
-TABLE5_PAPER = icl_table("paper")
+TABLE5 = icl_table("table5")
+TABLE5_PAPER = icl_table("table5_paper")

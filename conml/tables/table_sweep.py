@@ -15,8 +15,9 @@ from pathlib import Path
 import yaml
 
 TABLE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table"
-# The word a run name uses for each ConML setting a table sweeps (as run_name.yaml).
-VARIANTS = {"off": "plain", "on": "conml"}
+# The word a run name uses for each ConML setting a table sweeps (as the protocols' run names do;
+# conml=icl is ConML for in-context learners).
+VARIANTS = {"off": "plain", "on": "conml", "icl": "conml"}
 
 
 @dataclass(frozen=True)

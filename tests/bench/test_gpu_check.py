@@ -88,7 +88,7 @@ def test_a_failed_gate_switches_its_setting_off_with_a_notice():
         PerformanceSettings(precision=Precision.bf16),
         [],
     )
-    icl = compose_config(["experiment=table5_linear_regression_icl_toy_conml"])
+    icl = compose_config(["experiment=icl/toy", "dataset=linear_regression", "conml=icl"])
     assert Verdicts({"bf16": True}).gate_learner(icl) == [] and icl.learner.mixed_precision
     assert len(Verdicts({"bf16": False}).gate_learner(icl)) == 1 and not icl.learner.mixed_precision
 

@@ -15,7 +15,7 @@ from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
 
-ICL_TINY = ["experiment=table5_linear_regression_icl_toy_plain", "model.width=16", "model.depth=2", "model.heads=2"]
+ICL_TINY = ["experiment=icl/toy", "dataset=linear_regression", "model.width=16", "model.depth=2", "model.heads=2"]
 
 
 def _learner(dims: int = 4, seed: int = 0) -> InContextLearner:

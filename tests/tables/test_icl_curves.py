@@ -66,12 +66,12 @@ def test_learner_curve_agrees_with_meta_testing_at_each_shot():
 
 
 def test_cli_compares_two_runs_and_writes_curves(run_tiny, tmp_path):
-    _, plain = run_tiny(["experiment=table5_linear_regression_icl_toy_plain", *ICL_TINY], name="plain")
-    _, conml = run_tiny(["experiment=table5_linear_regression_icl_toy_conml", *ICL_TINY], name="conml")
+    _, plain = run_tiny(["experiment=icl/toy", "dataset=linear_regression", *ICL_TINY], name="plain")
+    _, conml = run_tiny(["experiment=icl/toy", "dataset=linear_regression", "conml=icl", *ICL_TINY], name="conml")
     metrics = icl_curves_cli([str(plain), str(conml), "--out", str(tmp_path / "curves")])
     payload = json.loads((tmp_path / "curves" / "curves.json").read_text())
     names = [c["name"] for c in payload["curves"]]
-    assert names[:2] == ["table5_linear_regression_icl_toy_plain", "table5_linear_regression_icl_toy_conml"]
+    assert names[:2] == ["linear_regression-toy-plain", "linear_regression-toy-conml"]
     assert {"least squares", "averaging", "3-nearest neighbours"} <= set(names)
     assert all(len(c["mean"]) == 11 for c in payload["curves"])
     assert (
@@ -80,6 +80,6 @@ def test_cli_compares_two_runs_and_writes_curves(run_tiny, tmp_path):
     )
     assert (tmp_path / "curves" / "curves.png").stat().st_size > 0
 
-    _, trees = run_tiny(["experiment=table5_decision_tree_icl_toy_plain", *ICL_TINY], name="trees")
+    _, trees = run_tiny(["experiment=icl/toy", "dataset=decision_tree", *ICL_TINY], name="trees")
     with pytest.raises(ConfigError, match="other tasks"):
         icl_curves_cli([str(plain), str(trees), "--out", str(tmp_path / "mixed")])

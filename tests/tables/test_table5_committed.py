@@ -15,6 +15,7 @@ from conml.tables.cli import main
 
 # On top of debug=tiny: the one-layer transformer of Table 5's smoke settings.
 ICL_TINY = ["++model.width=16", "++model.depth=1", "++model.heads=2"]
+CONML = {"plain": "off", "conml": "icl"}
 BASELINES = ["least squares", "averaging", "3-nearest neighbours"]
 FIGURE = "table5_linear_regression_curves.png"
 
@@ -48,7 +49,13 @@ def test_exported_runs_rebuild_the_table_and_its_figures_without_checkpoints(run
     for seed in (0, 1):
         for variant in ("plain", "conml"):
             run_tiny(
-                [f"experiment=table5_linear_regression_icl_toy_{variant}", f"seed={seed}", *ICL_TINY],
+                [
+                    "experiment=icl/toy",
+                    "dataset=linear_regression",
+                    f"conml={CONML[variant]}",
+                    f"seed={seed}",
+                    *ICL_TINY,
+                ],
                 name=f"table5_toy/linear_regression_{variant}_s{seed}",
             )
     runs, committed = tmp_path / "table5_toy", tmp_path / "committed"

@@ -26,7 +26,7 @@ def test_every_cell_composes_under_the_name_the_table_looks_up(table):
             if "." in key:  # a setting (groups are checked by the run name)
                 assert str(OmegaConf.select(cfg, key)) == value
             if key == "conml":
-                assert cfg.conml.enabled == (value == "on")
+                assert cfg.conml.enabled == (value != "off")
 
 
 @pytest.mark.parametrize("table", TABLES)

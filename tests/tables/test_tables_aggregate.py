@@ -231,7 +231,7 @@ def test_icl_cells_compare_the_curves_of_seed_matched_runs(tmp_path):
     curves = {"plain": [1.0, 0.8, 0.5, 0.4, 0.45], "conml": [1.0, 0.6, 0.3, 0.2, 0.25]}
     for variant, mean in curves.items():
         folder = tmp_path / variant
-        write_result(folder, f"table5_linear_regression_icl_toy_{variant}", 0, {"mse@10shot": mean[-1]})
+        write_result(folder, f"linear_regression-toy-{variant}", 0, {"mse@10shot": mean[-1]})
         (folder / "analysis").mkdir()
         (folder / "analysis" / "icl_curve.json").write_text(
             json.dumps({"steps": 100, "shots": list(range(5)), "mean": mean, "ci95": [0.0] * 5})
