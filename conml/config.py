@@ -136,6 +136,14 @@ def register() -> None:
         OmegaConf.register_new_resolver("metric_direction", metric_direction)
     if not OmegaConf.has_resolver("pick"):
         OmegaConf.register_new_resolver("pick", pick)
+    if not OmegaConf.has_resolver("leaf"):
+        OmegaConf.register_new_resolver("leaf", leaf)
+
+
+def leaf(choice: str) -> str:
+    """`${leaf:${hydra:runtime.choices.experiment}}`: a config option without its folder (sine/conml ->
+    conml), so that a run name can say which protocol file made it."""
+    return choice.rsplit("/", 1)[-1]
 
 
 def pick(key: Any, options: dict) -> Any:

@@ -5,7 +5,7 @@ from its first k points, averaged over tasks 0 .. episodes-1 of the test split (
 Trained learners read all n predictions off one causal pass over each prompt; the baselines of
 `conml.icl_baselines` see the same prompts. Two curves compare as in the paper:
 
-- relative minimum error = min_k err_improved(k) / min_k err_baseline(k);
+- relative minimum error = min_k err_conml(k) / min_k err_plain(k);
 - shot spare = the first k at which the ConML run's curve reaches the plain run's minimum error,
   minus the k at which the plain run attains it (negative: fewer examples needed).
 """

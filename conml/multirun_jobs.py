@@ -2,7 +2,7 @@
 outcome when the multirun ends.
 
 A job is named `<number>_<experiment name>_<swept values>`, e.g.
-`3_table2_sinusoid_maml_10shot_conml_conml.lam=0.1,seed=2`; its folder and its W&B run carry the
+`3_sinusoid-maml-10shot-conml_conml.lam=0.1,seed=2`; its folder and its W&B run carry the
 name. Which settings vary is known only to the multirun's own process (its overrides `seed=0,1,2`
 and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, hands them to the jobs in the
 environment variable CONML_SWEPT, which also reaches jobs run in other processes (submitit).

@@ -61,7 +61,7 @@ def paper_cases(image_tasks: int) -> list[Case]:
         ("FiLM offset (gamma - 1, beta)", ("learner.representation=offset",)),
         ("FiLM, centred on the meta-batch", ("conml.centring=meta_batch",)),
     ]
-    cases = [Case("sine MAML 5-shot", psi, "table2_sinusoid_maml_5shot_conml", o) for psi, o in weight_options]
+    cases = [Case("sine MAML 5-shot", psi, "sinusoid-maml-5shot-conml", o) for psi, o in weight_options]
     for learner in ("maml", "fomaml", "reptile"):
         cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in weight_options]
     for learner in ("protonet", "matchingnet"):

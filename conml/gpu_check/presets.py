@@ -88,7 +88,7 @@ TINY = {
 }
 # A few presets that between them build every learner and most datasets and networks (the CPU mode's default).
 TINY_PRESETS = (
-    "table2_sinusoid_maml_5shot_conml",
+    "sinusoid-maml-5shot-conml",
     "miniimagenet-maml-1shot-conml",
     "tieredimagenet-maml-1shot-conml",
     "miniimagenet-reptile-5shot-conml",

@@ -1,8 +1,10 @@
 """ConML Table 2: sine-wave regression with MAML, plain vs ConML, plus the alignment / discrimination ablations.
 
-Paper numbers: conml/tables/paper/table2.yaml (conml.md §3.1, Table 2 [source S1], mean ± CI). The
-ablation rows (in-MAML, out-MAML) and d_in / d_out exist in the paper only as Figure 2, so they have
-no paper value.
+The cells are the sweep of configs/table/table2.yaml (shots x row, each row a protocol file in
+configs/experiment/sine/), the lambda sweep that of table2_lambda.yaml. Paper numbers:
+conml/tables/paper/table2.yaml (conml.md §3.1, Table 2 [source S1], mean ± CI). The ablation rows
+(in-MAML, out-MAML) and d_in / d_out exist in the paper only as Figure 2 (10 shots), so they have no
+paper value.
 """
 
 from __future__ import annotations
@@ -20,8 +22,8 @@ from conml.representation_analysis import analyze, distance_distributions, subse
 from conml.tables.measures import Analysis, AnalysisValue, GradShare, MetaTestMetric
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
+from conml.tables.table_sweep import table_axes, table_cells, table_sweep
 
-PRESET = "table2_sinusoid_maml_{shots}shot_{variant}"
 # Fig. 2c: test MSE as the number of test shots varies, models meta-trained with N = 10.
 CURVE_SHOTS = (2, 5, 10, 20, 50)
 # Fig. 2f: meta-trained on amplitudes U[0.1, 5], tested on U[0.1 + delta, 5 + delta].
@@ -87,7 +89,8 @@ SHARE5, SHARE10 = (
     Column("ConML grad share, 10-shot", digits=1, style="e"),
 )
 
-# (row, preset variant); the paper's numbers of a row, where it has them: conml/tables/paper/table2.yaml.
+# (row, its protocol in configs/experiment/sine/); the paper's numbers of a row, where it has them:
+# conml/tables/paper/table2.yaml.
 ROWS = (
     ("MAML", "plain"),
     ("ConML-MAML", "conml"),
@@ -97,18 +100,19 @@ ROWS = (
     ("out-MAML (d_out only, psi = theta' - theta)", "discrimination"),
 )
 PAPER = yaml.safe_load((Path(__file__).parent / "paper" / "table2.yaml").read_text())
-# The ablations, like the paper's, are meta-trained with 10 shots only.
-FIVE_SHOT = ("plain", "conml", "conml_update", "conml_centred")
+# The runs of each (shots, row) cell of the sweep.
+RUNS = {
+    (c.value("dataset.shots"), c.value("experiment").rsplit("/", 1)[-1]): RunKey(c.run_name)
+    for c in table_cells("table2")
+}
 
 
 def _cells() -> tuple[Cell, ...]:
     cells = []
     for row, variant in ROWS:
-        ten = RunKey(PRESET.format(shots=10, variant=variant))
+        five, ten = RUNS["5", variant], RUNS["10", variant]
         paper = [Paper(*value) for value in PAPER[variant]] if variant in PAPER else [None] * 5
-        if variant in FIVE_SHOT:
-            five = RunKey(PRESET.format(shots=5, variant=variant))
-            cells.append(Cell(row, MSE5, MetaTestMetric(five, ("mse@5shot",)), paper[0]))
+        cells.append(Cell(row, MSE5, MetaTestMetric(five, ("mse@5shot",)), paper[0]))
         cells.append(Cell(row, MSE10, MetaTestMetric(ten, ("mse@10shot",)), paper[1]))
         for column, key, value in (
             (SILHOUETTE, "silhouette", paper[2]),
@@ -121,12 +125,11 @@ def _cells() -> tuple[Cell, ...]:
             Cell(row, D_OUT, AnalysisValue(ten, REPRESENTATION, "d_out")),
         ]
         if variant != "plain":
-            if variant in FIVE_SHOT:
-                cells.append(Cell(row, SHARE5, GradShare(five)))
+            cells.append(Cell(row, SHARE5, GradShare(five)))
             cells.append(Cell(row, SHARE10, GradShare(ten)))
     for steps in TEST_STEPS[1:]:
         for shots, column in ((5, MSE5), (10, MSE10)):
-            plain = RunKey(PRESET.format(shots=shots, variant="plain"))
+            plain = RUNS[str(shots), "plain"]
             cells.append(
                 Cell(
                     f"MAML, {steps} inner steps at test",
@@ -134,7 +137,7 @@ def _cells() -> tuple[Cell, ...]:
                     AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps} mse@{shots}shot"),
                 )
             )
-    ten = RunKey(PRESET.format(shots=10, variant="plain"))
+    ten = RUNS["10", "plain"]
     for shots in MORE_TEST_SHOTS:
         column = Column(f"MSE {shots}-shot (10-shot training) ↓")
         cells.append(
@@ -159,7 +162,7 @@ def _seed_curves(
 def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     """Fig. 2 a/d (task models of the first seed in 2-D), 2 b/e (d_in, d_out), 2 c (MSE against test
     shots) and 2 f (MSE against an amplitude shift), the curves over seeds, all from the 10-shot runs."""
-    labels = {PRESET.format(shots=10, variant=variant): row for row, variant in ROWS}
+    labels = {RUNS["10", variant].preset: row for row, variant in ROWS}
     by_label = {
         label: sorted((r for r in runs if r.name == name and r.run_dir is not None), key=lambda r: r.seed)
         for name, label in labels.items()
@@ -202,28 +205,12 @@ def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     ]
 
 
-LAMBDAS = (0.01, 0.1, 1.0, 10.0)
-UPDATE_PRESET = PRESET.format(shots=5, variant="conml_update")
-
-
 def _lambda_cells() -> tuple[Cell, ...]:
     """MSE 5-shot and gradient share of ConML-MAML with psi = theta' - theta for each lambda (MAML's row is in Table 2)."""
-    swept = [
-        Cell(
-            f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}",
-            MSE5,
-            MetaTestMetric(RunKey(UPDATE_PRESET, (("conml.lam", lam),)), ("mse@5shot",)),
-        )
-        for lam in LAMBDAS
-    ]
-    shares = [
-        Cell(
-            f"ConML-MAML, psi = theta' - theta, lambda = {lam:g}",
-            SHARE5,
-            GradShare(RunKey(UPDATE_PRESET, (("conml.lam", lam),))),
-        )
-        for lam in LAMBDAS
-    ]
+    runs = [(dict(c.where)["conml.lam"], RunKey(c.run_name, c.where)) for c in table_cells("table2_lambda")]
+    row = "ConML-MAML, psi = theta' - theta, lambda = {:g}"
+    swept = [Cell(row.format(lam), MSE5, MetaTestMetric(key, ("mse@5shot",))) for lam, key in runs]
+    shares = [Cell(row.format(lam), SHARE5, GradShare(key)) for lam, key in runs]
     return (*swept, *shares)
 
 
@@ -232,7 +219,8 @@ TABLE = Table(
     title="ConML Table 2: sine-wave regression, MAML vs ConML-MAML with three psi, and the alignment / discrimination ablations",
     source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 2 of its NeurIPS 2024 submission text)",
     cells=_cells(),
-    seeds=(0, 1, 2, 3, 4),
+    seeds=tuple(int(s) for s in table_axes("table2")["seed"]),
+    sweep=table_sweep("table2"),
     # On top of debug=smoke: sine-wave tasks are cheap, so meta-batches of 4 and 8 test tasks.
     smoke={
         "trainer.meta_batch_size": "4",
@@ -245,6 +233,7 @@ TABLE = Table(
         " x N = 10 points, averaged over eval.episodes / 100 groups of test tasks (10 for 1000); d_in / d_out under the run's"
         " phi over its eval.episodes test tasks x 10 subsets, e* from the task's 100 points (conml/representation_analysis.py).",
         "The paper's DBI column repeats its 10-shot MSE column digit for digit (a copy error in the source), so its DBI values are not comparable.",
+        "The sweep crosses every row with both shot counts, so the in-/out- ablations also have 5-shot runs; the paper shows them at 10 shots only (Fig. 2).",
     ),
     figures=_figures,
 )
@@ -254,8 +243,8 @@ LAMBDA_TABLE = Table(
     title="ConML Table 2, lambda sweep: 5-shot sine waves, ConML-MAML with psi = theta' - theta (the psi with the largest gradient share)",
     source=TABLE.source,
     cells=_lambda_cells(),
-    seeds=(0, 1),
-    sweep={"conml.lam": ",".join(f"{lam:g}" for lam in LAMBDAS)},
+    seeds=tuple(int(s) for s in table_axes("table2_lambda")["seed"]),
+    sweep=table_sweep("table2_lambda"),
     smoke=TABLE.smoke,
     notes=("The paper states no lambda sweep; its Table 2 uses lambda = 0.1 with psi = the adapted weights.",),
 )

@@ -11,6 +11,7 @@ import itertools
 from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
+from typing import Any
 
 import yaml
 
@@ -36,9 +37,22 @@ class SweepCell:
 
     @property
     def run_name(self) -> str:
-        """The run's `name`: its swept values in the order of the axes, as the protocols' run_name.yaml
-        derive it (miniimagenet-maml-1shot-plain, same_different-fomaml-kim_conv6)."""
-        return "-".join(_label(*override.split("=", 1)) for override in self.overrides)
+        """The run's `name`: its swept groups and shots in the order of the axes, as the protocols derive
+        it (miniimagenet-maml-1shot-plain, same_different-fomaml-kim_conv6)."""
+        return "-".join(_label(key, value) for key, value in self._pairs() if _named(key))
+
+    @property
+    def where(self) -> tuple[tuple[str, Any], ...]:
+        """The swept settings a run name leaves out (conml.lam of a lambda sweep), which tell runs of one name apart."""
+        return tuple((key, yaml.safe_load(value)) for key, value in self._pairs() if not _named(key))
+
+    def _pairs(self) -> list[tuple[str, str]]:
+        return [tuple(override.split("=", 1)) for override in self.overrides]
+
+
+def _named(key: str) -> bool:
+    """Whether a swept key is part of the run name: config groups and the shot count are; other settings are not."""
+    return "." not in key or key == "dataset.shots"
 
 
 def _label(key: str, value: str) -> str:
@@ -79,8 +93,13 @@ def table_sweep(table: str) -> dict[str, str]:
 
 
 def every_sweep_cell() -> dict[str, SweepCell]:
-    """The cells of every table file, by run name (a run two tables share appears once)."""
-    return {cell.run_name: cell for path in sorted(TABLE_CONFIGS.glob("*.yaml")) for cell in table_cells(path.stem)}
+    """The cells of every table file, by run name: a run two tables share appears once, as the first table
+    (by file name) has it (table2 before table2_lambda, whose runs differ from it only by a setting)."""
+    cells: dict[str, SweepCell] = {}
+    for path in sorted(TABLE_CONFIGS.glob("*.yaml")):
+        for cell in table_cells(path.stem):
+            cells.setdefault(cell.run_name, cell)
+    return cells
 
 
 def preset_overrides(name: str) -> list[str]:

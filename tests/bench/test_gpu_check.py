@@ -194,7 +194,7 @@ def test_memory_plan_at_tiny_sizes(tmp_path):
     names = [
         "miniimagenet-protonet-1shot-conml",
         "tieredimagenet-protonet-1shot-conml",
-        "table2_sinusoid_maml_5shot_conml",
+        "sinusoid-maml-5shot-conml",
         "metadataset_all_simple_cnaps_conml",
     ]
     entries = {e.preset: e for e in plan(out, names, tiny=True, check_below_seconds=60.0)}

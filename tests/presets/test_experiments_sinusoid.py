@@ -1,4 +1,4 @@
-"""Every experiment preset composes; the sine-wave presets run a few steps end to end."""
+"""Every experiment preset composes; Table 2's sine-wave cells run a few steps end to end."""
 
 from __future__ import annotations
 
@@ -6,10 +6,11 @@ from pathlib import Path
 
 import pytest
 
+from conml.tables.table_sweep import table_cells
 from tests.conftest import CONFIGS, compose_config
 
 PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
-SINE_PRESETS = [p for p in PRESETS if "_sinusoid_" in p]
+SINE_CELLS = table_cells("table2")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
@@ -19,9 +20,9 @@ def test_preset_composes_and_names_its_run(preset):
     assert "_target_" in cfg.dataset and "_target_" in cfg.learner
 
 
-@pytest.mark.parametrize("preset", SINE_PRESETS)
-def test_sine_preset_runs(preset, run_tiny):
-    summary, run_dir = run_tiny([f"experiment={preset}", "eval.episodes=4", "eval.queries=5"], preset)
+@pytest.mark.parametrize("cell", SINE_CELLS, ids=lambda cell: cell.run_name)
+def test_sine_cell_runs(cell, run_tiny):
+    summary, run_dir = run_tiny([*cell.overrides, "eval.episodes=4", "eval.queries=5"], cell.run_name)
     assert Path(run_dir, "results.json").exists()
     (metric,) = summary["test"]
     assert metric.startswith("mse@")

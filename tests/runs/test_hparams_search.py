@@ -24,7 +24,8 @@ from tests.conftest import CONFIGS, TINY
 SEARCH = [
     "-m",
     "hparams_search=sine_optuna",
-    "experiment=table2_sinusoid_maml_5shot_conml",
+    "experiment=sine/conml",
+    "dataset.shots=5",
 ]  # as docs/sweeps.md writes it
 RANGES = {"conml.lam": (0.01, 10.0), "learner.inner_lr": (0.001, 0.1)}
 
@@ -84,7 +85,7 @@ def test_a_search_of_three_trials_reports_the_best_job(tmp_path):
             chosen["conml.lam"],
             chosen["learner.inner_lr"],
         )
-        assert config["name"] == "table2_sinusoid_maml_5shot_conml"
+        assert config["name"] == "sinusoid-maml-5shot-conml"
         optimized = json.loads((job / "results.json").read_text())["optimized"]
         assert optimized["metric"] == "val/mse" and optimized["value"] == best_validation(job)
         values.append(chosen)

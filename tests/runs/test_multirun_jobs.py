@@ -37,12 +37,13 @@ def test_saved_sweeps_name_their_swept_settings(monkeypatch):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         params = compose(
             "train",
-            overrides=["experiment=table2_sinusoid_maml_10shot_conml", "+sweep=lambda"],
+            overrides=["experiment=sine/conml", "dataset.shots=10", "+sweep=lambda"],
             return_hydra_config=True,
         ).hydra.sweeper.params
     # What the multirun's own process sees: the saved sweep's params, and the command line's overrides.
     command_line = [
-        "experiment=table2_sinusoid_maml_10shot_conml",
+        "experiment=sine/conml",
+        "dataset.shots=10",
         "+sweep=lambda",
         "trainer.steps=2",
         "conml.subset=support,random",
@@ -51,16 +52,14 @@ def test_saved_sweeps_name_their_swept_settings(monkeypatch):
     assert swept_keys(multirun) == ["conml.lam", "seed", "conml.subset"]
     monkeypatch.setenv(SWEPT, "experiment,conml.lam,seed")
     overrides = [
-        "experiment=table2_sinusoid_maml_10shot_conml",
+        "experiment=sine/conml",
+        "dataset.shots=10",
         "trainer.steps=2",
         "conml.lam=0.3",
         "seed=1",
         "paths.output_dir=/a/b",
     ]
-    assert (
-        job_folder(4, "table2_sinusoid_maml_10shot_conml", overrides)
-        == "4_table2_sinusoid_maml_10shot_conml_conml.lam=0.3,seed=1"
-    )
+    assert job_folder(4, "sinusoid-maml-10shot-conml", overrides) == "4_sinusoid-maml-10shot-conml_conml.lam=0.3,seed=1"
     monkeypatch.setenv(SWEPT, "paths.output_dir")
     assert job_folder(0, "x", overrides) == "0_x_paths.output_dir=-a-b", "a value never adds folder levels"
 

@@ -16,7 +16,9 @@ from conml.tables.cli import main
 from tests.conftest import CONFIGS
 from tests.wandb_file import run_record
 
-PRESET = "table2_sinusoid_maml_10shot_plain"
+# Table 2's 10-shot MAML cell and the name (W&B group) it runs under.
+CELL = ["experiment=sine/plain", "dataset.shots=10"]
+NAME = "sinusoid-maml-10shot-plain"
 TINY_JOB = [
     "trainer.steps=2",
     "trainer.meta_batch_size=4",
@@ -37,7 +39,7 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
         "conml.train",
         "-m",
         "hydra/launcher=local",
-        f"experiment={PRESET}",
+        *CELL,
         "seed=0,1",
         *TINY_JOB,
         "logger.mode=offline",
@@ -58,7 +60,7 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
     files = sorted(sweep.glob("*/wandb/offline-run-*/run-*.wandb"))
     records = [run_record(path) for path in files]
     assert len(records) == 2 and len({r.run_id for r in records}) == 2
-    assert {r.run_group for r in records} == {PRESET}
+    assert {r.run_group for r in records} == {NAME}
 
     out = tmp_path / "table"
     assert (
@@ -120,12 +122,10 @@ def test_slurm_launcher_reads_cluster_settings_from_configs_local(tmp_path):
 def test_sweep_config_sets_valid_values_of_existing_settings(sweep):
     """Each `+sweep=<name>` adds sweeper params whose every value composes on a preset (the schema checks types and choices)."""
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        params = compose(
-            "train", overrides=[f"experiment={PRESET}", f"+sweep={sweep}"], return_hydra_config=True
-        ).hydra.sweeper.params
+        params = compose("train", overrides=[*CELL, f"+sweep={sweep}"], return_hydra_config=True).hydra.sweeper.params
         assert "seed" in params
         for key, values in params.items():
             choices = [values[len("range(") :].split(",")[0]] if values.startswith("range(") else values.split(",")
             for value in choices:
-                selected = OmegaConf.select(compose("train", overrides=[f"experiment={PRESET}", f"{key}={value}"]), key)
+                selected = OmegaConf.select(compose("train", overrides=[*CELL, f"{key}={value}"]), key)
                 assert str(getattr(selected, "value", selected)) == value  # enums compare by their config name

@@ -46,14 +46,14 @@ def test_the_readme_command_refuses_smoke_runs_beside_real_ones_and_leaves_the_d
     outputs = tmp_path / "outputs"
     write_result(
         outputs / "tables" / "table2-smoke" / "1" / "0_a",
-        "table2_sinusoid_maml_5shot_plain",
+        "sinusoid-maml-5shot-plain",
         0,
         {"mse@5shot": 3.0},
         config=SMOKE_CONFIG,
     )
     write_result(
         outputs / "tables" / "table2" / "1" / "0_a",
-        "table2_sinusoid_maml_5shot_conml",
+        "sinusoid-maml-5shot-conml",
         0,
         {"mse@5shot": 0.4},
         config=real(70000),
