@@ -53,7 +53,7 @@ gpu-check: $(if $(SYSTEM_PYTHON),$(if $(WHEELS),.whl/site/.installed),setup)  ##
 	$(SYSTEM_PYTHON) -m pip install -q --no-index --no-deps --no-compile --upgrade --target .whl/site $(WHEELS)
 	@touch $@
 
-memory-plan: setup  ## docs/memory.md: peak memory of every preset at its paper meta-batch, measured on the CPU (~30 min); ARGS="--presets 'miniimagenet-*'"
+memory-plan: setup  ## docs/memory.md: peak memory of every table cell and preset at its paper meta-batch, measured on the CPU (~30 min); ARGS="--presets 'miniimagenet-*'"
 	$(RUN) python scripts/memory_plan.py $(ARGS)
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock
@@ -74,7 +74,7 @@ data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download fold
 data-same-different: setup  ## write the same-different episodes to data/same_different (~25 GB; optional, episodes are also drawn on the fly); ARGS="--workers 8"
 	$(RUN) python scripts/prepare_same_different.py $(ARGS)
 
-# Paper tables: one Hydra multirun over a table's presets and seeds, then the table beside the paper's
+# Paper tables: one Hydra multirun over a table's cells and seeds, then the table beside the paper's
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
@@ -97,7 +97,7 @@ else
 	@ls $(TABLE5_RESULTS)/*/results.json >/dev/null 2>&1 || { echo "error: $(TABLE5_RESULTS)/ holds no Table 5 run, so there is nothing to rebuild docs/tables/table5.* from (they are left as they are). Train the runs with the commands of docs/results/icl.md (section \"Table 5 at toy scale on a 2-core CPU\"), export each finished run with \`uv run --frozen python scripts/table.py export table5 outputs/table5_toy $(TABLE5_RESULTS)\`, commit $(TABLE5_RESULTS)/, then run make table-5 again." >&2; exit 2; }
 	$(RUN) python scripts/table.py aggregate table5 $(TABLE5_RESULTS) --docs --wandb-mode disabled $(ARGS)
 endif
-table-5-train: setup  ## train Table 5's runs in one multirun (presets x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
+table-5-train: setup  ## train Table 5's runs in one multirun (function classes x ConML off/on x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
 	$(call TABLE,table5)
 table-samediff: setup  ## Same-different Table A1 (Conv2/4/6, conventional vs FOMAML, seeds 42-51)
 	$(call TABLE,samediff)
