@@ -33,7 +33,7 @@ def image_table(number: int, notes: tuple[str, ...] = ()) -> Table:
     name = f"table{number}"
     axes = table_axes(name)
     paper = yaml.safe_load((PAPER / f"{name}.yaml").read_text())
-    runs = {(c.learner, c.value("dataset.shots"), c.value("conml")): RunKey(c.run_name) for c in table_cells(name)}
+    runs = {(c.protocol, c.value("dataset.shots"), c.value("conml")): RunKey(c.run_name) for c in table_cells(name)}
     columns = [(shots, conml) for shots in axes["dataset.shots"] for conml in axes["conml"]]
     cells = []
     for learner in dict.fromkeys(learner for learner, _, _ in runs):

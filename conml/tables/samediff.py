@@ -96,7 +96,7 @@ def accuracy(
 def _a1_cells() -> tuple[Cell, ...]:
     """Rows are test tasks (and their average); columns are the cells of configs/table/samediff.yaml, in its order."""
     paper = yaml.safe_load(PAPER.read_text())
-    columns = [(f"{KINDS[c.learner]} {_depth(c.value('model'))}", c.run_name) for c in table_cells(TABLE_A1_NAME)]
+    columns = [(f"{KINDS[c.protocol]} {_depth(c.value('model'))}", c.run_name) for c in table_cells(TABLE_A1_NAME)]
     return tuple(
         Cell(task, Column(header, digits=1), accuracy(run, None if task == "Average" else task), Paper(*printed))
         for task, values in paper.items()
@@ -128,7 +128,7 @@ TABLE_B1_SPEC = Table(
     source=f"{SOURCE}, Table B1 (its numbers are not in same_different.md, so none are shown)",
     cells=tuple(
         Cell(
-            ORDER_ROWS[c.learner],
+            ORDER_ROWS[c.protocol],
             Column(f"accuracy % at S={s}" if s else "accuracy % (S = 4, 6, 8, 10)", digits=1),
             metric,
         )

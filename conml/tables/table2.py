@@ -101,10 +101,7 @@ ROWS = (
 )
 PAPER = yaml.safe_load((Path(__file__).parent / "paper" / "table2.yaml").read_text())
 # The runs of each (shots, row) cell of the sweep.
-RUNS = {
-    (c.value("dataset.shots"), c.value("experiment").rsplit("/", 1)[-1]): RunKey(c.run_name)
-    for c in table_cells("table2")
-}
+RUNS = {(c.value("dataset.shots"), c.protocol): RunKey(c.run_name) for c in table_cells("table2")}
 
 
 def _cells() -> tuple[Cell, ...]:

@@ -22,6 +22,7 @@ import yaml
 from hydra.utils import instantiate
 
 from conml.build import resolve_device
+from conml.config import leaf
 from conml.figures import curve_figure
 from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_minimum_error, shot_spare
 from conml.metrics import mean_t_ci
@@ -159,7 +160,7 @@ def icl_table(name: str) -> Table:
     """The table swept by configs/table/<name>.yaml: a row per function class (in the paper's order), its
     relative minimum error and shot spare."""
     axes = table_axes(name)
-    scale = axes["experiment"][0].rsplit("/", 1)[-1]
+    scale = leaf(axes["experiment"][0])
     names = {(c.value("dataset"), VARIANTS[c.value("conml")]): c.run_name for c in table_cells(name)}
     cells = []
     for function, printed in PAPER.items():

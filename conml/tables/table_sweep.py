@@ -15,6 +15,8 @@ from typing import Any
 
 import yaml
 
+from conml.config import leaf
+
 TABLE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table"
 # The word a run name uses for each ConML setting a table sweeps (as the protocols' run names do;
 # conml=icl is ConML for in-context learners).
@@ -31,9 +33,10 @@ class SweepCell:
         return next(o.partition("=")[2] for o in self.overrides if o.partition("=")[0] == key)
 
     @property
-    def learner(self) -> str:
-        """The learner's config name: a protocol file is named after its learner (fewshot/<learner>, samediff/<learner>)."""
-        return self.value("experiment").rsplit("/", 1)[-1]
+    def protocol(self) -> str:
+        """The protocol file's own name: the learner in fewshot/<learner> and samediff/<learner>, the row in
+        sine/<row>, the scale in icl/<scale>."""
+        return leaf(self.value("experiment"))
 
     @property
     def run_name(self) -> str:
@@ -58,7 +61,7 @@ def _named(key: str) -> bool:
 def _label(key: str, value: str) -> str:
     """How a swept value reads in a run name."""
     if key == "experiment":
-        return value.rsplit("/", 1)[-1]
+        return leaf(value)
     if key == "dataset.shots":
         return f"{value}shot"
     if key == "conml":
