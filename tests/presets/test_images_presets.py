@@ -22,7 +22,7 @@ LEARNER_TARGETS = {
     "matchingnet": "conml.learners.matchingnet.MatchingNet",
 }
 # The Conv-4 learners' cells of Tables 3 and 4, by run name (the Simple CNAPs rows are tested with Simple CNAPs).
-PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.learner in LEARNER_TARGETS)
+PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.protocol in LEARNER_TARGETS)
 
 
 @pytest.fixture(scope="module")

@@ -17,7 +17,7 @@ from tests.conftest import TINY, compose_config
 from tests.images_fixture import prepared_datasets
 from tests.learners.test_simple_cnaps import NARROW, SHORT, WIDTH
 
-PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.learner == "simple_cnaps")
+PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.protocol == "simple_cnaps")
 CHECKPOINTS = {
     "miniimagenet": "pretrained_resnet_mini_imagenet.pt.tar",
     "tieredimagenet": "pretrained_resnet_tiered_imagenet.pt.tar",
