@@ -171,16 +171,24 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
     if not presets:
         raise ConfigError(f"None of the presets of {table.name} exist in configs/experiment ({', '.join(absent)}).")
     try:
-        parameters = sweep_parameters(table, presets, seeds, args.smoke, args.overrides)
+        grids = [
+            sweep_parameters(table, presets, seeds, args.smoke, args.overrides, sweep)
+            for sweep in range(len(table.sweeps))
+        ]
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    sweep_dir = Path(parameters.pop("hydra.sweep.dir", None) or new_sweep_dir(table, parameters, args.smoke))
-    status = multirun(parameters, sweep_dir)
+    sweep_dir = Path(grids[0].get("hydra.sweep.dir") or new_sweep_dir(table, grids[0], args.smoke))
+    # A table of several grids runs each into its own folder under the sweep folder.
+    parts = [sweep_dir] if len(grids) == 1 else [sweep_dir / f"grid{i + 1}" for i in range(len(grids))]
+    statuses = [
+        multirun({k: v for k, v in grid.items() if k != "hydra.sweep.dir"}, part) for grid, part in zip(grids, parts)
+    ]
+    status = next((s for s in statuses if s != 0), 0)
     if status != 0:
         print(f"The multirun exited with status {status}; the table shows the runs that finished.", file=sys.stderr)
     out_dir = DOCS_TABLES if args.docs else args.out or sweep_dir
     runs = collect_runs([sweep_dir]) if sweep_dir.exists() else []
-    wandb_mode = parameters.get("logger.mode", "offline")
+    wandb_mode = grids[0].get("logger.mode", "offline")
     report(table, runs, seeds, out_dir, command, not args.no_figures, wandb_mode, sweep_dir)
     return status
 
@@ -190,11 +198,7 @@ def _list() -> int:
         presets, absent = available(table)
         print(
             f"{name}: {table.title}\n  seeds {list(table.seeds)}; "
-            + (
-                f"{len(presets)} cells (configs/table/{name}.yaml)"
-                if "experiment" in table.sweep
-                else f"{len(presets)} presets"
-            )
+            + (f"{len(presets)} cells (configs/table/)" if table.swept else f"{len(presets)} presets")
             + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0

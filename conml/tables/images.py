@@ -66,7 +66,7 @@ def image_table(number: int, notes: tuple[str, ...] = ()) -> Table:
         source=f"Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table {number} of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
         seeds=tuple(int(s) for s in axes["seed"]),
-        sweep=table_sweep(name),
+        sweeps=(table_sweep(name),),
         smoke={
             # 5-way episodes with one query per class for every learner (ProtoNet trains 30-way otherwise).
             "++dataset.train_ways": "null",

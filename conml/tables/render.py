@@ -38,11 +38,7 @@ def caption(result: Aggregate, command: str | None = None) -> str:
             + f"; {len(runs)} runs, {seconds / 60:.1f} min of meta-training in total."
         )
         # A table written as a sweep (configs/table/) has cells named by the swept values; the others, preset files.
-        jobs = (
-            "` job per cell and seed"
-            if "experiment" in table.sweep
-            else " experiment=<preset> seed=<seed>` job per preset and seed"
-        )
+        jobs = "` job per cell and seed" if table.swept else " experiment=<preset> seed=<seed>` job per preset and seed"
         parts.append(
             f"Trained with `{training_command(result, steps)}`: one `python -m conml.train{jobs}{_swept(table)}."
         )
@@ -63,7 +59,8 @@ def training_command(result: Aggregate, steps: list[int]) -> str:
 
 
 def _swept(table) -> str:
-    return "".join(f", {key} in {{{values}}}" for key, values in table.sweep.items())
+    grids = [", ".join(f"{key} in {{{values}}}" for key, values in sweep.items()) for sweep in table.sweeps]
+    return "".join(f", {grid}" for grid in grids if grid) if len(grids) == 1 else ", over " + "; and ".join(grids)
 
 
 def markdown(result: Aggregate, command: str | None = None) -> str:

@@ -114,7 +114,7 @@ TABLE_A1_SPEC = Table(
     cells=_a1_cells(),
     seeds=SEEDS,
     spread="std",
-    sweep=table_sweep(TABLE_A1_NAME),
+    sweeps=(table_sweep(TABLE_A1_NAME),),
     smoke=SMOKE,
     notes=(
         "The Average row is the accuracy over all test episodes of all tasks a run was tested on. "
@@ -137,7 +137,7 @@ TABLE_B1_SPEC = Table(
     ),
     seeds=tuple(int(s) for s in table_axes(TABLE_B1_NAME)["seed"]),
     spread="std",
-    sweep=table_sweep(TABLE_B1_NAME),
+    sweeps=(table_sweep(TABLE_B1_NAME),),
     smoke=SMOKE_CONV6_MAML,
 )
 
@@ -164,6 +164,6 @@ TABLE_LOO_SPEC = Table(
     ),
     seeds=SEEDS,
     spread="std",
-    sweep={"dataset.held_out": ",".join(TASKS)},
+    sweeps=({"dataset.held_out": ",".join(TASKS)},),
     smoke={**SMOKE_CONV6_MAML, "dataset.held_out": "lines,arrows"},
 )

@@ -74,8 +74,9 @@ class Table:
     """A paper table to re-run: its cells, the seeds, and how its multirun is shrunk for smoke tests.
 
     `spread` is what '±' means in the paper's table (95% CI, or standard deviation), and ours
-    follows it. `sweep` adds multirun parameters beyond presets and seeds (one value list per
-    key); `smoke` adds the table's own values to `debug=smoke` (configs/debug/smoke.yaml) for a quick
+    follows it. `sweeps` are the table's multiruns, each the parameters it adds beyond presets and
+    seeds (one value list per key): one grid for most tables; Table 2 has two, since a grid cannot
+    leave out the 5-shot ablations the paper does not show. `smoke` adds the table's own values to `debug=smoke` (configs/debug/smoke.yaml) for a quick
     end-to-end check (tiny data, a few steps).
     `figures(runs, out_dir)` draws the table's figures from the runs it found.
     """
@@ -86,10 +87,15 @@ class Table:
     cells: tuple[Cell, ...]
     seeds: tuple[int, ...] = (0, 1, 2)
     spread: str = "ci95"
-    sweep: dict[str, str] = field(default_factory=dict)
+    sweeps: tuple[dict[str, str], ...] = ({},)
     smoke: dict[str, str] = field(default_factory=dict)
     notes: tuple[str, ...] = ()
     figures: Optional[Callable] = None
+
+    @property
+    def swept(self) -> bool:
+        """Whether the table's cells are the sweeps of configs/table/ files (an experiment axis) rather than preset files."""
+        return all("experiment" in sweep for sweep in self.sweeps)
 
     @property
     def presets(self) -> list[str]:

@@ -183,7 +183,7 @@ def icl_table(name: str) -> Table:
         source="Wu, Wang, Bian, Yao. Learning to Learn with Contrastive Meta-Objective. NeurIPS 2025, arXiv:2410.05975 (Table 5 of its NeurIPS 2024 submission text)",
         cells=tuple(cells),
         seeds=tuple(int(s) for s in axes["seed"]),
-        sweep=table_sweep(name),
+        sweeps=(table_sweep(name),),
         # On top of debug=smoke: a one-layer transformer, meta-batches of 4 prompts and 4 test prompts.
         smoke={
             "++model.width": "16",

@@ -10,7 +10,7 @@ from conml.tables.table_sweep import table_cells
 from tests.conftest import CONFIGS, compose_config
 
 PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("*.yaml"))
-SINE_CELLS = table_cells("table2")
+SINE_CELLS = table_cells("table2") + table_cells("table2_ablation")
 
 
 @pytest.mark.parametrize("preset", PRESETS)
