@@ -5,7 +5,7 @@ Four parts, each within its share of one time budget, the report rewritten after
 1. settings: TF32, bf16, channels_last and CUDA graphs against their gates (`settings.py`); a setting
    that fails is switched off, with a notice, for everything after it;
 2. tests: the `gpu`-marked correctness tests (`pytest -m gpu`) on this device;
-3. presets: every experiment preset for a few steps at its paper sizes (`presets.py`, `measure.py`):
+3. presets: every table cell (configs/table/) and preset file for a few steps at its paper sizes (`presets.py`, `measure.py`):
    seconds per step, peak memory, projected wall time of the whole preset;
 4. bench: benchmark cases B1, B1b, B3 and B5 at paper sizes, with shorter timing loops than `make bench`.
 

@@ -23,6 +23,7 @@ def test_every_cell_composes_under_the_name_the_table_looks_up(table):
     for cell in cells:
         cfg = compose_config(list(cell.overrides))
         assert cfg.name == cell.run_name
+        assert "_target_" in cfg.dataset and "_target_" in cfg.learner
         for key, value in (override.split("=", 1) for override in cell.overrides):
             if "." in key:  # a setting (groups are checked by the run name); 1 and 1.0 are one lambda
                 selected = OmegaConf.select(cfg, key)
