@@ -198,7 +198,8 @@ def _list() -> int:
         presets, absent = available(table)
         print(
             f"{name}: {table.title}\n  seeds {list(table.seeds)}; "
-            + (f"{len(presets)} cells (configs/table/)" if table.swept else f"{len(presets)} presets")
+            + f"{len(table.run_keys)} runs per seed, "
+            + ("cells of configs/table/" if table.swept else ", ".join(f"configs/experiment/{p}.yaml" for p in presets))
             + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0

@@ -98,6 +98,11 @@ class Table:
         return all("experiment" in sweep for sweep in self.sweeps)
 
     @property
+    def run_keys(self) -> list[RunKey]:
+        """Every run a cell reads for one seed (a lambda sweep's runs share a name and differ by `where`)."""
+        return list(dict.fromkeys(key for cell in self.cells for key in cell.measure.runs()))
+
+    @property
     def presets(self) -> list[str]:
         """Every preset a cell reads, in order of first use."""
         return list(dict.fromkeys(key.preset for cell in self.cells for key in cell.measure.runs()))
