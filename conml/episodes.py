@@ -96,8 +96,3 @@ class EpisodeBatch:
     def pin_memory(self) -> EpisodeBatch:
         probe = None if self.probe is None else self.probe.pin_memory()
         return EpisodeBatch(self.support.pin_memory(), self.query.pin_memory(), probe, self.info)
-
-
-def stack_tasks(tasks: list[tuple[Tensor, Tensor]]) -> Tasks:
-    """Stack per-task (x, y) pairs of equal size into one Tasks."""
-    return Tasks(torch.stack([x for x, _ in tasks]), torch.stack([y for _, y in tasks]))

@@ -20,7 +20,6 @@ from conml.errors import DataError
 SPLIT_NAMES = {"train": "TRAIN", "val": "VALID", "test": "TEST"}
 # The names the official split files (dataset_conversion/splits/<source>_splits.json) use.
 OFFICIAL_SPLIT_KEYS = {"train": "train", "val": "valid", "test": "test"}
-ONTOLOGIES = ("none", "bilevel", "dag")
 
 
 @dataclass(frozen=True)
