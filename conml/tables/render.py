@@ -40,7 +40,8 @@ def caption(result: Aggregate, command: str | None = None) -> str:
         # A table written as a sweep (configs/table/) has cells named by the swept values; the others, preset files.
         jobs = "` job per cell and seed" if table.swept else " experiment=<preset> seed=<seed>` job per preset and seed"
         parts.append(
-            f"Trained with `{training_command(result, steps)}`: one `python -m conml.train{jobs}{_swept(table)}."
+            f"Trained with `{training_command(result, steps)}` or the same jobs run by hand: "
+            f"one `python -m conml.train{jobs}{_swept(table)}."
         )
     else:
         parts.append("No runs were found.")
