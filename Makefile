@@ -74,7 +74,7 @@ data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download fold
 data-same-different: setup  ## write the same-different episodes to data/same_different (~25 GB; optional, episodes are also drawn on the fly); ARGS="--workers 8"
 	$(RUN) python scripts/prepare_same_different.py $(ARGS)
 
-# Paper tables: one Hydra multirun over a table's cells and seeds, then the table beside the paper's
+# Paper tables: a Hydra multirun over a table's cells and seeds (one per grid), then the table beside the paper's
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 

@@ -5,8 +5,8 @@
     python scripts/table.py export TABLE RUNS_DIR OUT_DIR
     python scripts/table.py list
 
-`run` launches one Hydra multirun over the table's presets and seeds (OVERRIDEs such as
-trainer.steps=2000 or hydra/launcher=slurm go to every job), then aggregates that sweep.
+`run` launches a Hydra multirun over the table's cells and seeds, one per grid of the table (OVERRIDEs
+such as trainer.steps=2000 or hydra/launcher=slurm go to every job), then aggregates that sweep.
 `aggregate` reads the results.json files under RUNS_DIR (a sweep folder, or outputs/) and, with
 --wandb, the finished runs of the table's W&B groups. Both say which runs they used and write
 <table>.md, .tex, .json and the table's figures (PNG) into the sweep folder (`run`) or the first
