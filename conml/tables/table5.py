@@ -128,6 +128,12 @@ def _figures_for(names: dict[tuple[str, str], str]):
         for function, printed in PAPER.items():
             row = printed["row"]
             of_function = [r for r in runs if r.name in (names[function, v] for v in ("plain", "conml"))]
+            # ConML-ICL seed s is compared with ICL seed s: once a seed has both runs, a run whose pair is
+            # not there yet is left out, so that both curves average the same seeds.
+            seeds_of = {v: {r.seed for r in of_function if r.name == names[function, v]} for v in ("plain", "conml")}
+            paired = seeds_of["plain"] & seeds_of["conml"]
+            if paired:
+                of_function = [r for r in of_function if r.seed in paired]
             curves = {}
             for variant, label in (("plain", "ICL"), ("conml", "ConML-ICL")):
                 loaded = [_load_curve(r) for r in of_function if r.name == names[function, variant]]

@@ -87,3 +87,9 @@ def test_exported_runs_rebuild_the_table_and_its_figures_without_checkpoints(run
     assert ours(from_committed) == ours(from_runs)
     assert legends[FIGURE] == ["ICL (2 seeds)", "ConML-ICL (2 seeds)", *BASELINES]
     assert (tmp_path / "from_committed" / FIGURE).stat().st_size > 10_000
+
+    # Before a seed's ConML run is there, its ICL run stays out of the figure: both curves average the same seeds.
+    shutil.rmtree(committed / "linear_regression_conml_s1")
+    legends.clear()
+    aggregated(committed, tmp_path / "one_pair")
+    assert legends[FIGURE] == ["ICL (1 seed)", "ConML-ICL (1 seed)", *BASELINES]
