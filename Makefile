@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test format lint test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-same-different
+.PHONY: help setup train test format lint test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-omniglot data-same-different
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -36,7 +36,7 @@ lint: setup  ## check formatting and lint (what CI runs before the tests)
 test-slow: setup  ## the slow tests as well
 	$(RUN) pytest -q -m "slow or not slow" $(ARGS)
 
-bench: setup  ## benchmarks B1-B6 vs `higher` and a per-task loop, with correctness gates (CPU: small sizes, ~5 min); GPU: ARGS="--device cuda --out outputs/bench/bench_cuda.json"
+bench: setup  ## benchmarks B1-B8 vs `higher`, torch.func and a per-task loop, with correctness gates (CPU: small sizes, ~5 min); GPU: ARGS="--device cuda --out outputs/bench/bench_cuda.json"
 	$(RUN) python scripts/bench.py --out outputs/bench/bench.json $(ARGS)
 
 # gpu-check runs in the locked environment where uv is installed. Elsewhere (PYTHON=python3, or no uv:
@@ -71,6 +71,9 @@ data-tieredimagenet: setup  ## prepare tieredImageNet from SOURCE=<download fold
 	@test -n "$(SOURCE)" || { echo "usage: make data-tieredimagenet SOURCE=<download folder>  (docs/datasets_imagenet.md)" >&2; exit 2; }
 	$(RUN) python scripts/prepare_tieredimagenet.py --source "$(SOURCE)" $(ARGS)
 
+data-omniglot: setup  ## download the official Omniglot files, check their MD5s and prepare data/omniglot; SOURCE=<folder with the official zips>: prepare from there, no download
+	$(RUN) python scripts/prepare_omniglot.py $(if $(SOURCE),--source "$(SOURCE)") $(ARGS)
+
 data-same-different: setup  ## write the same-different episodes to data/same_different (~25 GB; optional, episodes are also drawn on the fly); ARGS="--workers 8"
 	$(RUN) python scripts/prepare_same_different.py $(ARGS)
 
@@ -78,7 +81,7 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
-.PHONY: table-2 table-3 table-4 table-5 table-5-train table-samediff table-samediff-order table-samediff-loo
+.PHONY: table-2 table-3 table-4 table-5 table-5-train table-omniglot table-omniglot-train table-samediff table-samediff-order table-samediff-loo
 
 table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) and its lambda sweep; ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
 	$(call TABLE,table2)
@@ -99,6 +102,18 @@ else
 endif
 table-5-train: setup  ## train Table 5's runs in one multirun (function classes x ConML off/on x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
 	$(call TABLE,table5)
+# Omniglot's CPU-length runs are trained one by one (docs/results/omniglot.md), each finished run exported
+# (results.json, no checkpoint) to $(OMNIGLOT_RESULTS)/ and committed; table-omniglot rebuilds the table from those.
+OMNIGLOT_RESULTS := docs/results/omniglot_cpu
+table-omniglot: setup  ## the Omniglot table (five learners x 5/20-way x 1/5-shot, without / with ConML, published numbers beside) from the runs committed in docs/results/omniglot_cpu/, no training; SMOKE=1: the smoke multirun
+ifneq ($(SMOKE),)
+	$(call TABLE,omniglot)
+else
+	@ls $(OMNIGLOT_RESULTS)/*/results.json >/dev/null 2>&1 || { echo "error: $(OMNIGLOT_RESULTS)/ holds no Omniglot run, so there is nothing to rebuild docs/tables/omniglot.* from. Train runs with the commands of docs/results/omniglot.md, export each finished run with \`uv run --frozen python scripts/table.py export omniglot <runs folder> $(OMNIGLOT_RESULTS)\`, commit it, then run make table-omniglot again." >&2; exit 2; }
+	$(RUN) python scripts/table.py aggregate omniglot $(OMNIGLOT_RESULTS) --docs --wandb-mode disabled $(ARGS)
+endif
+table-omniglot-train: setup  ## train every Omniglot cell at its protocol's length in one multirun (days on a CPU; a GPU's work) and write docs/tables/omniglot.*
+	$(call TABLE,omniglot)
 table-samediff: setup  ## Same-different Table A1 (Conv2/4/6, conventional vs FOMAML, seeds 42-51)
 	$(call TABLE,samediff)
 table-samediff-order: setup  ## Same-different Table B1 (Conv6, first- vs second-order MAML)

@@ -1,4 +1,4 @@
-"""Benchmarks B1-B7 (docs/benchmarks.md): the project's learners against peers, with correctness gates.
+"""Benchmarks B1-B8 (docs/benchmarks.md): the project's learners against peers, with correctness gates.
 
 python scripts/bench.py                                  # CPU: small sizes, one thread
 python scripts/bench.py --device cuda --out outputs/bench/bench_cuda.json   # GPU: paper sizes

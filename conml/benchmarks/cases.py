@@ -27,4 +27,9 @@ CASES = (
     Case("B5b", "ConML-ICL (one pass) cost over the same ICL step, vs the two-pass ConML-ICL", icl_case.b5b),
     Case("B6", "episode sampling (images, sine waves) and its share of a step", sampler_case.b6),
     Case("B7", "measuring ConML's gradient share: its cost at the trainer's interval", gradient_share_case.b7),
+    Case(
+        "B8",
+        "Omniglot MAML 5-way 1-shot (Finn et al.'s Conv-4), B=32, vs the torch.func pattern and a per-task loop",
+        maml_cases.b8,
+    ),
 )

@@ -1,7 +1,8 @@
-"""B1-B3: Conv-4 MAML, FOMAML and ConML meta-iterations against `higher` and a per-task loop.
+"""B1-B3, B8: Conv-4 MAML, FOMAML and ConML meta-iterations against `higher` and a per-task loop.
 
 On a GPU, B1b (B=32) also times the project under the settings of `conml.performance` (TF32,
-channels_last, bf16) and as a replayed CUDA graph, each after its own gate against float64.
+channels_last, bf16) and as a replayed CUDA graph, each after its own gate against float64. B8 is
+Finn et al.'s Omniglot MAML, also against the torch.func pattern (vmap over tasks).
 """
 
 from __future__ import annotations
@@ -10,11 +11,18 @@ import copy
 import importlib.util
 from dataclasses import replace
 
-from conml.benchmarks.gates import device_gate, maml_gates, settings_label
-from conml.benchmarks.maml_peers import STRICT_FLOAT32, ProjectMAML, build, graphed_meta_iteration, meta_iteration
+from conml.benchmarks.gates import agreement_gate_name, device_gate, maml_gates, settings_label
+from conml.benchmarks.maml_peers import (
+    EXAMPLE_TORCH_FUNC,
+    STRICT_FLOAT32,
+    ProjectMAML,
+    build,
+    graphed_meta_iteration,
+    meta_iteration,
+)
 from conml.benchmarks.results import CaseResult
 from conml.benchmarks.scale import BenchRun, Scale
-from conml.benchmarks.setups import MAMLSetup, network, sine_setup, synthetic_batch
+from conml.benchmarks.setups import MAMLSetup, network, omniglot_setup, sine_setup, synthetic_batch
 from conml.benchmarks.timing import Variant, measure
 from conml.performance import PerformanceSettings, Precision
 
@@ -41,17 +49,32 @@ def maml_setups(scale: Scale, tasks: int, shots: tuple[int, ...], **changes) -> 
     return [replace(base, shots=s, **changes) for s in shots]
 
 
-def compare_with_peers(case: str, title: str, setup: MAMLSetup, run: BenchRun, gpu_options: bool = False) -> CaseResult:
-    """The project's meta-iteration against every available peer on the same batch and weights."""
+def compare_with_peers(
+    case: str,
+    title: str,
+    setup: MAMLSetup,
+    run: BenchRun,
+    gpu_options: bool = False,
+    extra_peers: tuple[str, ...] = (),
+    optional_peers: tuple[str, ...] = (),
+) -> CaseResult:
+    """The project's meta-iteration against every available peer and `extra_peers` on the same batch
+    and weights; each of `optional_peers` is timed only if its own gate passes."""
     device = run.device
     notes: list[str] = []
-    peers = available_peers(notes)
-    result = CaseResult(case, title, setup.label, "project", maml_gates(setup, peers), notes=notes)
+    peers = available_peers(notes) + list(extra_peers)
+    result = CaseResult(case, title, setup.label, "project", maml_gates(setup, peers, optional_peers), notes=notes)
     options = gpu_options and device.type == "cuda"
     if options:
         result.gates.append(device_gate(setup, device, STRICT_FLOAT32, blocking=True))
     if not result.passed:
         return result
+    failed = {gate.name for gate in result.gates if not gate.passed}
+    for name in optional_peers:
+        if agreement_gate_name(name) in failed:
+            result.notes.append(f"{name} left out: its meta-gradient is not the reference's")
+        else:
+            peers.append(name)
     net, batch = network(setup).to(device), synthetic_batch(setup, device)
     variants = [Variant("project", meta_iteration(ProjectMAML(copy.deepcopy(net), setup), batch))]
     variants += [Variant(peer, meta_iteration(build(peer, net, setup), batch)) for peer in peers]
@@ -89,11 +112,11 @@ def _gpu_variants(net, setup: MAMLSetup, batch, result: CaseResult) -> list[Vari
     return variants
 
 
-def conml_overhead(setup: MAMLSetup, run: BenchRun) -> CaseResult:
+def conml_overhead(setup: MAMLSetup, run: BenchRun, case: str = "B3") -> CaseResult:
     """B3: the same learner with and without ConML's contrastive term (K = 1, kappa = support)."""
     device = run.device
     with_conml = replace(setup, conml=True)
-    result = CaseResult("B3", "ConML overhead over MAML", with_conml.label, "MAML", maml_gates(with_conml, []))
+    result = CaseResult(case, "ConML overhead over MAML", with_conml.label, "MAML", maml_gates(with_conml, []))
     if not result.passed:
         return result
     net, batch = network(setup).to(device), synthetic_batch(setup, device)
@@ -143,3 +166,17 @@ def b3(run: BenchRun) -> list[CaseResult]:
         for s in scale.conml_shots
     ]
     return [conml_overhead(s, run) for s in preset + maml_setups(scale, tasks, scale.shots[:1])]
+
+
+def b8(run: BenchRun) -> list[CaseResult]:
+    """Finn et al.'s 5-way 1-shot Omniglot MAML (one query per class while meta-training, one inner
+    step of 0.4, B = 32, their stride-2 Conv-4 on 28 px) against the torch.func pattern of PyTorch's
+    MAML-Omniglot example and a per-task loop; then ConML's cost over it. The same at every scale
+    except B (the tests' tiny scale shrinks it)."""
+    setup = omniglot_setup(run.scale.meta_batches[1])
+    title = "Omniglot MAML meta-iteration"
+    peers = ("torch.func vmap",)
+    return [
+        compare_with_peers("B8", title, setup, run, extra_peers=peers, optional_peers=(EXAMPLE_TORCH_FUNC,)),
+        conml_overhead(setup, run, case="B8"),
+    ]

@@ -6,6 +6,10 @@
   on support ∪ query and adds the contrastive term with explicit loops; it is the reference of the
   correctness gates.
 - `HigherMAML`: the same loop with `higher.innerloop_ctx`.
+- `TorchFuncMAML`: the pattern of PyTorch's functorch MAML-Omniglot example: one task's inner loop
+  and query loss as a pure function of a parameter dict (`functional_call`, `torch.func.grad`),
+  `vmap`ped over the tasks of the meta-batch, with BatchNorm's affine transform written out;
+  `ExampleTorchFuncMAML` runs BatchNorm as the example does, which vmap gets wrong at second order.
 """
 
 from __future__ import annotations
@@ -18,7 +22,7 @@ from typing import Callable, Protocol
 import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
-from torch.func import functional_call
+from torch.func import functional_call, grad, vmap
 
 from conml.benchmarks.setups import MAMLSetup
 from conml.episodes import EpisodeBatch
@@ -148,6 +152,69 @@ class HigherMAML:
                     loss.backward()
 
 
+class TorchFuncMAML:
+    """vmap over tasks of a functional inner loop (torch.func), then one backward of the mean query loss.
+
+    Outer autograd sees through `torch.func.grad`, so the meta-gradient is second order unless the
+    inner gradients are detached. BatchNorm without running statistics vmaps (each task normalises
+    with its own batch statistics), but its affine transform is applied after `F.batch_norm`: with
+    the weight and bias inside it, the second-order meta-gradient under vmap is wrong (torch 2.15,
+    float64: 1e-2 of its largest entry off the per-task loop's, through BatchNorm's input; cf.
+    pytorch/functorch#534). `ExampleTorchFuncMAML` keeps them inside, as PyTorch's example does.
+    """
+
+    def __init__(self, net: nn.Module, setup: MAMLSetup):
+        if setup.conml:
+            raise ValueError("the torch.func peer implements plain MAML only")
+        if not isinstance(net, nn.Sequential):
+            raise ValueError("the torch.func peer runs nn.Sequential nets, layer by layer")
+        if any(isinstance(m, nn.modules.batchnorm._BatchNorm) and m.track_running_stats for m in net.modules()):
+            raise ValueError("BatchNorm that tracks running statistics writes buffers, which vmap cannot")
+        self.module, self.setup = net, setup
+
+    def _forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        """The net as a pure function of `params`: each layer by `functional_call`, BatchNorm written out."""
+        for name, layer in self.module.named_children():
+            own = {key.removeprefix(f"{name}."): p for key, p in params.items() if key.startswith(f"{name}.")}
+            if isinstance(layer, nn.BatchNorm2d):
+                x = F.batch_norm(x, None, None, training=True, eps=layer.eps)
+                if layer.affine:
+                    x = x * own["weight"][:, None, None] + own["bias"][:, None, None]
+            else:
+                x = functional_call(layer, own, (x,))
+        return x
+
+    def _support_loss(self, params: dict[str, Tensor], x: Tensor, y: Tensor) -> Tensor:
+        return task_loss(self.setup.kind, self._forward(params, x), y)
+
+    def _query_loss(self, params: dict[str, Tensor], sx: Tensor, sy: Tensor, qx: Tensor, qy: Tensor) -> Tensor:
+        """One task: adapt on its support set, then the adapted weights' loss on its query set."""
+        for _ in range(self.setup.inner_steps):
+            grads = grad(self._support_loss)(params, sx, sy)
+            if self.setup.first_order:
+                grads = {name: g.detach() for name, g in grads.items()}
+            params = {name: p - self.setup.inner_lr * grads[name] for name, p in params.items()}
+        return task_loss(self.setup.kind, self._forward(params, qx), qy)
+
+    def loss(self, batch: EpisodeBatch) -> Tensor:
+        s, q = batch.support, batch.query
+        params = dict(self.module.named_parameters())
+        losses = vmap(self._query_loss, in_dims=(None, 0, 0, 0, 0))(params, s.x, s.y, q.x, q.y)
+        return losses.mean()
+
+    def backward(self, batch: EpisodeBatch) -> None:
+        self.loss(batch).backward()
+
+
+class ExampleTorchFuncMAML(TorchFuncMAML):
+    """The same, with the whole net run by one `functional_call`, as PyTorch's MAML-Omniglot example
+    runs it (BatchNorm's affine inside `F.batch_norm`): wrong at second order with BatchNorm, so its
+    gate is optional and it is timed only where that gate passes."""
+
+    def _forward(self, params: dict[str, Tensor], x: Tensor) -> Tensor:
+        return functional_call(self.module, params, (x,))
+
+
 def task_loss(kind: TaskKind, prediction: Tensor, y: Tensor) -> Tensor:
     """One task's mean loss: cross-entropy for classification, squared error for regression."""
     if kind is CLASSIFICATION:
@@ -159,7 +226,14 @@ def _cosine_distance(a: Tensor, b: Tensor) -> Tensor:
     return 1 - (a @ b) / (a.norm() * b.norm())
 
 
-IMPLEMENTATIONS: dict[str, type] = {"project": ProjectMAML, "higher": HigherMAML, "per-task loop": PerTaskLoopMAML}
+EXAMPLE_TORCH_FUNC = "torch.func vmap, BatchNorm affine inside"
+IMPLEMENTATIONS: dict[str, type] = {
+    "project": ProjectMAML,
+    "higher": HigherMAML,
+    "per-task loop": PerTaskLoopMAML,
+    "torch.func vmap": TorchFuncMAML,
+    EXAMPLE_TORCH_FUNC: ExampleTorchFuncMAML,
+}
 
 
 def build(name: str, net: nn.Module, setup: MAMLSetup) -> MetaGradient:

@@ -3,7 +3,8 @@
 Model benchmarks feed every implementation the same tensors, already on the device, so the data
 path is left out (it has its own benchmark). Images are Gaussian noise: speed does not depend on
 pixel values, and the correctness gates compare gradients, not accuracy. Sine-wave tasks
-(Finn et al.'s 1-40-40-1 regressor) are the small-network end of the same comparison.
+(Finn et al.'s 1-40-40-1 regressor) are the small-network end of the same comparison; Omniglot
+(1-channel 28 px characters, Finn et al.'s stride-2 Conv-4) lies between the two.
 """
 
 from __future__ import annotations
@@ -23,7 +24,9 @@ from conml.task_kind import CLASSIFICATION, REGRESSION, TaskKind
 class MAMLSetup:
     """`tasks` episodes of `ways`-way `shots`-shot classification for a Conv-4, and MAML's inner loop
     (which ProtoNet ignores). With `sine`, `shots`/`queries` points of sine-wave regression for a
-    1-40-40-1 MLP instead (`ways`, `image_size` and `hidden` do not apply)."""
+    1-40-40-1 MLP instead (`ways`, `image_size` and `hidden` do not apply). With `omniglot`, 1-channel
+    images for Finn et al.'s Omniglot Conv-4 (configs/model/conv4_omniglot.yaml: stride-2
+    convolutions, no max-pooling, the last feature map averaged over space)."""
 
     tasks: int
     shots: int
@@ -36,6 +39,11 @@ class MAMLSetup:
     first_order: bool = False
     conml: bool = False  # add ConML's contrastive term (K = 1, kappa = the support set)
     sine: bool = False
+    omniglot: bool = False
+
+    @property
+    def channels(self) -> int:
+        return 1 if self.omniglot else 3
 
     @property
     def kind(self) -> TaskKind:
@@ -47,6 +55,11 @@ class MAMLSetup:
         extra = " +ConML" if self.conml else ""
         if self.sine:
             return f"sine {self.shots}-shot q{self.queries} B={self.tasks} MLP 1-40-40-1 {self.inner_steps} steps {order}{extra}"
+        if self.omniglot:
+            return (
+                f"omniglot {self.ways}w{self.shots}s q{self.queries} B={self.tasks} {self.image_size}px 1ch "
+                f"Conv4-{self.hidden} stride 2 {self.inner_steps} steps {order}{extra}"
+            )
         return (
             f"{self.ways}w{self.shots}s q{self.queries} B={self.tasks} {self.image_size}px "
             f"Conv4-{self.hidden} {self.inner_steps} steps {order}{extra}"
@@ -56,10 +69,13 @@ class MAMLSetup:
         """The same algorithm on a size small enough for float64 gradient checks on a CPU.
 
         The step size is rounded to float32, the precision in which MAML stores its step sizes,
-        so that every implementation takes exactly the same steps.
+        so that every implementation takes exactly the same steps. Omniglot keeps its 28 px: a
+        1-channel image is small already, and 28 -> 14 -> 7 -> 4 -> 2 keeps the odd size and the 2 x 2
+        map that the spatial mean averages.
         """
         step = torch.tensor(self.inner_lr, dtype=torch.float32).item()
-        return replace(self, tasks=3, queries=3, image_size=16, hidden=8, inner_lr=step)
+        size = self.image_size if self.omniglot else 16
+        return replace(self, tasks=3, queries=3, image_size=size, hidden=8, inner_lr=step)
 
 
 def sine_setup(tasks: int, shots: int = 10, queries: int = 10, conml: bool = False) -> MAMLSetup:
@@ -68,11 +84,38 @@ def sine_setup(tasks: int, shots: int = 10, queries: int = 10, conml: bool = Fal
     return MAMLSetup(tasks=tasks, shots=shots, queries=queries, inner_steps=1, inner_lr=0.01, conml=conml, sine=True)
 
 
+def omniglot_setup(tasks: int, shots: int = 1, conml: bool = False) -> MAMLSetup:
+    """Finn et al.'s 5-way Omniglot MAML as it is meta-trained (configs/experiment/omniglot/maml.yaml):
+    as many query as support images, one inner step of 0.4, second order, 28 px, Conv-4-64."""
+    return MAMLSetup(
+        tasks=tasks,
+        shots=shots,
+        queries=shots,
+        image_size=28,
+        hidden=64,
+        inner_steps=1,
+        inner_lr=0.4,
+        conml=conml,
+        omniglot=True,
+    )
+
+
 def network(setup: MAMLSetup, seed: int = 0) -> nn.Module:
     """The setup's freshly initialised network (the same weights for the same seed)."""
     torch.manual_seed(seed)
     if setup.sine:
         return MLP(1, (40, 40), 1)
+    if setup.omniglot:
+        return ConvNet(
+            in_channels=1,
+            hidden=setup.hidden,
+            blocks=4,
+            out_features=setup.ways,
+            image_size=setup.image_size,
+            stride=2,
+            max_pool=False,
+            spatial_mean=True,
+        )
     return ConvNet(in_channels=3, hidden=setup.hidden, blocks=4, out_features=setup.ways, image_size=setup.image_size)
 
 
@@ -95,7 +138,7 @@ def synthetic_batch(
 
     def tasks(per_class: int) -> Tasks:
         n = setup.ways * per_class
-        x = torch.randn(setup.tasks, n, 3, setup.image_size, setup.image_size, generator=g).to(dtype)
+        x = torch.randn(setup.tasks, n, setup.channels, setup.image_size, setup.image_size, generator=g).to(dtype)
         y = torch.arange(setup.ways).repeat_interleave(per_class).repeat(setup.tasks, 1)
         return Tasks(x, y)
 

@@ -2,7 +2,9 @@
 
 With `out_features` it ends in a linear classifier (MAML-family); without, it is an embedding
 network (ProtoNet, MatchingNet). 64 channels by default (learn2learn's setting; the original MAML
-used 32).
+used 32 on miniImageNet). Finn et al.'s Omniglot network downsamples with stride-2 convolutions
+instead of max-pooling and averages the last feature map over space (`stride=2, max_pool=false,
+spatial_mean=true`: 28 -> 14 -> 7 -> 4 -> 2 pixels, then 64 features).
 """
 
 from __future__ import annotations
@@ -22,17 +24,23 @@ class ConvNet(nn.Sequential):
         out_features: int | None = 5,
         image_size: int = 84,
         bn_eps: float = 1e-3,
+        stride: int = 1,
+        max_pool: bool = True,
+        spatial_mean: bool = False,
     ):
         layers: list[nn.Module] = []
         channels = in_channels
         for _ in range(blocks):
             layers += [
-                nn.Conv2d(channels, hidden, 3, padding=1),
+                nn.Conv2d(channels, hidden, 3, stride=stride, padding=1),
                 nn.BatchNorm2d(hidden, eps=bn_eps, track_running_stats=False),
                 nn.ReLU(),
-                nn.MaxPool2d(2),
             ]
+            if max_pool:
+                layers.append(nn.MaxPool2d(2))
             channels = hidden
+        if spatial_mean:
+            layers.append(nn.AdaptiveAvgPool2d(1))
         layers.append(nn.Flatten())
         super().__init__(*layers)
         with torch.no_grad():

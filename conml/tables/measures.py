@@ -104,3 +104,32 @@ class RelativeTime:
         if None in seconds:
             return None
         return sum(seconds[len(base) :]) / sum(seconds[: len(base)])
+
+
+@dataclass(frozen=True)
+class Difference:
+    """One measure minus another on the same seed (ConML minus plain): over seeds, a paired comparison."""
+
+    minuend: MetaTestMetric
+    subtrahend: MetaTestMetric
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (*self.minuend.runs(), *self.subtrahend.runs())
+
+    def __call__(self, find: Lookup) -> float | None:
+        first, second = self.minuend(find), self.subtrahend(find)
+        return None if first is None or second is None else first - second
+
+
+@dataclass(frozen=True)
+class TrainedSteps:
+    """The meta-training steps a run was configured for (CPU-length runs train fewer than their protocol)."""
+
+    run: RunKey
+
+    def runs(self) -> tuple[RunKey, ...]:
+        return (self.run,)
+
+    def __call__(self, find: Lookup) -> float | None:
+        found = find(self.run)
+        return None if found is None else float(found.setting("trainer.steps"))

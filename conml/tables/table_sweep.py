@@ -54,14 +54,16 @@ class SweepCell:
 
 
 def _named(key: str) -> bool:
-    """Whether a swept key is part of the run name: config groups and the shot count are; other settings are not."""
-    return "." not in key or key == "dataset.shots"
+    """Whether a swept key is part of the run name: config groups, ways and shots are; other settings are not."""
+    return "." not in key or key in ("dataset.ways", "dataset.shots")
 
 
 def _label(key: str, value: str) -> str:
     """How a swept value reads in a run name."""
     if key == "experiment":
         return leaf(value)
+    if key == "dataset.ways":
+        return f"{value}way"
     if key == "dataset.shots":
         return f"{value}shot"
     if key == "conml":

@@ -9,18 +9,24 @@ import torch
 
 from conml.benchmarks.gates import FLOAT64_TOLERANCE, device_gate, finite_difference_gate, maml_gates, relative_error
 from conml.benchmarks.maml_peers import STRICT_FLOAT32, build, meta_gradient
-from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
+from conml.benchmarks.setups import MAMLSetup, network, omniglot_setup, synthetic_batch
 
 SETUP = MAMLSetup(tasks=3, shots=1, inner_steps=2, inner_lr=0.1)
 
 
 @pytest.mark.parametrize(
     "setup",
-    [SETUP, replace(SETUP, shots=2), replace(SETUP, first_order=True), replace(SETUP, conml=True)],
-    ids=["maml", "maml-2shot", "fomaml", "conml"],
+    [
+        SETUP,
+        replace(SETUP, shots=2),
+        replace(SETUP, first_order=True),
+        replace(SETUP, conml=True),
+        omniglot_setup(tasks=32),
+    ],
+    ids=["maml", "maml-2shot", "fomaml", "conml", "omniglot"],
 )
 def test_gates_pass_for_every_implementation(setup):
-    peers = [] if setup.conml else ["higher", "per-task loop"]
+    peers = [] if setup.conml else ["higher", "per-task loop", "torch.func vmap"]
     results = maml_gates(setup, peers)
     assert all(r.passed for r in results), [str(r) for r in results]
     names = " ".join(r.name for r in results)

@@ -4,7 +4,8 @@ A prepared dataset folder holds
 
     manifest.json   dataset name, image size; per split the class names and images per class;
                     per file its size in bytes and SHA-256
-    train.npy       uint8 [N, S, S, 3]: the images of class 0, then those of class 1, ...
+    train.npy       uint8 [N, S, S, C]: the images of class 0, then those of class 1, ...
+                    (C = 3 colour channels, or 1 for grey datasets such as Omniglot)
     val.npy
     test.npy
 
@@ -33,7 +34,15 @@ FORMAT = "conml-fewshot-images"
 VERSION = 1
 SPLITS = ("train", "val", "test")
 IMAGE_SIZE = 84
-DATASETS = ("miniimagenet", "tieredimagenet")
+DATASETS = ("miniimagenet", "tieredimagenet", "omniglot")
+# The page that says where to obtain each dataset's files.
+DOCS = {
+    "miniimagenet": "docs/datasets_imagenet.md",
+    "tieredimagenet": "docs/datasets_imagenet.md",
+    "omniglot": "docs/datasets_omniglot.md",
+}
+# Datasets prepared into one cache folder per split scheme (<out>/<scheme>/), e.g. Omniglot's vinyals and lake.
+SCHEMED = ("omniglot",)
 MANIFEST = "manifest.json"
 
 
@@ -56,11 +65,12 @@ class ImageSplit:
 
 def prepare_hint(dataset: str, root: Path | str) -> str:
     """The expected cache layout and the command that builds it."""
+    out = Path(root).parent if dataset in SCHEMED else root
     return (
         f"Expected a prepared {dataset} cache in {root}: {MANIFEST}, train.npy, val.npy and test.npy "
-        f"(uint8 [images, {IMAGE_SIZE}, {IMAGE_SIZE}, 3]). Build it from the downloaded files with "
+        f"(uint8 [images, side, side, channels]). Build it from the downloaded files with "
         f"`make data-{dataset} SOURCE=<download folder>` or `python scripts/prepare_{dataset}.py --source "
-        f"<download folder> --out {root}`; docs/datasets_imagenet.md lists where to obtain the files."
+        f"<download folder> --out {out}`; {DOCS[dataset]} lists where to obtain the files."
     )
 
 
@@ -82,8 +92,9 @@ def sha256_file(path: Path, progress: bool = False) -> str:
 class CacheWriter:
     """Writes a prepared dataset split by split; `finish()` writes the manifest that completes it."""
 
-    def __init__(self, root: Path, dataset: str, source_format: str, image_size: int = IMAGE_SIZE):
+    def __init__(self, root: Path, dataset: str, source_format: str, image_size: int = IMAGE_SIZE, channels: int = 3):
         self.root, self.dataset, self.source_format, self.image_size = Path(root), dataset, source_format, image_size
+        self.channels = channels
         self.root.mkdir(parents=True, exist_ok=True)
         # A stale manifest would vouch for files that are about to be replaced.
         (self.root / MANIFEST).unlink(missing_ok=True)
@@ -95,7 +106,7 @@ class CacheWriter:
         self.files: dict[str, dict] = {}
 
     def write_split(self, split: str, class_names: list[str], counts: list[int], images: Iterable[np.ndarray]) -> None:
-        """Write `images` ([S, S, 3] uint8 each, class by class in `class_names` order) as `<split>.npy`."""
+        """Write `images` ([S, S, C] uint8 each, class by class in `class_names` order) as `<split>.npy`."""
         total = int(sum(counts))
         name = f"{split}.npy"
         partial = self.root / f"{name}.partial"
@@ -115,7 +126,7 @@ class CacheWriter:
 
     def _fill(self, path: Path, split: str, total: int, images: Iterable[np.ndarray]) -> None:
         array = np.lib.format.open_memmap(
-            path, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, 3)
+            path, mode="w+", dtype=np.uint8, shape=(total, self.image_size, self.image_size, self.channels)
         )
         written = 0
         for image in tqdm(images, total=total, desc=f"{self.dataset} {split}", unit="img"):
@@ -136,6 +147,7 @@ class CacheWriter:
             "dataset": self.dataset,
             "source_format": self.source_format,
             "image_size": self.image_size,
+            "channels": self.channels,
             "splits": self.splits,
             "files": self.files,
         }
@@ -199,7 +211,7 @@ def read_split(root: Path, dataset: str, split: str, verify: bool = True) -> Ima
     except (ValueError, OSError) as error:
         raise DataError(f"{path} is not a readable .npy array ({error}). {prepare_hint(dataset, root)}") from None
     size = manifest["image_size"]
-    shape = (entry["images"], size, size, 3)
+    shape = (entry["images"], size, size, manifest.get("channels", 3))  # caches before grey datasets: colour
     if images.dtype != np.uint8 or images.shape != shape or sum(entry["counts"]) != entry["images"]:
         raise DataError(
             f"{path} holds {images.dtype} {images.shape}, but {MANIFEST} describes uint8 {shape}. {prepare_hint(dataset, root)}"

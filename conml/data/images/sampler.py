@@ -40,8 +40,10 @@ class EpisodeShape:
 
 @dataclass(frozen=True)
 class EpisodeIndices:
-    """Image indices into the split and per-episode labels 0..ways-1, for support and query."""
+    """Image indices into the split and per-episode labels 0..ways-1, for support and query;
+    `classes[j]` is the class that label j names."""
 
+    classes: np.ndarray
     support: np.ndarray
     support_labels: np.ndarray
     query: np.ndarray
@@ -63,6 +65,7 @@ def draw_episode(
     support_order = rng.permutation(ways * shots)
     query_order = rng.permutation(ways * queries)
     return EpisodeIndices(
+        classes,
         picks[:, :shots].reshape(-1)[support_order],
         labels[:, :shots].reshape(-1)[support_order],
         picks[:, shots:].reshape(-1)[query_order],

@@ -1,0 +1,86 @@
+"""Every cell of the Omniglot table pins its paper's settings, and each learner's cell meta-trains and
+meta-tests on a small Omniglot prepared from the official layout."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from conml.data.images.omniglot_prepare import prepare_omniglot
+from conml.tables.table_sweep import preset_overrides, table_cells
+from conml.train import run
+from tests.conftest import TINY, compose_config
+from tests.omniglot_fixture import write_official_zips
+
+CELLS = sorted(c.run_name for c in table_cells("omniglot"))
+TARGETS = {
+    "maml": "conml.learners.maml.MAML",
+    "fomaml": "conml.learners.maml.MAML",
+    "reptile": "conml.learners.reptile.Reptile",
+    "protonet": "conml.learners.protonet.ProtoNet",
+    "matchingnet": "conml.learners.matchingnet.MatchingNet",
+}
+
+
+@pytest.fixture(scope="module")
+def data_dir(tmp_path_factory) -> Path:
+    root = tmp_path_factory.mktemp("omniglot_data")
+    prepare_omniglot(write_official_zips(root / "download"), root / "omniglot")
+    return root
+
+
+def test_the_table_has_every_learner_ways_shots_and_variant():
+    assert len(CELLS) == 5 * 2 * 2 * 2
+    assert "omniglot-maml-20way-5shot-conml" in CELLS and "omniglot-protonet-5way-1shot-plain" in CELLS
+
+
+@pytest.mark.parametrize("cell", CELLS)
+def test_each_cell_pins_its_papers_settings(cell):
+    _, learner, ways, shots, variant = cell.split("-")
+    ways, shots = int(ways.removesuffix("way")), int(shots.removesuffix("shot"))
+    cfg = compose_config(preset_overrides(cell))
+    assert cfg.name == cell and cfg.dataset.name == "omniglot" and cfg.dataset.rotations == 4
+    assert (cfg.dataset.ways, cfg.dataset.shots) == (ways, shots) and cfg.eval.queries == 15
+    assert cfg.learner._target_ == TARGETS[learner] and cfg.conml.enabled == (variant == "conml")
+    assert cfg.model.in_channels == 1 and cfg.model.image_size == 28 and cfg.model.hidden == 64
+    if learner in ("maml", "fomaml"):  # Finn et al. 2017
+        assert cfg.learner.first_order == (learner == "fomaml") and cfg.learner.eval_inner_steps == 10
+        assert (cfg.trainer.meta_batch_size, cfg.learner.inner_lr, cfg.learner.inner_steps) == (
+            (32, 0.4, 1) if ways == 5 else (16, 0.1, 5)
+        )
+        assert cfg.model.stride == 2 and not cfg.model.max_pool and cfg.model.spatial_mean
+        assert cfg.dataset.queries == shots and cfg.model.out_features == ways and cfg.optimizer.lr == 0.001
+        assert cfg.trainer.steps == 60000
+    if learner == "reptile":  # Nichol et al. 2018
+        assert cfg.dataset.shots + cfg.dataset.train_queries == 10 and cfg.trainer.meta_batch_size == 5
+        assert (cfg.learner.inner_steps, cfg.learner.inner_batch_size) == ((5, 10) if ways == 5 else (10, 20))
+        assert cfg.trainer.steps == (100000 if ways == 5 else 200000) and cfg.learner.eval_inner_steps == 50
+    if learner == "protonet":  # Snell et al. 2017
+        assert cfg.dataset.train_ways == 60 and cfg.dataset.queries == 5 and cfg.model.get("max_pool", True)
+    if learner == "matchingnet":  # Vinyals et al. 2016
+        assert cfg.dataset.train_ways is None
+
+
+@pytest.mark.parametrize("learner", TARGETS)
+def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
+    cell = f"omniglot-{learner}-5way-1shot-conml"
+    overrides = [
+        *TINY,
+        *preset_overrides(cell),
+        f"paths.data_dir={data_dir}",
+        "trainer.steps=2",
+        "trainer.meta_batch_size=2",
+        "trainer.val_episodes=2",
+        "eval.episodes=2",
+        "eval.batch_size=2",
+        "dataset.train_ways=null",
+        "dataset.train_queries=null",
+        "dataset.queries=1",  # the fixture has two drawings per character
+        "eval.queries=1",
+    ]
+    if learner in ("maml", "fomaml", "reptile"):
+        overrides.append("learner.eval_inner_steps=2")
+    summary = run(compose_config(overrides), tmp_path)
+    assert summary["steps"] == 2 and (tmp_path / "results.json").exists()
+    assert 0.0 <= summary["test"]["accuracy@1shot"]["mean"] <= 100.0
