@@ -4,7 +4,10 @@ One meta-batch per case, built from the paper preset: the real episode source wh
 download (sine waves, in-context function classes), and otherwise synthetic images of the real
 miniImageNet shape (84 px, normalised, noise around a class colour close to the others') in 5-way 1-shot episodes
 with 5 queries per class. Simple CNAPs gets a randomly initialised frozen ResNet-18 (the
-pretrained one cannot be downloaded here).
+pretrained one cannot be downloaded here). The same image learners are also measured on real
+Omniglot episodes: the first training meta-batch of each 5-way 1-shot ConML cell of the Omniglot
+table, drawn from the prepared data exactly as that cell's run draws it (its episode shape and
+meta-batch size).
 """
 
 from __future__ import annotations
@@ -20,8 +23,10 @@ from omegaconf import OmegaConf, open_dict
 from conml.build import build
 from conml.checkpoint import seed_everything
 from conml.config import register
+from conml.data.images.cache import MANIFEST
 from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import DataError
 from conml.gradient_share import gradient_share
 from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective
@@ -30,21 +35,28 @@ from conml.task_kind import CLASSIFICATION
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
 IMAGE_SIZE, WAYS, SHOTS, QUERIES = 84, 5, 1, 5
+# What a case's episodes are (the `data` column of docs/results/conml_signal.md); the two kinds of
+# case a survey can be restricted to are the synthetic ones (no dataset needed) and the real Omniglot ones.
+SINE, ICL, SYNTHETIC_IMAGES, OMNIGLOT = "sine waves", "linear regression tasks", "synthetic 84 px", "Omniglot (real)"
+SURVEYS = {"synthetic": (SINE, ICL, SYNTHETIC_IMAGES), "omniglot": (OMNIGLOT,)}
 
 
 @dataclass(frozen=True)
 class Case:
-    """One measurement: a learner's paper preset with psi overrides."""
+    """One measurement: a learner's paper preset (or table cell) with psi overrides, on `data`."""
 
     learner: str
     psi: str
     preset: str
     overrides: tuple[str, ...] = ()
+    data: str = SYNTHETIC_IMAGES
 
 
 def paper_cases(image_tasks: int) -> list[Case]:
-    """Each learner at its paper psi, then each alternative psi and meta-batch centring."""
+    """Each learner at its paper psi, then each alternative psi and meta-batch centring; each image
+    learner of the Omniglot table is followed by the same options on real Omniglot episodes."""
     mini = "miniimagenet-{}-1shot-conml"
+    omniglot = "omniglot-{}-5way-1shot-conml"  # the cells' own meta-batch sizes: 28 px fits a CPU
     images = [f"trainer.meta_batch_size={image_tasks}"]
     weight_options = [
         ("weights (paper)", ()),
@@ -61,14 +73,33 @@ def paper_cases(image_tasks: int) -> list[Case]:
         ("FiLM offset (gamma - 1, beta)", ("learner.representation=offset",)),
         ("FiLM, centred on the meta-batch", ("conml.centring=meta_batch",)),
     ]
-    cases = [Case("sine MAML 5-shot", psi, "sinusoid-maml-5shot-conml", o) for psi, o in weight_options]
-    for learner in ("maml", "fomaml", "reptile"):
-        cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in weight_options]
-    for learner in ("protonet", "matchingnet"):
-        cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in prototype_options]
+    cases = [Case("sine MAML 5-shot", psi, "sinusoid-maml-5shot-conml", o, SINE) for psi, o in weight_options]
+    for learners, options in (
+        (("maml", "fomaml", "reptile"), weight_options),
+        (("protonet", "matchingnet"), prototype_options),
+    ):
+        for learner in learners:
+            cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in options]
+            cases += [Case(f"{learner} 5-way 1-shot", psi, omniglot.format(learner), o, OMNIGLOT) for psi, o in options]
     cases += [Case("simple_cnaps 1-shot", psi, mini.format("simple_cnaps"), (*images, *o)) for psi, o in film_options]
-    cases.append(Case("ICL linear regression (toy)", "prediction at the probe (paper)", "linear_regression-toy-conml"))
+    cases.append(
+        Case("ICL linear regression (toy)", "prediction at the probe (paper)", "linear_regression-toy-conml", data=ICL)
+    )
     return cases
+
+
+def require_data(cases: list[Case]) -> None:
+    """Refuse, before anything is measured, real-data cases whose prepared dataset is absent."""
+    real = [case for case in cases if case.data == OMNIGLOT]
+    if not real:
+        return
+    root = Path(compose_case(real[0], seed=0).dataset.root).resolve()
+    if not (root / MANIFEST).is_file():
+        raise DataError(
+            f"The real Omniglot cases need the prepared Omniglot data in {root}, which holds no {MANIFEST}: prepare "
+            "it with `make data-omniglot` (it writes under $CONML_DATA, else data/), or measure only the other cases "
+            "with --data synthetic."
+        )
 
 
 def compose_case(case: Case, seed: int):
@@ -111,7 +142,7 @@ def measure(case: Case, seed: int = 0) -> dict:
             torch.save(FilmResNet18(cfg.model.width, pretrained=None, frozen=False).state_dict(), random_backbone)
             cfg.model.pretrained = str(random_backbone)
         net = build(cfg.model)
-    if cfg.dataset._target_.startswith("conml.data.images"):
+    if case.data == SYNTHETIC_IMAGES:
         batch, kind = synthetic_images(tasks, seed), CLASSIFICATION
     else:
         source = build(cfg.dataset)
@@ -125,6 +156,7 @@ def measure(case: Case, seed: int = 0) -> dict:
     return {
         "learner": case.learner,
         "psi": case.psi,
+        "data": case.data,
         "command": " ".join([*preset_overrides(case.preset), *case.overrides]),
         "tasks": tasks,
         "share": share,
