@@ -20,6 +20,10 @@ class DataError(UserError):
     """A dataset that is missing, partial or corrupt."""
 
 
+class UnsafeFileError(DataError):
+    """A data file or checkpoint that names code to run while it loads; refused before anything in it runs."""
+
+
 def report(error: UserError) -> None:
     """Print `error` as one paragraph on stderr."""
     print(f"\nerror: {error}\n", file=sys.stderr)

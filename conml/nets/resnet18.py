@@ -17,7 +17,8 @@ import torch
 from torch import Tensor, nn
 from torch.utils.checkpoint import checkpoint
 
-from conml.errors import ConfigError, DataError
+from conml.checkpoint import load_data_only, numpy_globals
+from conml.errors import ConfigError, DataError, UnsafeFileError
 
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 # FiLM parameters per block, in this order along the block's second axis.
@@ -130,16 +131,26 @@ class FilmResNet18(nn.Module):
         return x.mean((2, 3))
 
     def load_pretrained(self, path: Path) -> None:
+        origin = CHECKPOINT_SOURCES.get(
+            path.name, "the CNAPs or Simple CNAPs repository (see docs/datasets_metadataset.md)"
+        )
         if not path.is_file():
-            origin = CHECKPOINT_SOURCES.get(
-                path.name, "the CNAPs or Simple CNAPs repository (see docs/datasets_metadataset.md)"
-            )
             raise DataError(
                 f"The pretrained ResNet-18 for Simple CNAPs is missing: put the file '{path.name}' from {origin} at "
                 f"{path.resolve()} (or point model.pretrained at where you keep it). It is not downloaded automatically."
             )
         try:
-            checkpoint_data = torch.load(path, map_location="cpu", weights_only=False)
+            # The published files hold a dict of tensors ('state_dict' or 'resnet_dict'), which weights_only
+            # reads as it is. numpy's data types are admitted too: training scripts of that era often kept a
+            # metric beside the weights as a numpy scalar, and rebuilding one runs no code.
+            checkpoint_data = load_data_only(
+                path,
+                numpy_globals(),
+                holds="the pretrained ResNet-18 files hold only tensors and plain values",
+                advice=f"It was altered or is not that file: obtain '{path.name}' again from {origin}.",
+            )
+        except UnsafeFileError:
+            raise
         except Exception as error:  # noqa: BLE001 - any unreadable file is the user's damaged download
             raise DataError(
                 f"{path} cannot be read as a PyTorch checkpoint ({type(error).__name__}: {error}); download it again."
