@@ -11,7 +11,9 @@ from __future__ import annotations
 
 import dataclasses
 import math
+import os
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from hydra.utils import get_object
@@ -88,6 +90,7 @@ def check_settings(cfg: DictConfig) -> None:
     check_ranges(cfg)
     check_learning_rates(cfg)
     check_combinations(cfg)
+    check_data_dir(cfg)
 
 
 def check_references(cfg: DictConfig) -> None:
@@ -184,6 +187,32 @@ def check_combinations(cfg: DictConfig) -> None:
         raise ConfigError(
             "resume= is empty: give the run folder to continue (resume=outputs/<name>/<date>_<time>), resume=auto, or leave it out."
         )
+
+
+def check_data_dir(cfg: DictConfig) -> None:
+    """paths.data_dir (CONML_DATA) is the folder of the prepared datasets: if it is a file, say so, rather than
+    that the dataset folder under it does not exist. Only runs that read something under it are refused."""
+    data_dir = str(cfg.paths.data_dir)
+    if not Path(data_dir).exists() or Path(data_dir).is_dir():
+        return
+    config = OmegaConf.to_container(cfg, resolve=True)
+    groups = [config.get(group) for group in ("dataset", "model", "learner")]
+    if not any(value.startswith(data_dir.rstrip("/") + "/") for value in _strings(groups)):
+        return
+    name = "CONML_DATA" if os.environ.get("CONML_DATA") == data_dir else "paths.data_dir"
+    raise ConfigError(
+        f"{name}={data_dir} is a file, not a folder: it must be the folder that holds the prepared datasets "
+        f"(<{name}>/miniimagenet, <{name}>/metadataset, ...), which this run reads. Point {name} at that folder"
+        + (", or unset it to use data/." if name == "CONML_DATA" else ".")
+    )
+
+
+def _strings(node: Any) -> list[str]:
+    if isinstance(node, dict):
+        return [s for value in node.values() for s in _strings(value)]
+    if isinstance(node, list):
+        return [s for value in node for s in _strings(value)]
+    return [node] if isinstance(node, str) else []
 
 
 def check_learner_kind(cfg: DictConfig, kind: TaskKind) -> None:

@@ -93,12 +93,13 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
+        check_counts(args.episodes, args.shots)
         state = load_checkpoint(args.run_dir / "checkpoints" / f"{args.checkpoint}.pt")
         cfg = OmegaConf.create(state["config"])
         device = args.device
         source, learner = build_source_and_learner(cfg, device)
         learner.load_state_dict(state["learner"])
-        episodes = args.episodes or cfg.eval.episodes
+        episodes = cfg.eval.episodes if args.episodes is None else args.episodes
         results = meta_test(
             learner, source, episodes, cfg.eval.batch_size, device, args.shots or cfg.eval.shots, cfg.eval.queries
         )
@@ -110,6 +111,20 @@ def main(argv: list[str] | None = None) -> None:
     for key, value in results.items():
         print(f"{key:>20}: {value}  ({value.count} tasks)")
     print(f"written to {out}")
+
+
+def check_counts(episodes: int | None, shots: list[int] | None) -> None:
+    """--episodes and --shots count tasks and examples: each is at least 1 (None: the run's own setting)."""
+    if episodes is not None and episodes < 1:
+        raise ConfigError(
+            f"--episodes {episodes} is out of range: it is the number of test tasks, at least 1 (e.g. --episodes 600); "
+            "leave it out to test on the run's own eval.episodes."
+        )
+    if shots is not None and min(shots) < 1:
+        raise ConfigError(
+            f"--shots {' '.join(str(k) for k in shots)} is out of range: a support size is at least 1 (e.g. --shots 1 5); "
+            "leave it out to test at the run's own eval.shots."
+        )
 
 
 def _device(name: str) -> torch.device:

@@ -19,11 +19,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import torch
-from hydra.utils import instantiate
+from hydra.utils import get_object, instantiate
 from matplotlib.figure import Figure
 from tqdm.auto import tqdm
 
 from conml.checkpoint import load_checkpoint
+from conml.config import Checkpoint
 from conml.data.functions import FunctionTasks
 from conml.episodes import Tasks
 from conml.errors import ConfigError
@@ -115,17 +116,29 @@ def load_run(run_dir: Path, checkpoint: Optional[str], device: torch.device) -> 
     """The learner of `run_dir/checkpoints/<checkpoint>.pt` (None: the one the run meta-tested), with its dataset."""
     last = load_checkpoint(run_dir / "checkpoints" / "last.pt")
     config = last["config"]
-    checkpoint = checkpoint or config["eval"]["checkpoint"]
+    _check_in_context(run_dir, config)
+    # eval.checkpoint is stored as the config's enum (Checkpoint.best), or as its value by older runs
+    checkpoint = checkpoint or Checkpoint(config["eval"]["checkpoint"]).value
     state = last if checkpoint == "last" else load_checkpoint(run_dir / "checkpoints" / f"{checkpoint}.pt")
     source = instantiate(config["dataset"])
     learner = instantiate(config["learner"], net=instantiate(config["model"]), kind=source.kind)
-    if not isinstance(learner, InContextLearner) or not isinstance(source, FunctionTasks):
-        raise ConfigError(
-            f"{run_dir} is not an in-context learning run (learner {config['learner']['_target_']}); "
-            "curves need learner=icl on a function-class dataset (dataset=linear_regression, ...)."
-        )
     learner.load_state_dict(state["learner"])
     return TrainedRun(config["name"], learner.to(device), source, config, checkpoint)
+
+
+def _check_in_context(run_dir: Path, config: dict) -> None:
+    """Curves are drawn for in-context learners on function-class prompts; say so before loading anything else."""
+    learner, dataset = (get_object(config[group]["_target_"]) for group in ("learner", "dataset"))
+    if not _subclass(learner, InContextLearner) or not _subclass(dataset, FunctionTasks):
+        raise ConfigError(
+            f"{run_dir} is not an in-context learning run (learner {config['learner']['_target_']}, dataset "
+            f"{config['dataset']['_target_']}); curves need learner=icl on a function-class dataset "
+            "(dataset=linear_regression, ...)."
+        )
+
+
+def _subclass(built: object, base: type) -> bool:
+    return isinstance(built, type) and issubclass(built, base)
 
 
 def check_same_test_tasks(runs: list[TrainedRun]) -> None:

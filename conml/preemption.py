@@ -1,13 +1,20 @@
 """Preemption and interruption: SIGTERM / SIGUSR1 (what SLURM sends before it stops a job) and
 SIGINT (Ctrl-C) become a request to checkpoint at the next step boundary and stop, instead of losing
 the steps since the last checkpoint; a preempted job is also requeued. A second Ctrl-C stops at once.
+
+A process started with SIGINT ignored (a background job of a non-interactive shell, some CI
+runners) keeps ignoring it, as Python itself does: whoever started it chose that Ctrl-C at the
+terminal should not reach it. The guard then leaves SIGINT alone and says so once per process;
+SIGTERM still stops the run with a checkpoint.
 """
 
 from __future__ import annotations
 
+import functools
 import os
 import signal
 import subprocess
+import sys
 import threading
 from pathlib import Path
 from types import FrameType
@@ -37,6 +44,9 @@ class PreemptionGuard:
     def __enter__(self) -> PreemptionGuard:
         if threading.current_thread() is threading.main_thread():  # signal handlers live in the main thread only
             for signum in SIGNALS:
+                if signum == signal.SIGINT and signal.getsignal(signum) is signal.SIG_IGN:
+                    _say_sigint_is_ignored()
+                    continue
                 self._previous[signum] = signal.signal(signum, self._record)
         return self
 
@@ -78,3 +88,13 @@ class PreemptionGuard:
         if result.returncode != 0:
             return f"`scontrol requeue {job}` failed ({result.stderr.strip()}); requeue it by hand"
         return f"requeued SLURM job {job}"
+
+
+@functools.cache  # once per process: a multirun's jobs share it
+def _say_sigint_is_ignored() -> None:
+    print(
+        "Ctrl-C (SIGINT) is ignored: it was when this process started (as in a background job of a "
+        "non-interactive shell, or under some CI runners), and the run leaves it so. Stop the run with "
+        "SIGTERM (kill <pid>) instead: it writes checkpoints/last.pt first.",
+        file=sys.stderr,
+    )

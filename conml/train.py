@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint, seed_everything
 from conml.checks import check_evaluation, check_settings
-from conml.config import check_targets, register
+from conml.config import check_local_config, check_targets, register
 from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError, exit_with, report
 from conml.evaluate import meta_test
@@ -241,11 +241,24 @@ def _print_results(name: str, run_dir: Path, results: dict, grad_share: float | 
 
 
 CONFIGS = Path(__file__).resolve().parents[1] / "configs"
+# This machine's settings, merged into every run (configs/local/README.md).
+LOCAL_CONFIG = CONFIGS / "local" / "default.yaml"
+
+
+def main(cfg: DictConfig | None = None) -> JobOutcome | None:
+    """The command line (`_main` under Hydra), after checking configs/local/default.yaml: Hydra would report a
+    mistake in that hand-written file as a traceback, or as an unknown key `local`. A config passed in is run as it is."""
+    if cfg is None:
+        try:
+            check_local_config(LOCAL_CONFIG)
+        except ConfigError as error:
+            exit_with(error)
+    return _main(cfg)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")
-def main(cfg: DictConfig) -> JobOutcome:
-    """The command line: one run, and every way it can end as one paragraph and an exit code.
+def _main(cfg: DictConfig) -> JobOutcome:
+    """One run, and every way it can end as one paragraph and an exit code.
 
     Returns the run's optimize_metric (`float()` of the JobOutcome, what a sweeper such as Optuna
     optimises) and its test results. A refused run leaves no trace: the folders made for it are

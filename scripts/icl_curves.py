@@ -13,7 +13,7 @@ import argparse
 import sys
 from pathlib import Path
 
-from conml.errors import UserError
+from conml.errors import ConfigError, UserError
 from conml.icl_curves import (
     baseline_curves,
     check_same_test_tasks,
@@ -49,12 +49,18 @@ def main(argv: list[str] | None = None) -> dict:
     if len(args.runs) > 2:
         parser.error("give one run, or two to compare (the plain run first)")
 
+    for option, value in (("--episodes", args.episodes), ("--batch-size", args.batch_size)):
+        if value is not None and value < 1:
+            raise ConfigError(
+                f"{option} {value} is out of range: it counts test prompts, at least 1; leave it out for the first "
+                "run's own eval setting."
+            )
     device = resolve_device(args.device)
     runs = [load_run(run_dir, args.checkpoint, device) for run_dir in args.runs]
     check_same_test_tasks(runs)
     source, settings = runs[0].source, runs[0].config["eval"]
-    episodes = args.episodes or settings["episodes"]
-    batch_size = args.batch_size or settings["batch_size"]
+    episodes = settings["episodes"] if args.episodes is None else args.episodes
+    batch_size = settings["batch_size"] if args.batch_size is None else args.batch_size
 
     learned = [learner_curve(run.name, run.learner, source, episodes, batch_size, device) for run in runs]
     baselines = baseline_curves(source, episodes, batch_size)

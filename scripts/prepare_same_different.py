@@ -17,10 +17,12 @@ from pathlib import Path
 
 from tqdm import tqdm
 
+from conml.data.out_folder import check_out_folder
 from conml.data.same_different.cache import is_complete, write_episodes, write_manifest
 from conml.data.same_different.episodes import SameDifferentEpisodes
 from conml.data.same_different.tasks import SHAPE_TASKS
 from conml.data.seeding import SPLITS
+from conml.errors import UserError, exit_with
 
 _source: SameDifferentEpisodes | None = None
 
@@ -60,6 +62,7 @@ def prepare(
         objects_root=objects_root,
     )
     SameDifferentEpisodes(**settings)  # fail on bad settings before any file is touched
+    check_out_folder(root, "--root")
     write_manifest(root, seed, queries)
     jobs = [
         (task, support, split, count)
@@ -80,7 +83,7 @@ def prepare(
     print(f"same-different cache ready at {root} ({len(jobs)} files written).")
 
 
-def main() -> None:
+def main(argv: list[str] | None = None) -> None:
     parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--root", type=Path, default=Path("data/same_different"), help="cache folder (dataset.root)")
     parser.add_argument(
@@ -92,17 +95,37 @@ def main() -> None:
     parser.add_argument("--seed", type=int, default=0, help="dataset.seed")
     parser.add_argument("--objects-root", default=None, help="folder of object photographs for the naturalistic task")
     parser.add_argument("--workers", type=int, default=max(1, multiprocessing.cpu_count() - 1))
-    args = parser.parse_args()
-    prepare(
-        args.root,
-        args.tasks,
-        args.support_sizes,
-        args.episodes,
-        args.queries,
-        args.seed,
-        args.objects_root,
-        args.workers,
-    )
+    args = parser.parse_args(argv)
+    try:
+        prepare(
+            args.root,
+            args.tasks,
+            args.support_sizes,
+            args.episodes,
+            args.queries,
+            args.seed,
+            args.objects_root,
+            args.workers,
+        )
+    except UserError as error:
+        exit_with(UserError(_as_options(str(error))))
+
+
+# The dataset's checks name its settings (dataset.tasks=...); here they are this script's options.
+_OPTIONS = {
+    "dataset.tasks": "--tasks",
+    "dataset.support_sizes": "--support-sizes",
+    "dataset.episodes": "--episodes",
+    "dataset.queries": "--queries",
+    "dataset.seed": "--seed",
+    "dataset.objects_root": "--objects-root",
+}
+
+
+def _as_options(message: str) -> str:
+    for setting, option in _OPTIONS.items():
+        message = message.replace(setting, option)
+    return message
 
 
 if __name__ == "__main__":

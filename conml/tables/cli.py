@@ -55,7 +55,7 @@ def main(argv: list[str] | None = None) -> int:
         table = _table(args.table)
         if args.action == "export":
             return export(table, args.runs_dir, args.out_dir)
-        seeds = table.seeds if args.seeds is None else tuple(int(s) for s in args.seeds.split(","))
+        seeds = table.seeds if args.seeds is None else _seeds(args.seeds)
         if args.action == "run":
             return _run(table, seeds, args, command)
         roots = [Path(p) for p in args.runs]
@@ -203,6 +203,17 @@ def _list() -> int:
             + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0
+
+
+def _seeds(text: str) -> tuple[int, ...]:
+    """--seeds 0,1,2 as integers."""
+    try:
+        return tuple(int(part) for part in text.split(","))
+    except ValueError:
+        raise ConfigError(
+            f"--seeds {text}: seeds are integers separated by commas, e.g. --seeds 0,1,2 (leave --seeds out for the "
+            "table's own seeds; `python scripts/table.py list` shows them)."
+        ) from None
 
 
 def _table(name: str) -> Table:

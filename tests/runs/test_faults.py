@@ -94,8 +94,14 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_the_resumed_run_matches(tmp_p
     straight = run(compose_config(LONG), tmp_path / "straight")
 
     run_dir = tmp_path / "interrupted"
+    # Started as from a terminal, whatever SIGINT handling pytest inherited.
+    from_a_terminal = "import signal; signal.signal(signal.SIGINT, signal.default_int_handler)"
     process = subprocess.Popen(
-        command_line(LONG, run_dir), env=child_env(), stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True
+        command_line(LONG, run_dir, from_a_terminal),
+        env=child_env(),
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     wait_for_step(run_dir, 4, process)
     process.send_signal(signal.SIGINT)
@@ -119,9 +125,19 @@ def test_ctrl_c_checkpoints_says_how_to_resume_and_the_resumed_run_matches(tmp_p
     assert json.loads((run_dir / "results.json").read_text())["test"] == straight["test"]
 
 
-def test_a_second_ctrl_c_stops_at_once():
+@pytest.fixture
+def sigint_handler():
+    """set(handler): SIGINT's handler for the test, whatever the one pytest was started with (a shell's
+    background job starts with SIGINT ignored); the handler from before is put back afterwards."""
+    before = signal.getsignal(signal.SIGINT)
+    yield lambda handler: signal.signal(signal.SIGINT, handler)
+    signal.signal(signal.SIGINT, before)
+
+
+def test_a_second_ctrl_c_stops_at_once(sigint_handler):
     from conml.preemption import PreemptionGuard
 
+    sigint_handler(signal.default_int_handler)  # as Python starts from a terminal
     with pytest.raises(KeyboardInterrupt):
         with PreemptionGuard() as guard:
             os.kill(os.getpid(), signal.SIGINT)
@@ -131,7 +147,29 @@ def test_a_second_ctrl_c_stops_at_once():
             assert guard.requested == signal.SIGINT, "the first Ctrl-C is a request to stop at the next step"
             os.kill(os.getpid(), signal.SIGINT)
             time.sleep(5)
-    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler
+    assert signal.getsignal(signal.SIGINT) is signal.default_int_handler, "the handler from before is restored"
+
+
+def test_a_process_started_with_ctrl_c_ignored_keeps_ignoring_it_and_says_so_once(sigint_handler, capsys):
+    """`cmd &` in a non-interactive shell (and some CI runners) start a process with SIGINT ignored."""
+    from conml.preemption import PreemptionGuard, _say_sigint_is_ignored
+
+    sigint_handler(signal.SIG_IGN)
+    _say_sigint_is_ignored.cache_clear()
+    for _ in range(2):
+        with PreemptionGuard() as guard:
+            assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+            os.kill(os.getpid(), signal.SIGINT)
+            time.sleep(0.2)
+            assert guard.requested is None, "an ignored Ctrl-C does not stop the run"
+            os.kill(os.getpid(), signal.SIGTERM)
+            deadline = time.monotonic() + 5
+            while guard.requested is None and time.monotonic() < deadline:
+                time.sleep(0.01)
+            assert guard.requested == signal.SIGTERM, "SIGTERM still stops it with a checkpoint"
+        assert signal.getsignal(signal.SIGINT) is signal.SIG_IGN
+    said = [line for line in capsys.readouterr().err.splitlines() if line.strip()]
+    assert len(said) == 1 and said[0].startswith("Ctrl-C (SIGINT) is ignored") and "SIGTERM" in said[0], said
 
 
 def test_data_workers_leave_ctrl_c_to_the_training_process():

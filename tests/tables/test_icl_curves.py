@@ -3,6 +3,10 @@
 from __future__ import annotations
 
 import json
+import os
+import subprocess
+import sys
+from pathlib import Path
 
 import pytest
 import torch
@@ -17,6 +21,7 @@ from conml.nets.gpt2 import GPT2
 from conml.task_kind import REGRESSION
 from scripts.icl_curves import main as icl_curves_cli
 
+ROOT = Path(__file__).resolve().parents[2]
 ICL_TINY = [
     "model.width=16",
     "model.depth=1",
@@ -83,3 +88,28 @@ def test_cli_compares_two_runs_and_writes_curves(run_tiny, tmp_path):
     _, trees = run_tiny(["experiment=icl/toy", "dataset=decision_tree", *ICL_TINY], name="trees")
     with pytest.raises(ConfigError, match="other tasks"):
         icl_curves_cli([str(plain), str(trees), "--out", str(tmp_path / "mixed")])
+
+
+def test_cli_reads_the_checkpoint_the_run_meta_tested(run_tiny, tmp_path):
+    """eval.checkpoint=best is stored as the config's enum; the curves read checkpoints/best.pt."""
+    _, run_dir = run_tiny(["experiment=icl/toy", "dataset=linear_regression", *ICL_TINY, "eval.checkpoint=best"])
+    icl_curves_cli([str(run_dir), "--out", str(tmp_path / "curves")])
+    payload = json.loads((tmp_path / "curves" / "curves.json").read_text())
+    assert payload["test_set"]["checkpoints"] == {"linear_regression-toy-plain": "best"}
+
+
+def test_cli_says_a_run_that_is_not_in_context_learning_is_not_one(run_tiny):
+    """Through the real command line: one paragraph, exit status 2, nothing written."""
+    _, run_dir = run_tiny()  # sine waves, MAML; meta-tested at checkpoints/best.pt
+    before = sorted(path.name for path in run_dir.iterdir())
+    result = subprocess.run(
+        [sys.executable, str(ROOT / "scripts" / "icl_curves.py"), str(run_dir)],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        env={**os.environ, "OMP_NUM_THREADS": "1", "PYTHONPATH": str(ROOT)},
+    )
+    assert result.returncode == 2 and "Traceback" not in result.stderr, result.stderr
+    assert result.stderr.strip().startswith(f"error: {run_dir} is not an in-context learning run"), result.stderr
+    assert "learner=icl" in result.stderr and "Checkpoint" not in result.stderr
+    assert sorted(path.name for path in run_dir.iterdir()) == before

@@ -163,6 +163,9 @@ def read_manifest(root: Path, dataset: str) -> dict:
     path = root / MANIFEST
     if not path.is_file():
         state = "does not exist" if not root.exists() else f"has no {MANIFEST} (missing or unfinished preparation)"
+        file = next((p for p in (root, *root.parents) if p.exists() and not p.is_dir()), None)
+        if file is not None:
+            state = f"cannot be read: {file} is a file, not a folder"
         raise DataError(f"The {dataset} dataset folder {root} {state}. {prepare_hint(dataset, root)}")
     try:
         manifest = json.loads(path.read_text())

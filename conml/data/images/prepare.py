@@ -9,6 +9,7 @@ from pathlib import Path
 
 from conml.data.images import miniimagenet, tieredimagenet
 from conml.data.images.cache import IMAGE_SIZE, summarize
+from conml.data.out_folder import check_out_folder
 from conml.errors import UserError
 
 _FORMATS = {module.NAME: module for module in (miniimagenet, tieredimagenet)}
@@ -39,6 +40,7 @@ def main(dataset: str, argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     prepare = getattr(module, f"prepare_{dataset}")
     try:
+        check_out_folder(args.out, "--out")
         prepare(args.source, args.out, args.workers, args.image_size)
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)

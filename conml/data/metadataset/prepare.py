@@ -10,6 +10,7 @@ from pathlib import Path
 from conml.data.metadataset.cache import build_cache
 from conml.data.metadataset.source import ALL_SOURCES
 from conml.data.metadataset.spec import check_splits, load_spec
+from conml.data.out_folder import check_out_folder
 from conml.errors import DataError, UserError
 
 USAGE = """Build the uint8 image cache of each Meta-Dataset source from its converted TFRecords.
@@ -95,6 +96,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
+        check_out_folder(args.out, "--out")
         prepare(args.records, args.out, args.image_size, args.sources, args.max_per_class, args.workers, args.splits)
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)
