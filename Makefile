@@ -90,27 +90,26 @@ table-3: setup  ## ConML Table 3 (miniImageNet, six learners without / with ConM
 	$(call TABLE,table3)
 table-4: setup  ## ConML Table 4 (tieredImageNet, six learners without / with ConML); needs the prepared dataset
 	$(call TABLE,table4)
-# Table 5's runs take hours each on a CPU: they are trained one by one (docs/results/icl.md), each finished run
-# exported (results.json and cached curves, no checkpoint) to $(TABLE5_RESULTS)/ and committed; table-5 rebuilds the table from those.
-TABLE5_RESULTS := docs/results/table5_toy
+# Tables whose runs take hours each on a CPU are trained one by one (the results page says how), each finished run
+# exported (results.json and cached analyses, no checkpoint) to docs/results/<folder>/ and committed; their make target
+# rebuilds the table from those without training. $(call COMMITTED_TABLE,<table>,<results folder>,<results page>)
+define COMMITTED_TABLE
+	@ls $(2)/*/results.json >/dev/null 2>&1 || { echo "error: $(2)/ holds no run of $(1), so there is nothing to rebuild docs/tables/$(1).* from (they are left as they are). Train the runs with the commands of $(3), export each finished run with \`uv run --frozen python scripts/table.py export $(1) <runs folder> $(2)\`, commit $(2)/, then run this target again." >&2; exit 2; }
+	$(RUN) python scripts/table.py aggregate $(1) $(2) --docs --wandb-mode disabled $(ARGS)
+endef
 table-5: setup  ## ConML Table 5 (ICL vs ConML-ICL: relative minimum error, shot spare, Fig. 3 with Garg's baselines) from the runs committed in docs/results/table5_toy/, no training; SMOKE=1: the smoke multirun
 ifneq ($(SMOKE),)
 	$(call TABLE,table5)
 else
-	@ls $(TABLE5_RESULTS)/*/results.json >/dev/null 2>&1 || { echo "error: $(TABLE5_RESULTS)/ holds no Table 5 run, so there is nothing to rebuild docs/tables/table5.* from (they are left as they are). Train the runs with the commands of docs/results/icl.md (section \"Table 5 at toy scale on a 2-core CPU\"), export each finished run with \`uv run --frozen python scripts/table.py export table5 outputs/table5_toy $(TABLE5_RESULTS)\`, commit $(TABLE5_RESULTS)/, then run make table-5 again." >&2; exit 2; }
-	$(RUN) python scripts/table.py aggregate table5 $(TABLE5_RESULTS) --docs --wandb-mode disabled $(ARGS)
+	$(call COMMITTED_TABLE,table5,docs/results/table5_toy,docs/results/icl.md (section 'Table 5 at toy scale on a 2-core CPU'))
 endif
 table-5-train: setup  ## train Table 5's runs in one multirun (function classes x ConML off/on x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
 	$(call TABLE,table5)
-# Omniglot's CPU-length runs are trained one by one (docs/results/omniglot.md), each finished run exported
-# (results.json, no checkpoint) to $(OMNIGLOT_RESULTS)/ and committed; table-omniglot rebuilds the table from those.
-OMNIGLOT_RESULTS := docs/results/omniglot_cpu
 table-omniglot: setup  ## the Omniglot table (five learners x 5/20-way x 1/5-shot, without / with ConML, published numbers beside) from the runs committed in docs/results/omniglot_cpu/, no training; SMOKE=1: the smoke multirun
 ifneq ($(SMOKE),)
 	$(call TABLE,omniglot)
 else
-	@ls $(OMNIGLOT_RESULTS)/*/results.json >/dev/null 2>&1 || { echo "error: $(OMNIGLOT_RESULTS)/ holds no Omniglot run, so there is nothing to rebuild docs/tables/omniglot.* from. Train runs with the commands of docs/results/omniglot.md, export each finished run with \`uv run --frozen python scripts/table.py export omniglot <runs folder> $(OMNIGLOT_RESULTS)\`, commit it, then run make table-omniglot again." >&2; exit 2; }
-	$(RUN) python scripts/table.py aggregate omniglot $(OMNIGLOT_RESULTS) --docs --wandb-mode disabled $(ARGS)
+	$(call COMMITTED_TABLE,omniglot,docs/results/omniglot_cpu,docs/results/omniglot.md)
 endif
 table-omniglot-train: setup  ## train every Omniglot cell at its protocol's length in one multirun (days on a CPU; a GPU's work) and write docs/tables/omniglot.*
 	$(call TABLE,omniglot)

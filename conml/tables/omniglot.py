@@ -49,7 +49,7 @@ def omniglot_table() -> Table:
     return Table(
         name="omniglot",
         title="Omniglot (Vinyals et al. split, rotated classes): every image learner without and with ConML",
-        source=f"Published numbers: {sources}",
+        source=sources,
         cells=tuple(cells),
         seeds=tuple(int(s) for s in axes["seed"]),
         sweeps=(table_sweep("omniglot"),),
