@@ -41,7 +41,9 @@ def test_each_cell_pins_its_papers_settings(cell):
     ways, shots = int(ways.removesuffix("way")), int(shots.removesuffix("shot"))
     cfg = compose_config(preset_overrides(cell))
     assert cfg.name == cell and cfg.dataset.name == "omniglot" and cfg.dataset.rotations == 4
-    assert (cfg.dataset.ways, cfg.dataset.shots) == (ways, shots) and cfg.eval.queries == 15
+    assert (cfg.dataset.ways, cfg.dataset.shots) == (ways, shots) and cfg.eval.episodes == 600
+    # test queries per class as each paper's code draws them (BatchNorm uses the query batch's statistics)
+    assert cfg.eval.queries == {"maml": shots, "fomaml": shots, "reptile": 1}.get(learner, 15)
     assert cfg.learner._target_ == TARGETS[learner] and cfg.conml.enabled == (variant == "conml")
     assert cfg.model.in_channels == 1 and cfg.model.image_size == 28 and cfg.model.hidden == 64
     if learner in ("maml", "fomaml"):  # Finn et al. 2017
