@@ -3,10 +3,12 @@ meta-tests on a small Omniglot prepared from the official layout."""
 
 from __future__ import annotations
 
+import json
 from pathlib import Path
 
 import pytest
 
+from conml.data.images import omniglot_runs
 from conml.data.images.omniglot_prepare import prepare_omniglot
 from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.train import run
@@ -86,3 +88,39 @@ def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
     summary = run(compose_config(overrides), tmp_path)
     assert summary["steps"] == 2 and (tmp_path / "results.json").exists()
     assert 0.0 <= summary["test"]["accuracy@1shot"]["mean"] <= 100.0
+
+
+def tiny_protonet(data_dir: Path, run_dir: Path, scheme: str) -> Path:
+    overrides = [
+        *TINY,
+        *preset_overrides("omniglot-protonet-20way-1shot-plain"),
+        f"paths.data_dir={data_dir}",
+        f"dataset.root={data_dir}/omniglot/{scheme}",
+        "trainer.steps=2",
+        "trainer.meta_batch_size=2",
+        "trainer.val_episodes=2",
+        "eval.episodes=2",
+        "eval.batch_size=2",
+        "dataset.train_ways=null",
+        "dataset.queries=1",
+        "eval.queries=1",
+        "eval.checkpoint=last",
+    ]
+    run(compose_config(overrides), run_dir)
+    return run_dir
+
+
+def test_a_run_on_lakes_split_is_tested_on_lakes_runs(data_dir, tmp_path, capsys):
+    run_dir = tiny_protonet(data_dir, tmp_path / "run", "lake")
+    omniglot_runs.main([str(run_dir), "--checkpoint", "last", "--out", str(tmp_path / "out")])
+    result = json.loads((tmp_path / "out" / "lake_runs_last.json").read_text())
+    assert len(result["per_run"]) == 20 and 0.0 <= result["error_rate"]["mean"] <= 100.0
+    assert "error rate" in capsys.readouterr().out
+
+
+def test_a_run_on_the_vinyals_split_is_refused_for_lakes_runs(data_dir, tmp_path, capsys):
+    run_dir = tiny_protonet(data_dir, tmp_path / "run", "vinyals")
+    with pytest.raises(SystemExit) as exit_:
+        omniglot_runs.main([str(run_dir), "--checkpoint", "last", "--out", str(tmp_path / "out")])
+    assert exit_.value.code == 2 and "Lake's split" in capsys.readouterr().err
+    assert not (tmp_path / "out").exists()

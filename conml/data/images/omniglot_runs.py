@@ -25,6 +25,7 @@ import numpy as np
 import torch
 from omegaconf import OmegaConf
 
+from conml.data.images.cache import read_manifest
 from conml.data.images.omniglot import IMAGE_SIZE, RUNS, decode, find
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import DataError, UserError
@@ -151,6 +152,13 @@ def main(argv: list[str] | None = None) -> None:
         if cfg.dataset.get("name") != "omniglot":
             raise DataError(
                 f"{args.run_dir} is a {cfg.dataset.get('name', 'non-image')} run; Lake's runs test Omniglot runs."
+            )
+        scheme = read_manifest(Path(cfg.dataset.root), "omniglot")["source_format"]
+        if scheme != "official-lake":
+            raise DataError(
+                f"{args.run_dir} was trained on {cfg.dataset.root} ({scheme}), whose training characters include "
+                "drawings of the evaluation alphabets that Lake's runs are cut from. Train the run on Lake's split "
+                "(dataset.root='${paths.data_dir}/omniglot/lake'; docs/datasets_omniglot.md) and test that run."
             )
         source, learner = build_source_and_learner(cfg, torch.device("cpu"))
         learner.load_state_dict(state["learner"])
