@@ -9,7 +9,6 @@ from pathlib import Path
 
 import torch
 from omegaconf import OmegaConf
-from tqdm.auto import tqdm
 
 from conml.build import build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint
@@ -17,6 +16,7 @@ from conml.data.episode_source import EpisodeSource
 from conml.errors import ConfigError, UserError
 from conml.learners.base import Learner
 from conml.metrics import MeanCI, mean_ci
+from conml.progress import tracked
 from conml.task_kind import scaled_metric
 
 
@@ -38,7 +38,7 @@ def evaluate(
     starts = range(0, episodes, batch_size)
     label = progress_label(split, shots or source.shots)
     with torch.no_grad():
-        for first in tqdm(starts, desc=label, leave=False, disable=not progress, unit="batch"):
+        for first in tracked(starts, desc=label, unit="batch", leave=False, disable=None if progress else True):
             batch = source.sample(split, first, min(batch_size, episodes - first), shots, queries).to(device)
             values.append(learner.evaluate(batch).double().cpu())
     learner.train(was_training)

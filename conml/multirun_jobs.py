@@ -1,9 +1,12 @@
 """A multirun's jobs: names that show the values the sweep varies, and one table of every job's
 outcome when the multirun ends.
 
-A job is named `<number>_<experiment name>_<swept values>`, e.g.
-`3_sinusoid-maml-10shot-conml_conml.lam=0.1,seed=2`; its folder and its W&B run carry the
-name. Which settings vary is known only to the multirun's own process (its overrides `seed=0,1,2`
+A job's folder is `<number>_<experiment name>_<swept values>`, e.g.
+`3_sinusoid-maml-10shot-conml_conml.lam=0.1,seed=2`; its W&B run is named the same without the
+number, which repeats in every sweep, and with the seed even where it is not swept
+(`sinusoid-maml-10shot-conml_conml.lam=0.1,seed=2`); a single run's W&B run is `<name>_seed=<seed>`.
+Numbers are rounded to DIGITS significant digits (an Optuna trial's 0.012345678901234 is 0.01235).
+Which settings vary is known only to the multirun's own process (its overrides `seed=0,1,2`
 and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, hands them to the jobs in the
 environment variable CONML_SWEPT, which also reaches jobs run in other processes (submitit).
 
@@ -15,7 +18,9 @@ process report their outcome directly; jobs run elsewhere are read from their fo
 from __future__ import annotations
 
 import json
+import math
 import os
+import re
 import sys
 from dataclasses import dataclass
 from pathlib import Path
@@ -31,6 +36,8 @@ from omegaconf import DictConfig, OmegaConf
 SWEPT = "CONML_SWEPT"
 # Longest swept-values part of a folder name (a file name may have 255 bytes).
 LONGEST = 150
+# Significant digits of a number in a job's name.
+DIGITS = 4
 # Test results shown per job; the rest are in its results.json.
 SHOWN = 2
 
@@ -115,11 +122,41 @@ def _values(overrides: Iterable[str], swept: Iterable[str]) -> dict[str, str]:
 
 
 def job_folder(number: Any, name: str, overrides: Iterable[str]) -> str:
-    """`<number>_<name>_<swept values>`, the folder name of a multirun job (a resolver for hydra.sweep.subdir).
-    The experiment is left out of the values: the name already says it."""
-    values = _values(overrides, os.environ.get(SWEPT, "").split(","))
-    label = ",".join(f"{key}={value}" for key, value in values.items() if key != "experiment").replace(os.sep, "-")
+    """`<number>_<name>_<swept values>`, the folder name of a multirun job (a resolver for hydra.sweep.subdir)."""
+    label = _label(_swept_values(overrides))
     return f"{number}_{name}" + (f"_{label[:LONGEST]}" if label else "")
+
+
+def run_name(name: str, seed: int, overrides: Iterable[str] = ()) -> str:
+    """The W&B name of a run: `<name>_<swept values>` for a multirun job (its `overrides`), then its seed if
+    the multirun does not vary it; `<name>_seed=<seed>` for a single run. No job number: it repeats across sweeps."""
+    values = _swept_values(overrides)
+    values.setdefault("seed", str(seed))
+    return f"{name}_{_label(values)}"
+
+
+def _swept_values(overrides: Iterable[str]) -> dict[str, str]:
+    """The swept values of a job's overrides, numbers rounded. The experiment is left out: the name already says it."""
+    values = _values(overrides, os.environ.get(SWEPT, "").split(","))
+    return {key: _rounded(value) for key, value in values.items() if key != "experiment"}
+
+
+def _label(values: dict[str, str]) -> str:
+    """`key=value,...`; a value never adds folder levels."""
+    return ",".join(f"{key}={value}" for key, value in values.items()).replace(os.sep, "-")
+
+
+def _rounded(value: str) -> str:
+    """A number with more than DIGITS significant digits, rounded to DIGITS; anything else (integers, words,
+    lists) as it is."""
+    if re.fullmatch(r"[+-]?\d+", value):
+        return value
+    try:
+        number = float(value)
+    except ValueError:
+        return value
+    short = f"{number:.{DIGITS}g}"
+    return value if float(short) == number or not math.isfinite(number) else short
 
 
 def jobs_in_folder(sweep: Path, swept: list[str]) -> list[Job]:

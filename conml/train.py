@@ -1,6 +1,6 @@
 """Entrypoint: compose the config, build the run, meta-train, meta-test, write results.json.
 
-python -m conml.train dataset=sinusoid learner=maml conml=on trainer.steps=2000
+python -m conml.train dataset=sinusoid learner=maml conml=on trainer.steps=2000   (or: conml-train ...)
 """
 
 from __future__ import annotations
@@ -28,7 +28,7 @@ from conml.config import check_local_config, check_targets, register
 from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError, exit_with, report
 from conml.evaluate import meta_test
-from conml.multirun_jobs import JobOutcome
+from conml.multirun_jobs import JobOutcome, run_name
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
 from conml.preemption import Preempted, PreemptionGuard
@@ -83,9 +83,11 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     objective = apply_performance(OmegaConf.to_object(cfg.performance), device, learner, objective)
 
     run_id = state and state["wandb_run_id"]
+    logger = OmegaConf.to_object(cfg.logger)
+    logger.name = logger.name or run_name(cfg.name, cfg.seed)  # a multirun job's is set by _main
     with (
         hold(run_dir, cfg, log, active=shard.is_main, fresh=state is None),
-        Tracker(run_dir, OmegaConf.to_object(cfg.logger), config, cfg.name, run_id, active=shard.is_main) as tracker,
+        Tracker(run_dir, logger, config, cfg.name, run_id, active=shard.is_main) as tracker,
     ):
         trainer = Trainer(
             learner,
@@ -270,8 +272,8 @@ def _main(cfg: DictConfig) -> JobOutcome:
     run_dir = Path(hydra_cfg.runtime.output_dir)
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun and cfg.logger.name is None:
-        with open_dict(cfg):
-            cfg.logger.name = run_dir.name  # the W&B run is named like its job folder, by its swept values
+        with open_dict(cfg):  # the W&B run is named by its swept values, like its job folder but without the number
+            cfg.logger.name = run_name(cfg.name, cfg.seed, hydra_cfg.overrides.task)
     with RunLog() as log:
         try:
             summary = run(cfg, run_dir, log)

@@ -12,7 +12,6 @@ from pathlib import Path
 from typing import Any
 
 import torch
-from tqdm.auto import tqdm
 
 from conml.checkpoint import remove_partial_checkpoints, restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
@@ -25,6 +24,7 @@ from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, gradi
 from conml.learners.base import Learner
 from conml.objective import ConMLObjective, LossParts
 from conml.preemption import Preempted, PreemptionGuard
+from conml.progress import Progress
 from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
 from conml.tracking import Tracker
 
@@ -110,15 +110,16 @@ class Trainer:
         offset, local = self.shard.local_tasks(size)
         sums: dict[str, torch.Tensor] = {}
         counted, window_start = 0, time.perf_counter()
-        quiet = {} if self.shard.is_main else {"disable": True}  # leaves TQDM_DISABLE in charge on the main process
-        bar = tqdm(total=settings.steps, initial=self.step, desc="meta-train", unit="step", dynamic_ncols=True, **quiet)
+        # A bar on a terminal, a line every LINE_EVERY_S seconds in a log file; TQDM_DISABLE decides on the main process.
+        quiet = None if self.shard.is_main else True
+        progress = Progress(settings.steps, "meta-train", "step", initial=self.step, disable=quiet)
         self.learner.train()
         batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps, steps_per_draw(self.source))
         stream = meta_batch_stream(batches, settings.workers, pin_memory=self.device.type == "cuda")
         while self.step < settings.steps:
             started = time.perf_counter()
             batch = next(stream).to(self.device)
-            parts = self._meta_gradient(batch, bar)
+            parts = self._meta_gradient(batch, progress)
             if settings.grad_clip is not None:
                 torch.nn.utils.clip_grad_norm_(self.learner.parameters(), settings.grad_clip)
             self.optimizer.step()
@@ -137,19 +138,19 @@ class Trainer:
                     sums[key] = sums.get(key, 0.0) + value.detach()
             counted += 1
             self.train_seconds += time.perf_counter() - started
-            bar.update(1)
 
             last = self.step == settings.steps
             if self.step % settings.log_every == 0 or last:
                 elapsed = time.perf_counter() - window_start
                 means = {f"train/{k}": float(v) / counted for k, v in sums.items()}  # one host sync per window
                 self._check_finite(means)
-                self._warn_if_conml_dominates(means, bar)
+                self._warn_if_conml_dominates(means, progress)
                 means["train/lr"] = self.optimizer.param_groups[0]["lr"]
                 means["train/tasks_per_s"] = counted * size / max(elapsed, 1e-9)
                 self.tracker.log(means, self.step)
-                bar.set_postfix(loss=f"{means['train/loss']:.4f}")
+                progress.set_postfix(loss=f"{means['train/loss']:.4f}")
                 sums, counted, window_start = {}, 0, time.perf_counter()
+            progress.update(1)  # after the loss of a logging step is set: a progress line shows it
             if self.step % settings.val_every == 0 or last:
                 self._validate()
             if self.step % settings.ckpt_every == 0 or last or self._out_of_patience():
@@ -159,11 +160,11 @@ class Trainer:
                 print(f"Early stop at step {self.step}: no validation improvement in {settings.patience} validations.")
                 break
             if guard is not None and guard.requested is not None:
-                bar.close()
+                progress.close()
                 self._stop_for_preemption(guard)
-        bar.close()
+        progress.close()
 
-    def _meta_gradient(self, batch, bar: tqdm) -> LossParts:
+    def _meta_gradient(self, batch, progress: Progress) -> LossParts:
         """Put the meta-gradient of the whole meta-batch (all processes) in `.grad`; the loss parts to log."""
         self.optimizer.zero_grad(set_to_none=True)
         parameters = list(self.learner.parameters())
@@ -173,7 +174,7 @@ class Trainer:
             parts.total.backward(retain_graph=measure)
             self.shard.sum_gradients(parameters)
             if measure:
-                self._log_share(gradient_share(parts.contrastive, parameters, self.shard), bar)
+                self._log_share(gradient_share(parts.contrastive, parameters, self.shard), progress)
             return parts
         measured = parameters if self._measures_share_now() else None
         parts, pulls = chunked_backward(self.objective, self.learner, batch, self.task_chunk, measured)
@@ -181,7 +182,7 @@ class Trainer:
         if pulls is not None:
             pulled = {id(p): g for p, g in zip([p for p in parameters if p.requires_grad], pulls)}
             used = [p for p in parameters if p.grad is not None]
-            self._log_share(share_of_pulls([pulled[id(p)] for p in used], used, self.shard), bar)
+            self._log_share(share_of_pulls([pulled[id(p)] for p in used], used, self.shard), progress)
         return parts
 
     def plan_task_chunks(self) -> str:
@@ -210,7 +211,7 @@ class Trainer:
         every = self.settings.grad_share_every
         return bool(every) and self.step % every == 0
 
-    def _log_share(self, measured: tuple[float, float, float], bar: tqdm) -> None:
+    def _log_share(self, measured: tuple[float, float, float], progress: Progress) -> None:
         """Log ConML's gradient share of this step; warn once if the first measurements show it inert."""
         share, conml_norm, episodic_norm = measured
         self.grad_shares.append(share)
@@ -225,16 +226,16 @@ class Trainer:
         first = self.grad_shares[:MEASUREMENTS_BEFORE_VERDICT]
         if len(self.grad_shares) == MEASUREMENTS_BEFORE_VERDICT and max(first) < INERT_BELOW and self.shard.is_main:
             settings = self.objective.settings
-            bar.write(inert_warning(first, settings.lam, getattr(self.learner, "representations", None)))
+            progress.write(inert_warning(first, settings.lam, getattr(self.learner, "representations", None)))
 
-    def _warn_if_conml_dominates(self, means: dict[str, float], bar: tqdm) -> None:
+    def _warn_if_conml_dominates(self, means: dict[str, float], progress: Progress) -> None:
         """Warn once when ConML's term outweighs the episodic loss by orders of magnitude (a lambda far too large)."""
         conml, episodic = means.get("train/loss_conml"), means["train/loss_episodic"]
         if conml is None or self.dominance_warned or abs(conml) <= DOMINANCE_RATIO * max(abs(episodic), 1e-12):
             return
         self.dominance_warned = True
         if self.shard.is_main:
-            bar.write(
+            progress.write(
                 f"warning: ConML's term lambda*(d_in - d_out) = {conml:.4g} outweighs the episodic loss {episodic:.4g} "
                 f"by more than {DOMINANCE_RATIO:g}x at step {self.step} (conml.lam={self.objective.settings.lam:g}); "
                 "the meta-learner is then trained for the contrastive term, not for its tasks. Lower conml.lam "

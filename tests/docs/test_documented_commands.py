@@ -1,12 +1,13 @@
 """What the README tells a new user to type works as written: the multirun layout it describes,
-`wandb login` before `wandb sync`, `python -m conml.evaluate`, and uv when `make setup` installed it
-outside PATH."""
+`wandb login` before `wandb sync`, `python -m conml.evaluate`, the `conml-train` command and its shell
+completion, and uv when `make setup` installed it outside PATH."""
 
 from __future__ import annotations
 
 import os
 import shutil
 import subprocess
+import sys
 from pathlib import Path
 
 import pytest
@@ -43,6 +44,18 @@ def test_the_evaluate_command_and_its_options_exist(capsys):
     usage = capsys.readouterr().out
     for option in ("--checkpoint", "--episodes", "--shots"):
         assert option in usage and f"`{option}" in README
+
+
+def test_conml_train_is_a_console_command_with_shell_completion():
+    pyproject = (ROOT / "pyproject.toml").read_text()
+    assert "[project.scripts]" in pyproject and '\nconml-train = "conml.train:main"\n' in pyproject
+    assert "`conml-train`" in README and 'eval "$(conml-train -sc install=bash)"' in README
+    command = Path(sys.executable).parent / "conml-train"
+    if not command.exists():
+        pytest.skip("the environment was installed before conml-train existed: run `make setup`")
+    finished = subprocess.run([command, "-sc", "install=bash"], capture_output=True, text=True, timeout=120)
+    assert finished.returncode == 0, finished.stderr
+    assert "complete -o nospace -o default -F hydra_bash_completion conml-train" in finished.stdout
 
 
 @pytest.mark.skipif(shutil.which("make") is None, reason="needs make")

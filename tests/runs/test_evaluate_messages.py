@@ -52,11 +52,11 @@ class Constant(torch.nn.Module):
 def test_progress_bar_names_the_support_size(monkeypatch, shots, label):
     labels = []
 
-    def recording_tqdm(iterable, desc, **settings):
+    def recording_progress(iterable, desc, **settings):
         labels.append(desc)
         return iterable
 
-    monkeypatch.setattr(evaluate_module, "tqdm", recording_tqdm)
+    monkeypatch.setattr(evaluate_module, "tracked", recording_progress)
     result = evaluate(
         Constant(), VariableShotSource(), "test", episodes=6, batch_size=4, device=torch.device("cpu"), shots=shots
     )

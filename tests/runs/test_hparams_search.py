@@ -20,6 +20,7 @@ from conml.config import metric_direction
 from conml.errors import ConfigError
 from conml.multirun_jobs import JobOutcome
 from tests.conftest import CONFIGS, TINY
+from tests.wandb_file import run_record
 
 SEARCH = [
     "-m",
@@ -66,6 +67,7 @@ def test_a_search_of_three_trials_reports_the_best_job(tmp_path):
         *SEARCH,
         "hydra.sweeper.n_trials=3",
         *TINY,
+        "logger.mode=offline",
         f"hydra.sweep.dir={sweep}",
     ]
     finished = subprocess.run(
@@ -86,6 +88,11 @@ def test_a_search_of_three_trials_reports_the_best_job(tmp_path):
             chosen["learner.inner_lr"],
         )
         assert config["name"] == "sinusoid-maml-5shot-conml"
+        rounded = {key: f"{value:.4g}" for key, value in chosen.items()}
+        label = f"conml.lam={rounded['conml.lam']},learner.inner_lr={rounded['learner.inner_lr']}"
+        assert job.name.split("_", 1)[1] == f"sinusoid-maml-5shot-conml_{label}", "numbers rounded to 4 digits"
+        (wandb_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
+        assert run_record(wandb_file).display_name == f"sinusoid-maml-5shot-conml_{label},seed=0", "no job number"
         optimized = json.loads((job / "results.json").read_text())["optimized"]
         assert optimized["metric"] == "val/mse" and optimized["value"] == best_validation(job)
         values.append(chosen)

@@ -1,5 +1,6 @@
-"""A multirun's jobs are named by the values the sweep varies (folders and W&B runs), a refused job
-does not stop the others, and the multirun ends with one table of every job."""
+"""A multirun's jobs are named by the values the sweep varies (folders and W&B runs, the W&B run without
+the job number, numbers rounded), a refused job does not stop the others, and the multirun ends with
+one table of every job."""
 
 from __future__ import annotations
 
@@ -7,7 +8,7 @@ import pytest
 from hydra import compose, initialize_config_dir
 from omegaconf import OmegaConf
 
-from conml.multirun_jobs import SWEPT, job_folder, swept_keys
+from conml.multirun_jobs import SWEPT, job_folder, run_name, swept_keys
 from tests.conftest import CONFIGS, TINY
 from tests.train_cli import train_cli
 from tests.wandb_file import run_record
@@ -23,7 +24,7 @@ def test_jobs_are_named_by_their_swept_values_and_the_multirun_ends_with_one_tab
     assert sorted(p.name for p in sweep.iterdir()) == [job.name, "multirun.yaml"], "the refused job left no folder"
     assert (job / "results.json").exists()
     (wandb_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
-    assert run_record(wandb_file).display_name == job.name
+    assert run_record(wandb_file).display_name == "sinusoid-maml-conml_on_conml.lam=0.05,seed=3", "no job number"
 
     table = finished.out[
         finished.out.index(f"Multirun {sweep}: 2 job(s), 1 finished, 1 failed or refused.") :
@@ -68,3 +69,15 @@ def test_saved_sweeps_name_their_swept_settings(monkeypatch):
 def test_a_job_without_swept_values_is_named_by_number_and_experiment(monkeypatch, swept):
     monkeypatch.setenv(SWEPT, swept)
     assert job_folder(2, "name", ["trainer.steps=2"]) == "2_name"
+
+
+def test_wandb_names_have_no_job_number_and_rounded_numbers(monkeypatch):
+    monkeypatch.setenv(SWEPT, "conml.lam,learner.inner_lr,seed")
+    trial = ["experiment=sine/conml", "conml.lam=0.012345678901234567", "learner.inner_lr=0.0034567890123456789"]
+    name = "sinusoid-maml-5shot-conml"
+    assert run_name(name, 0, trial) == f"{name}_conml.lam=0.01235,learner.inner_lr=0.003457,seed=0", "the seed too"
+    assert job_folder(7, name, trial) == f"7_{name}_conml.lam=0.01235,learner.inner_lr=0.003457"
+    exact = ["conml.lam=1.0", "learner.inner_lr=1e-05", "seed=123456789"]
+    assert run_name(name, 0, exact) == f"{name}_conml.lam=1.0,learner.inner_lr=1e-05,seed=123456789", "kept as given"
+    monkeypatch.delenv(SWEPT)
+    assert run_name(name, 3) == f"{name}_seed=3", "a single run: its cell and seed"

@@ -61,6 +61,7 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
     records = [run_record(path) for path in files]
     assert len(records) == 2 and len({r.run_id for r in records}) == 2
     assert {r.run_group for r in records} == {NAME}
+    assert sorted(r.display_name for r in records) == [f"{NAME}_seed=0", f"{NAME}_seed=1"], "named in the job's process"
 
     out = tmp_path / "table"
     assert (

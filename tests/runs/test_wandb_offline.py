@@ -33,8 +33,15 @@ def test_offline_run_file_holds_the_logged_keys(tmp_path):
     assert logged["conml"]["lam"] == 0.1 and logged["learner"]["_target_"] == "conml.learners.maml.MAML"
     record = run_record(path)
     assert record.project == "conml" and record.run_group == "wandb-check" and list(record.tags) == ["unit", "sine"]
+    assert record.display_name == "wandb-check_seed=0", "a single run is named by its cell and seed, not at random"
     summaries = [r.summary for r in read_records(path) if r.WhichOneof("record_type") == "summary"]
     assert any(item.key == "test/mse@10shot" for s in summaries for item in s.update)
+
+
+def test_logger_name_names_the_run(tmp_path):
+    run(compose_config([*TINY, *OFFLINE, "seed=4", "logger.name=my-run"]), tmp_path)
+    (path,) = run_files(tmp_path)
+    assert run_record(path).display_name == "my-run"
 
 
 def test_resume_continues_the_same_wandb_run(tmp_path):
