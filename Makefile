@@ -6,7 +6,7 @@ RUN := $(UV) run --frozen
 ARGS ?=
 SOURCE ?=
 
-.PHONY: help setup train test format lint test-slow bench gpu-check memory-plan environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-omniglot data-same-different
+.PHONY: help setup train test format lint test-slow bench gpu-check memory-plan wandb-sync environment.yml data-metadataset data-miniimagenet data-tieredimagenet data-omniglot data-same-different
 .DEFAULT_GOAL := help
 
 help:  ## list the targets
@@ -55,6 +55,10 @@ gpu-check: $(if $(SYSTEM_PYTHON),$(if $(WHEELS),.whl/site/.installed),setup)  ##
 
 memory-plan: setup  ## docs/memory.md: peak memory of every table cell and preset at its paper meta-batch, measured on the CPU (~30 min); ARGS="--presets 'miniimagenet-*'"
 	$(RUN) python scripts/memory_plan.py $(ARGS)
+
+wandb-sync: setup  ## upload every offline W&B run under DIR=<run or multirun folder>, resumed runs included (after `wandb login`)
+	@test -n "$(DIR)" || { echo "usage: make wandb-sync DIR=<run or multirun folder>  (README: Weights & Biases)" >&2; exit 2; }
+	$(RUN) python -m conml.wandb_sync "$(DIR)"
 
 environment.yml: setup  ## regenerate environment.yml (conda) from uv.lock
 	$(RUN) python scripts/export_environment.py > environment.yml

@@ -46,6 +46,8 @@ class LoggerConfig:
     tags: list[str] = field(default_factory=list)
     job_type: str = "train"
     name: Optional[str] = None
+    # Upload checkpoints/best.pt, results.json and train.log as a W&B artifact when the run ends.
+    log_artifacts: bool = False
 
 
 @dataclass

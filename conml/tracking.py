@@ -1,4 +1,10 @@
-"""Run tracking: a local metrics.jsonl always, and a Weights & Biases run unless disabled."""
+"""Run tracking: a local metrics.jsonl always, and a Weights & Biases run unless disabled.
+
+The W&B run's summary holds the test metrics and the best validation score with its step
+(`best/val/<metric>`, `best/step`), so runs can be sorted by what they optimised; its console is
+captured (what train.log holds); `logger.log_artifacts=true` adds an artifact with the best
+checkpoint, results.json and train.log.
+"""
 
 from __future__ import annotations
 
@@ -62,6 +68,30 @@ class Tracker:
         if self.run is not None:
             self.run.summary.update(values)
 
+    def define_best(self, metric: str, direction: str) -> None:
+        """Summarise `metric` (a validation metric) by its best and last values; `direction` is
+        'minimize' or 'maximize' (config.metric_direction)."""
+        if self.run is not None:
+            best = {"minimize": "min", "maximize": "max"}[direction]
+            self.run.define_metric(metric, summary=f"{best},last")
+
+    def record_best(self, metric: str, value: float, step: int) -> None:
+        """A new best validation score (the one checkpoints/best.pt holds) and its step, in the summary at once,
+        so an unfinished run is sorted by it too; a resumed run's later best replaces it."""
+        self.summarize({f"best/{metric}": value, "best/step": step})
+
+    def log_artifact(self, paths: list[Path]) -> None:
+        """Upload `paths` (those that exist) as one artifact of type `model`, named after the run id."""
+        if self.run is None:
+            return
+        import wandb
+
+        artifact = wandb.Artifact(f"run-{self.run.id}-files", type="model", metadata={"name": self.run.name})
+        for path in paths:
+            if path.exists():
+                artifact.add_file(str(path), name=path.name)
+        self.run.log_artifact(artifact)
+
     def forget_after(self, step: int) -> None:
         """Drop local lines logged after `step`: a resumed run logs those steps again."""
         if not self.active or not self.metrics_path.exists():
@@ -91,20 +121,33 @@ def _plain(value: float) -> float | None:
     return value if math.isfinite(value) else None
 
 
+def prepare_console_capture(mode: WandbMode) -> None:
+    """Call before RunLog copies the streams: W&B captures the console (`console="wrap"`) by patching the
+    `write` of the sys.stdout and sys.stderr objects present when it is first imported, once per process.
+    Imported here, it patches the real streams, which RunLog's copies write through, so every run of the
+    process (each job of a multirun) is captured, and train.log, which RunLog writes, is still written once.
+    Imported later, inside RunLog, it would patch the copies of the first run only."""
+    if WandbMode(mode) != WandbMode.disabled:
+        from wandb.sdk.lib import console_capture  # noqa: F401 - imported for its patching
+
+
 def _start_wandb(options: dict, mode: WandbMode, run_dir: Path):
-    """Start the W&B run; if online logging fails (not logged in, no network), log offline and say so."""
+    """Start the W&B run; if online logging fails (not logged in, no network), log offline and say so.
+
+    The console is captured by wrapping `write` (not by redirecting file descriptors), so a run whose
+    stdout is a file or a pipe prints and detects its terminal as it would without W&B."""
     import wandb
 
     os.environ.setdefault("WANDB_SILENT", "true")
     try:
-        return wandb.init(**options, mode=mode.value, settings=wandb.Settings(console="off"))
+        return wandb.init(**options, mode=mode.value, settings=wandb.Settings(console="wrap"))
     except Exception as error:  # noqa: BLE001 - any failure to reach W&B must not stop training
         if mode != WandbMode.online:
             raise
         print(
             f"warning: W&B online logging is unavailable ({type(error).__name__}: {str(error).strip().splitlines()[0]}). "
             f"Logging offline to {run_dir / 'wandb'} instead; upload it later with "
-            f"`wandb sync {run_dir / 'wandb'}/offline-run-*` once `wandb login` works.",
+            f"`make wandb-sync DIR={run_dir}` once `wandb login` works.",
             file=sys.stderr,
         )
-        return wandb.init(**options, mode="offline", settings=wandb.Settings(console="off"))
+        return wandb.init(**options, mode="offline", settings=wandb.Settings(console="wrap"))

@@ -24,7 +24,7 @@ from omegaconf import DictConfig, OmegaConf, open_dict
 from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint, seed_everything
 from conml.checks import check_evaluation, check_settings
-from conml.config import check_local_config, check_targets, register
+from conml.config import check_local_config, check_targets, metric_direction, register
 from conml.distributed import shard_from_environment
 from conml.errors import ConfigError, UserError, exit_with, report
 from conml.evaluate import meta_test
@@ -35,7 +35,7 @@ from conml.preemption import Preempted, PreemptionGuard
 from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_unused
 from conml.run_log import RunLog
 from conml.task_kind import TaskKind
-from conml.tracking import Tracker
+from conml.tracking import Tracker, prepare_console_capture
 from conml.trainer import Trainer
 
 register()
@@ -89,6 +89,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
         hold(run_dir, cfg, log, active=shard.is_main, fresh=state is None),
         Tracker(run_dir, logger, config, cfg.name, run_id, active=shard.is_main) as tracker,
     ):
+        tracker.define_best(metric, metric_direction(metric))
         trainer = Trainer(
             learner,
             source,
@@ -141,7 +142,10 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
         if trainer.grad_shares:
             tracker.summarize({"train/conml_grad_share_median": summary["conml_grad_share_median"]})
         (run_dir / "results.json").write_text(json.dumps({**summary, "config": config}, indent=2))
-    _print_results(cfg.name, run_dir, results, summary["conml_grad_share_median"], len(trainer.grad_shares))
+        # printed before the W&B run ends, so that its console and train.log in the artifact end with the results
+        _print_results(cfg.name, run_dir, results, summary["conml_grad_share_median"], len(trainer.grad_shares))
+        if logger.log_artifacts:
+            tracker.log_artifact([checkpoint_dir / "best.pt", run_dir / "results.json", run_dir / "train.log"])
     return summary
 
 
@@ -274,6 +278,7 @@ def _main(cfg: DictConfig) -> JobOutcome:
     if multirun and cfg.logger.name is None:
         with open_dict(cfg):  # the W&B run is named by its swept values, like its job folder but without the number
             cfg.logger.name = run_name(cfg.name, cfg.seed, hydra_cfg.overrides.task)
+    prepare_console_capture(cfg.logger.mode)
     with RunLog() as log:
         try:
             summary = run(cfg, run_dir, log)

@@ -265,6 +265,7 @@ class Trainer:
         if self.source.kind.better(result.mean, self.best):
             self.best, self.stale_validations = result.mean, 0
             self.save("best")
+            self.tracker.record_best(f"val/{metric}", result.mean, self.step)
         else:
             self.stale_validations += 1
 

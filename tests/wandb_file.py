@@ -78,3 +78,27 @@ def config(path: Path) -> dict:
 def run_record(path: Path):
     """The run's own record: id, project, group, job type, tags."""
     return next(r.run for r in read_records(path) if r.WhichOneof("record_type") == "run")
+
+
+def summary(path: Path) -> dict:
+    """The run summary as its updates leave it ({key: value}; a nested key joined with '/')."""
+    merged = {}
+    for record in read_records(path):
+        if record.WhichOneof("record_type") == "summary":
+            for item in record.summary.update:
+                merged["/".join(item.nested_key) or item.key] = json.loads(item.value_json)
+    return merged
+
+
+def console(path: Path) -> str:
+    """What the run printed, as W&B captured it (stdout and stderr in order)."""
+    return "".join(r.output_raw.line for r in read_records(path) if r.WhichOneof("record_type") == "output_raw")
+
+
+def artifacts(path: Path) -> dict[str, tuple[str, list[str]]]:
+    """Every logged artifact: name -> (type, the paths of its files)."""
+    return {
+        r.artifact.name: (r.artifact.type, [entry.path for entry in r.artifact.manifest.contents])
+        for r in read_records(path)
+        if r.WhichOneof("record_type") == "artifact"
+    }
