@@ -216,3 +216,12 @@ def test_the_official_files_prepare_to_the_published_sizes(tmp_path):
     evaluation = cache(tmp_path, "lake", "test").images
     stored = {row.tobytes() for row in evaluation}
     assert all(item.tobytes() in stored for item in runs["test"].reshape(-1, 28, 28, 1))
+
+
+def test_official_files_in_the_output_folder_are_prepared_without_a_download(official, tmp_path, monkeypatch):
+    source, prepared = official
+    out = tmp_path / "data" / "omniglot"
+    shutil.copytree(source, out)
+    monkeypatch.setattr(omniglot_prepare, "download", lambda *args: pytest.fail("nothing is downloaded"))
+    omniglot_prepare.main(["--out", str(out)])
+    np.testing.assert_array_equal(cache(out, "vinyals", "test").images, cache(prepared, "vinyals", "test").images)

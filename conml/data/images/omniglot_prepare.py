@@ -3,7 +3,8 @@
 `python scripts/prepare_omniglot.py` downloads `images_background.zip`, `images_evaluation.zip` and
 `all_runs.zip` from the official repository (brendenlake/omniglot, the files torchvision downloads)
 into `<out>/downloads/`, checks each against its published MD5, and prepares the caches;
-`--source <folder>` prepares from files already on disk instead, without a download. Every input is
+`--source <folder>` prepares from files already on disk instead, without a download, as does an output
+folder that already holds them (official files copied to `$CONML_DATA/omniglot/`). Every input is
 read, checked and decoded in memory before anything is written, so bad input leaves the output
 folder as it was.
 """
@@ -107,7 +108,11 @@ def main(argv: list[str] | None = None) -> None:
         epilog=f"Accepted source layouts:\n{omniglot.LAYOUTS}",
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
-    parser.add_argument("--source", type=Path, help="folder holding the official files (default: download them)")
+    parser.add_argument(
+        "--source",
+        type=Path,
+        help="folder holding the official files (default: the output folder if it holds them, else download them)",
+    )
     parser.add_argument(
         "--out",
         type=Path,
@@ -119,6 +124,8 @@ def main(argv: list[str] | None = None) -> None:
         if args.out.exists() and not args.out.is_dir():
             raise DataError(f"The output {args.out} is a file, not a folder; choose another --out or remove the file.")
         source = args.source
+        if source is None and omniglot.find(args.out, omniglot.SETS[0]) is not None:
+            source = args.out  # the official files were put where the caches go (e.g. $CONML_DATA/omniglot)
         if source is None:
             source = args.out / "downloads"
             download(source)
