@@ -227,6 +227,21 @@ def check_learner_kind(cfg: DictConfig, kind: TaskKind) -> None:
         )
 
 
+def check_ways(cfg: DictConfig, kind: TaskKind) -> None:
+    """A classification task needs at least two classes: with one, every prediction is right (100 % accuracy),
+    the episodic loss and its gradient are 0, and nothing is learned."""
+    if kind is not CLASSIFICATION:
+        return
+    for key in ("ways", "train_ways", "min_ways"):
+        value = cfg.dataset.get(key)
+        if isinstance(value, int) and value < 2:
+            raise ConfigError(
+                f"dataset.{key}={value}: a classification task needs at least 2 classes. With one, every prediction "
+                "is right (100 % accuracy), the episodic loss and its gradient are 0, and nothing is learned. "
+                f"Set dataset.{key} to 2 or more, e.g. dataset.{key}=5."
+            )
+
+
 def check_evaluation(cfg: DictConfig, source) -> None:
     """Draw one meta-test task at every support size now, so that impossible eval.shots or eval.queries
     fail before training rather than after it."""

@@ -9,6 +9,8 @@ backward), so training is the same bit for bit whether or not it is measured.
 
 from __future__ import annotations
 
+import math
+
 import torch
 from torch import Tensor
 
@@ -38,7 +40,9 @@ def share_of_pulls(pulls: list[Tensor], used: list[Tensor], shard: TaskShard) ->
     contrastive_sq = sum(g.double().pow(2).sum() for g in pulls)
     episodic_sq = sum((p.grad - g).double().pow(2).sum() for p, g in zip(used, pulls))
     contrastive_norm, episodic_norm = float(contrastive_sq) ** 0.5, float(episodic_sq) ** 0.5
-    return contrastive_norm / max(episodic_norm, 1e-300), contrastive_norm, episodic_norm
+    if episodic_norm == 0.0:  # no episodic pull: any ConML pull is an infinite share (not pull / 1e-300)
+        return (math.inf if contrastive_norm else 0.0), contrastive_norm, episodic_norm
+    return contrastive_norm / episodic_norm, contrastive_norm, episodic_norm
 
 
 def inert_warning(shares: list[float], lam: float, representations: tuple[str, ...] | None) -> str:

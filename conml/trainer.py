@@ -33,7 +33,7 @@ DOMINANCE_RATIO = 100.0
 
 
 class TrainingDiverged(UserError):
-    """The loss stopped being finite."""
+    """The loss, or ConML's gradient share, stopped being finite."""
 
 
 class Trainer:
@@ -214,6 +214,12 @@ class Trainer:
     def _log_share(self, measured: tuple[float, float, float], progress: Progress) -> None:
         """Log ConML's gradient share of this step; warn once if the first measurements show it inert."""
         share, conml_norm, episodic_norm = measured
+        if not all(math.isfinite(v) for v in measured):
+            raise self._diverged(
+                f"ConML's gradient share became non-finite (share {share}, ||grad ConML|| {conml_norm}, "
+                f"||grad episodic|| {episodic_norm}) at step {self.step + 1}: the gradients overflowed, or the episodic "
+                "loss has no gradient at all (as in a task with one class)"
+            )
         self.grad_shares.append(share)
         self.tracker.log(
             {
@@ -272,10 +278,16 @@ class Trainer:
     def _check_finite(self, means: dict[str, float]) -> None:
         if all(math.isfinite(v) for v in means.values()):
             return
+        raise self._diverged(
+            f"The meta-training loss became non-finite ({means}) within the {self.settings.log_every} steps "
+            f"ending at step {self.step}"
+        )
+
+    def _diverged(self, what: str) -> TrainingDiverged:
+        """The one-paragraph error for a run that diverged: what went non-finite, the last good checkpoint, the fixes."""
         last = self.checkpoint_dir / "last.pt"
         where = f"The last good checkpoint is {last}." if last.exists() else "No checkpoint was written before it."
-        raise TrainingDiverged(
-            f"The meta-training loss became non-finite ({means}) within the {self.settings.log_every} steps "
-            f"ending at step {self.step}. {where} Lower the learning rate (optimizer.lr / learner.inner_lr), "
+        return TrainingDiverged(
+            f"{what}. {where} Lower the learning rate (optimizer.lr / learner.inner_lr), "
             "set trainer.grad_clip, or resume from that checkpoint with different settings."
         )

@@ -69,6 +69,11 @@ class Learner(nn.Module, ABC):
     reuse a model (the ConML objective) keeps the one it was given.
     """
 
+    # True when predictions are the outputs of the learner's `net` itself (MAML, Reptile, conventional
+    # training): on classification tasks that net's head must then be as wide as the task has ways.
+    # Metric learners and Simple CNAPs embed and compare, so their net has no head to match.
+    predicts_with_net_head: bool = False
+
     def __init__(self, kind: TaskKind):
         super().__init__()
         self.kind = kind

@@ -21,6 +21,8 @@ from conml.task_kind import TaskKind
 class Conventional(Learner):
     """Every task's model is the one shared network; `adapt` does nothing."""
 
+    predicts_with_net_head = True
+
     def __init__(self, net: nn.Module, kind: TaskKind, score_support: bool = False):
         super().__init__(kind)
         self.net = net

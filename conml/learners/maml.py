@@ -32,6 +32,7 @@ class MAML(Learner):
     """
 
     representations = WEIGHT_REPRESENTATIONS
+    predicts_with_net_head = True
 
     def __init__(
         self,

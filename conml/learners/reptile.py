@@ -35,6 +35,7 @@ class Reptile(Learner):
 
     inner_optimizers = ("adam", "sgd")
     representations = WEIGHT_REPRESENTATIONS
+    predicts_with_net_head = True
 
     def __init__(
         self,

@@ -1,7 +1,7 @@
 """Re-run a paper table and set it beside the paper's numbers.
 
-    python scripts/table.py run TABLE [--seeds 0,1,2] [--smoke] [--out DIR | --docs] [OVERRIDE ...]
-    python scripts/table.py aggregate TABLE RUNS_DIR [RUNS_DIR ...] [--seeds ...] [--wandb ENTITY/PROJECT] [--out DIR | --docs] [--mix]
+    python scripts/table.py run TABLE [--seeds 0,1,2] [--smoke] [--out DIR | --docs [--force]] [OVERRIDE ...]
+    python scripts/table.py aggregate TABLE RUNS_DIR [RUNS_DIR ...] [--seeds ...] [--wandb ENTITY/PROJECT] [--out DIR | --docs [--force]] [--mix]
     python scripts/table.py export TABLE RUNS_DIR OUT_DIR
     python scripts/table.py list
 
@@ -12,7 +12,10 @@ such as trainer.steps=2000 or hydra/launcher=slurm go to every job), then aggreg
 <table>.md, .tex, .json and the table's figures (PNG) into the sweep folder (`run`) or the first
 RUNS_DIR (`aggregate`), into --out DIR, or, only with --docs, over the committed docs/tables/. They
 log the figures to W&B (offline unless logger.mode says otherwise). Smoke runs beside real ones, or
-runs of one preset at different step budgets, are refused unless --mix is given.
+runs of one preset at different step budgets, are refused unless --mix is given. Finding no run of the
+table is an error naming the folders searched. --docs refuses smoke runs, runs on synthetic data and a
+table without one filled cell, and any number of the committed <table>.json that would be lost or
+changed (cells it shows as missing may be filled); --force writes over such a committed table anyway.
 `export` copies, for every finished run of the table under RUNS_DIR (the newest of a preset and
 seed), its results.json and its cached analyses (computed first where missing) into
 OUT_DIR/<run folder name>/: a few KB per run, which `aggregate` rebuilds the table and figures from
@@ -33,6 +36,7 @@ from conml.figures import log_figures
 from conml.tables import render
 from conml.tables.aggregate import Aggregate, aggregate
 from conml.tables.catalog import TABLES
+from conml.tables.committed import check_docs
 from conml.tables.multirun import available, multirun, new_sweep_dir, sweep_parameters
 from conml.tables.provenance import check_not_mixed, describe
 from conml.tables.runs import Run, collect_runs, wandb_runs
@@ -46,6 +50,8 @@ def main(argv: list[str] | None = None) -> int:
     args, extra = parser.parse_known_args(argv)
     if extra and (args.action != "run" or any(e.startswith("-") for e in extra)):
         parser.error(f"unrecognized arguments: {' '.join(extra)}")
+    if getattr(args, "force", False) and not args.docs:
+        parser.error("--force only applies with --docs (it replaces numbers of the committed table)")
     if args.action == "run":
         args.overrides += extra  # overrides may come before or after the options
     command = "python scripts/table.py " + shlex.join(sys.argv[1:] if argv is None else argv)
@@ -61,7 +67,21 @@ def main(argv: list[str] | None = None) -> int:
         roots = [Path(p) for p in args.runs]
         runs = collect_runs(roots) + (wandb_runs(args.wandb, table.presets) if args.wandb else [])
         out_dir = DOCS_TABLES if args.docs else args.out or roots[0]
-        report(table, runs, seeds, out_dir, command, not args.no_figures, args.wandb_mode, roots[0], mix=args.mix)
+        searched = [str(root) for root in roots] + ([f"the W&B project {args.wandb}"] if args.wandb else [])
+        report(
+            table,
+            runs,
+            seeds,
+            out_dir,
+            command,
+            not args.no_figures,
+            args.wandb_mode,
+            roots[0],
+            mix=args.mix,
+            searched=searched,
+            docs=args.docs,
+            force=args.force,
+        )
         return 0
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)
@@ -78,12 +98,25 @@ def report(
     wandb_mode: str,
     wandb_dir: Path,
     mix: bool = False,
+    searched: list[str] | None = None,
+    docs: bool = False,
+    force: bool = False,
 ) -> Aggregate:
-    """Aggregate (refusing mixed runs unless `mix`), say which runs were used, write the table files
-    and figures, log them to W&B, and print the Markdown."""
+    """Aggregate (refusing mixed runs unless `mix`, no runs at all, and with `docs` what `check_docs` refuses), say
+    which runs were used, write the table files and figures, log them to W&B, and print the Markdown."""
     if not mix:
         check_not_mixed([run for run in runs if run.name in table.presets and run.seed in seeds])
     result = aggregate(table, runs, seeds)
+    if not result.runs:
+        where = ", ".join(searched or [str(wandb_dir)])
+        raise DataError(
+            f"There is no finished run of {table.name} with seeds {list(seeds)} in {where} ({len(runs)} finished run(s) "
+            f"of any table found there), so there is no table to write: nothing was written. A run is finished once its "
+            "folder holds the results.json that `python -m conml.train` writes after meta-testing; pass the folder that "
+            f"holds the runs of {table.name}'s presets (such as {table.presets[0]}), or the seeds they have (--seeds)."
+        )
+    if docs:
+        check_docs(result, out_dir, force)
     print(describe(result.runs))
     paths = render.write(result, out_dir, command)
     drawn = table.figures(result.runs, out_dir) if figures and table.figures and result.runs else []
@@ -165,6 +198,11 @@ def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
 
 
 def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
+    if args.smoke and args.docs:
+        raise ConfigError(
+            f"--smoke with --docs would write two-step numbers over the committed {DOCS_TABLES}/{table.name}.*: "
+            "refused before anything ran. Leave out --docs (the smoke table goes into the sweep folder) or --out DIR."
+        )
     presets, absent = available(table)
     if absent:
         print(f"No preset yet for {', '.join(absent)}: those cells will show as missing.", file=sys.stderr)
@@ -189,7 +227,19 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
     out_dir = DOCS_TABLES if args.docs else args.out or sweep_dir
     runs = collect_runs([sweep_dir]) if sweep_dir.exists() else []
     wandb_mode = grids[0].get("logger.mode", "offline")
-    report(table, runs, seeds, out_dir, command, not args.no_figures, wandb_mode, sweep_dir)
+    report(
+        table,
+        runs,
+        seeds,
+        out_dir,
+        command,
+        not args.no_figures,
+        wandb_mode,
+        sweep_dir,
+        searched=[str(sweep_dir)],
+        docs=args.docs,
+        force=args.force,
+    )
     return status
 
 
@@ -270,7 +320,13 @@ def _parser() -> argparse.ArgumentParser:
         default = "the sweep folder" if name == "run" else "the first RUNS_DIR"
         where.add_argument("--out", type=Path, help=f"folder for the table files and figures (default: {default})")
         where.add_argument(
-            "--docs", action="store_true", help=f"write them to {DOCS_TABLES}/, replacing the committed table"
+            "--docs",
+            action="store_true",
+            help=f"write them to {DOCS_TABLES}/: refused for smoke or synthetic runs, an empty table, or a number of "
+            "the committed table that would be lost or changed (missing cells may be filled)",
+        )
+        action.add_argument(
+            "--force", action="store_true", help="with --docs: replace the committed table even if numbers change"
         )
         action.add_argument("--no-figures", action="store_true", help="skip the figures")
     action = actions.add_parser(

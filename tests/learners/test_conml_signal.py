@@ -186,3 +186,22 @@ def test_the_survey_finds_the_papers_psi_inert_on_sine_waves_and_update_acting()
     paper, update = measure(sine["weights (paper)"]), measure(sine["update"])
     assert paper["share"] < 1e-4 < 1e-2 < update["share"]
     assert paper["d_in"] < 1e-3 and update["d_in"] > 1e-2
+
+
+def test_a_non_finite_gradient_share_stops_the_run_as_a_divergence(run_tiny, monkeypatch, capsys):
+    """An episodic loss without gradient (as in a 1-way task) made the share pull / 1e-300 = 2.5e+292, printed as a number."""
+    from conml.trainer import TrainingDiverged
+
+    real_call = ConMLObjective.__call__
+
+    def no_episodic_gradient(self, learner, batch):
+        parts = real_call(self, learner, batch)
+        parts.total = parts.total - parts.episodic + parts.episodic.detach()
+        return parts
+
+    monkeypatch.setattr(ConMLObjective, "__call__", no_episodic_gradient)
+    with pytest.raises(TrainingDiverged, match="gradient share became non-finite") as error:
+        run_tiny(["trainer.grad_share_every=1", "learner.representation=update"])
+    assert "share inf" in str(error.value) and "No checkpoint was written" in str(error.value)
+    output = capsys.readouterr()
+    assert "conml_grad_share" not in output.out + output.err

@@ -135,3 +135,41 @@ PSI_OPTIONS = [
 @pytest.mark.parametrize("preset, option", PSI_OPTIONS, ids=[f"{p.split('-')[1]}-{o}" for p, o in PSI_OPTIONS])
 def test_every_psi_option_trains_two_steps(preset, option, data_dir, tmp_path):
     tiny_run(preset, data_dir, tmp_path, ("model.hidden=4", option, "trainer.grad_share_every=1"))
+
+
+@pytest.mark.parametrize(
+    "preset, extra, expected",
+    [
+        # Conv-4 without a head: its embedding (4 wide at hidden=4, 16x16) taken as 4 class scores for 5 ways.
+        ("miniimagenet-maml-1shot-conml", ("model.out_features=null",), ["has 4 outputs", "dataset.ways=5"]),
+        (
+            "miniimagenet-reptile-1shot-conml",
+            ("model.out_features=800",),
+            ["has 800 outputs", "model.out_features=800"],
+        ),
+        (
+            "miniimagenet-protonet-1shot-conml",
+            ("dataset.ways=1", "dataset.train_ways=null"),
+            ["dataset.ways=1", "at least 2"],
+        ),
+        ("miniimagenet-protonet-1shot-conml", ("dataset.train_ways=1",), ["dataset.train_ways=1", "at least 2"]),
+    ],
+    ids=["maml-no-head", "reptile-800-outputs", "one-way", "one-way-training"],
+)
+def test_a_classifier_that_does_not_fit_the_ways_is_refused_at_start_up(preset, extra, expected, data_dir, tmp_path):
+    from conml.errors import ConfigError
+
+    overrides = [
+        *TINY,
+        *preset_overrides(preset),
+        f"paths.data_dir={data_dir}",
+        f"model.image_size={SIZE}",
+        "model.hidden=4",
+    ]
+    with pytest.raises(ConfigError) as error:
+        run(compose_config([*overrides, *extra]), tmp_path)
+    for text in expected:
+        assert text in str(error.value)
+    if "outputs" in expected[0]:
+        assert "model.out_features=${dataset.ways}" in str(error.value)
+    assert not (tmp_path / "checkpoints").exists()
