@@ -66,10 +66,9 @@ def test_each_cell_pins_its_papers_settings(cell):
         assert cfg.dataset.train_ways is None
 
 
-@pytest.mark.parametrize("learner", TARGETS)
-def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
-    cell = f"omniglot-{learner}-5way-1shot-conml"
-    overrides = [
+def tiny(cell: str, data_dir: Path, *extra: str) -> list[str]:
+    """`cell` shrunk to 2 steps of 2 tasks on the fixture, which has two drawings per character."""
+    return [
         *TINY,
         *preset_overrides(cell),
         f"paths.data_dir={data_dir}",
@@ -80,33 +79,26 @@ def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
         "eval.batch_size=2",
         "dataset.train_ways=null",
         "dataset.train_queries=null",
-        "dataset.queries=1",  # the fixture has two drawings per character
+        "dataset.queries=1",
         "eval.queries=1",
+        *extra,
     ]
-    if learner in ("maml", "fomaml", "reptile"):
-        overrides.append("learner.eval_inner_steps=2")
-    summary = run(compose_config(overrides), tmp_path)
+
+
+@pytest.mark.parametrize("learner", TARGETS)
+def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
+    inner = ["learner.eval_inner_steps=2"] if learner in ("maml", "fomaml", "reptile") else []
+    summary = run(compose_config(tiny(f"omniglot-{learner}-5way-1shot-conml", data_dir, *inner)), tmp_path)
     assert summary["steps"] == 2 and (tmp_path / "results.json").exists()
     assert 0.0 <= summary["test"]["accuracy@1shot"]["mean"] <= 100.0
 
 
 def tiny_protonet(data_dir: Path, run_dir: Path, scheme: str) -> Path:
-    overrides = [
-        *TINY,
-        *preset_overrides("omniglot-protonet-20way-1shot-plain"),
-        f"paths.data_dir={data_dir}",
-        f"dataset.root={data_dir}/omniglot/{scheme}",
-        "trainer.steps=2",
-        "trainer.meta_batch_size=2",
-        "trainer.val_episodes=2",
-        "eval.episodes=2",
-        "eval.batch_size=2",
-        "dataset.train_ways=null",
-        "dataset.queries=1",
-        "eval.queries=1",
-        "eval.checkpoint=last",
-    ]
-    run(compose_config(overrides), run_dir)
+    cell = "omniglot-protonet-20way-1shot-plain"
+    run(
+        compose_config(tiny(cell, data_dir, f"dataset.root={data_dir}/omniglot/{scheme}", "eval.checkpoint=last")),
+        run_dir,
+    )
     return run_dir
 
 
