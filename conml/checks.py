@@ -115,7 +115,7 @@ def check_known_keys(cfg: DictConfig) -> None:
     sections = {f.name: f for f in dataclasses.fields(TrainConfig)}
     _check_keys(cfg, "", sorted(sections))
     for name, spec in sections.items():
-        node = cfg.get(name)
+        node = OmegaConf.select(cfg, name, throw_on_resolution_failure=False)  # sections only: nothing to resolve
         if isinstance(node, DictConfig) and spec.default_factory is not dataclasses.MISSING:
             schema = spec.default_factory()
             if dataclasses.is_dataclass(schema):

@@ -103,6 +103,12 @@ def remove_unused(folder: Path) -> None:
         _made.discard(candidate)
 
 
+def remove_all_unused() -> None:
+    """After an interrupt before the run knew its folder: every folder this process made, deepest first, while empty."""
+    for folder in sorted(_made, key=lambda made: len(made.parts), reverse=True):
+        remove_unused(folder)
+
+
 def check_free(folder: Path) -> None:
     """Refuse a folder another live run holds, without writing anything."""
     holder = _holder(folder / LOCK)

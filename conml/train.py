@@ -15,28 +15,33 @@ import traceback
 from pathlib import Path
 from statistics import median
 
-import hydra
-import torch
-from hydra.core.hydra_config import HydraConfig
-from hydra.types import RunMode
-from omegaconf import DictConfig, OmegaConf, open_dict
+try:  # Ctrl-C while torch and the project load (a second or more): one line and exit 130, as later in start-up
+    import hydra
+    import torch
+    from hydra.core.hydra_config import HydraConfig
+    from hydra.types import RunMode
+    from omegaconf import DictConfig, OmegaConf, open_dict
 
-from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
-from conml.checkpoint import load_checkpoint, seed_everything
-from conml.checks import check_evaluation, check_settings
-from conml.config import check_local_config, check_targets, metric_direction, register
-from conml.distributed import shard_from_environment
-from conml.errors import ConfigError, UserError, exit_with, report
-from conml.evaluate import meta_test
-from conml.multirun_jobs import JobOutcome, run_name
-from conml.objective import ConMLObjective
-from conml.performance import apply_performance
-from conml.preemption import Preempted, PreemptionGuard
-from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_unused
-from conml.run_log import RunLog
-from conml.task_kind import TaskKind
-from conml.tracking import Tracker, prepare_console_capture
-from conml.trainer import Trainer
+    from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
+    from conml.checkpoint import load_checkpoint, seed_everything
+    from conml.checks import check_evaluation, check_settings
+    from conml.config import check_local_config, check_targets, metric_direction, register
+    from conml.distributed import shard_from_environment
+    from conml.errors import ConfigError, UserError, exit_with, report
+    from conml.evaluate import meta_test
+    from conml.multirun_jobs import JobOutcome, run_name
+    from conml.objective import ConMLObjective
+    from conml.override_check import check_overrides
+    from conml.performance import apply_performance
+    from conml.preemption import Preempted, PreemptionGuard
+    from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_all_unused, remove_unused
+    from conml.run_log import RunLog
+    from conml.task_kind import TaskKind
+    from conml.tracking import Tracker, prepare_console_capture
+    from conml.trainer import Trainer
+except KeyboardInterrupt:
+    sys.stderr.write("\nInterrupted during start-up; nothing was written.\n")
+    raise SystemExit(130) from None
 
 register()
 
@@ -200,11 +205,16 @@ def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:
                 f"resume={cfg.resume}: that folder holds no checkpoints/last.pt, so there is no run to continue in it."
             )
     state = load_checkpoint(last)
-    changed = [key for key in _differences(state["config"], config) if not key.startswith(RESUMABLE_CHANGES)]
+    changed = {
+        key: values
+        for key, values in _differences(state["config"], config).items()
+        if not key.startswith(RESUMABLE_CHANGES)
+    }
     if changed:
+        listed = "; ".join(f"{key}: {_shown_value(old)} -> {_shown_value(new)}" for key, (old, new) in changed.items())
         raise ConfigError(
-            f"resume={cfg.resume}: the run was started with different settings for {', '.join(changed)}. "
-            "Resume with the original values, or start a new run."
+            f"resume={cfg.resume}: the run was started with different settings ({listed}; started -> now). "
+            "Resume with the started values, or start a new run."
         )
     if state["step"] > cfg.trainer.steps:
         raise ConfigError(
@@ -227,12 +237,20 @@ def _check_resume_folder(folder: Path, run_dir: Path) -> None:
         )
 
 
-def _differences(old: object, new: object, prefix: str = "") -> list[str]:
+def _differences(old: object, new: object, prefix: str = "") -> dict[str, tuple[object, object]]:
+    """Every leaf key whose value differs, with its (old, new) values; a key only one side has shows None on the other."""
     if isinstance(old, dict) and isinstance(new, dict):
-        return [
-            d for key in old.keys() | new.keys() for d in _differences(old.get(key), new.get(key), f"{prefix}{key}.")
-        ]
-    return [] if old == new else [prefix.rstrip(".")]
+        found: dict[str, tuple[object, object]] = {}
+        for key in sorted(old.keys() | new.keys(), key=str):
+            found.update(_differences(old.get(key), new.get(key), f"{prefix}{key}."))
+        return found
+    return {} if old == new else {prefix.rstrip("."): (old, new)}
+
+
+def _shown_value(value: object) -> str:
+    """A setting as the command line writes it (null for None), cut short when long."""
+    shown = "null" if value is None else json.dumps(value) if isinstance(value, (list, dict)) else str(value)
+    return shown if len(shown) <= 60 else shown[:57] + "..."
 
 
 def _print_results(name: str, run_dir: Path, results: dict, grad_share: float | None, measurements: int) -> None:
@@ -252,14 +270,21 @@ LOCAL_CONFIG = CONFIGS / "local" / "default.yaml"
 
 
 def main(cfg: DictConfig | None = None) -> JobOutcome | None:
-    """The command line (`_main` under Hydra), after checking configs/local/default.yaml: Hydra would report a
-    mistake in that hand-written file as a traceback, or as an unknown key `local`. A config passed in is run as it is."""
+    """The command line (`_main` under Hydra), after checking configs/local/default.yaml and the overrides' keys:
+    Hydra would report a mistake in that hand-written file as a traceback, or as an unknown key `local`, and a
+    misspelled key as "not in struct" and a bad sweep value after making the multirun's folder. A config passed in is run as it is."""
     if cfg is None:
         try:
             check_local_config(LOCAL_CONFIG)
+            check_overrides(sys.argv[1:], CONFIGS)
         except ConfigError as error:
             exit_with(error)
-    return _main(cfg)
+    try:
+        return _main(cfg)
+    except KeyboardInterrupt:  # before the run's own handling starts: while Hydra composes or makes the folder
+        remove_all_unused()
+        print("\nInterrupted during start-up; nothing was written.\n", file=sys.stderr)
+        sys.exit(130)
 
 
 @hydra.main(version_base="1.3", config_path=str(CONFIGS), config_name="train")

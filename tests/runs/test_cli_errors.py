@@ -70,3 +70,37 @@ def test_model_that_does_not_fit_the_data_is_refused_at_start_up(tmp_path):
     with pytest.raises(ConfigError, match=r"support inputs have shape \(1, 10, 1\)") as error:
         run(compose_config([*TINY, "model.in_features=3"]), tmp_path)
     assert "model.in_features" in str(error.value)
+
+
+@pytest.mark.parametrize(
+    "key, value",
+    [("learner.heda", "1"), ("model.out_featurez", "3"), ("trainer.stepz", "3"), ("sede", "3")],
+)
+def test_a_misspelled_key_gets_the_same_paragraph_with_and_without_plus(key, value, tmp_path):
+    """Hydra alone says "Key 'heda' is not in struct" without the +, and the project's list of settings with it."""
+    from tests.train_cli import train_cli
+
+    outputs = f"paths.output_dir={tmp_path / 'outputs'}"
+    plain = train_cli(*TINY, f"{key}={value}", outputs)
+    added = train_cli(*TINY, f"+{key}={value}", outputs)
+    assert plain.code == added.code == 2
+    assert plain.err == added.err and f"{key} is not a setting" in plain.err, plain.err
+    assert "not in struct" not in plain.err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_a_multirun_value_that_cannot_be_composed_refuses_the_multirun_before_anything_is_written(tmp_path):
+    from tests.train_cli import train_cli
+
+    finished = train_cli("-m", *TINY, "seed=0,abc", f"paths.output_dir={tmp_path / 'outputs'}")
+    assert finished.code == 2
+    assert "The multirun's value seed=abc cannot be used" in finished.err and "Integer" in finished.err, finished.err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_several_values_without_multirun_say_to_add_m(tmp_path):
+    from tests.train_cli import train_cli
+
+    finished = train_cli(*TINY, "seed=0,1", f"paths.output_dir={tmp_path / 'outputs'}")
+    assert finished.code == 2 and "only a multirun runs" in finished.err and "Add -m" in finished.err
+    assert not (tmp_path / "outputs").exists()

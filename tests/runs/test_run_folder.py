@@ -50,7 +50,11 @@ REFUSALS = [
     (["device=tpu"], ["device=tpu is not a device this project runs on", "cpu, cuda or cuda:N"], 2),
     (["dataset.shots=0"], ["dataset.shots"], 2),
     (["eval.checkpoint=final"], ["eval.checkpoint", "best", "last"], 1),
-    (["resume={earlier}", "conml.lam=0.5"], ["started with different settings for conml.lam"], 2),
+    (
+        ["resume={earlier}", "conml.lam=0.5"],
+        ["started with different settings (conml.lam: ", " -> 0.5; started -> now)"],
+        2,
+    ),
     (["resume={root}/absent"], ["there is no such folder"], 2),
     (["resume="], ["resume= is empty", "resume=auto"], 2),
     (["resume={earlier}/checkpoints/last.pt"], ["is a file", "resume=<run folder>"], 2),
@@ -239,6 +243,39 @@ def test_interrupt_during_start_up_writes_nothing(tmp_path, monkeypatch):
     finished = train_cli(*TINY, f"paths.output_dir={tmp_path / 'outputs'}")
     assert finished.code == 130 and "Interrupted. There is no checkpoint to continue from." in finished.err
     assert "Traceback" not in finished.err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_interrupt_inside_hydra_as_the_run_folder_appears_writes_nothing(tmp_path, monkeypatch):
+    """Ctrl-C after Hydra made the folder and before the run's own handling (Hydra's run_job sets up logging there)."""
+    import hydra.core.utils
+
+    def interrupted(*args, **kwargs):
+        raise KeyboardInterrupt
+
+    monkeypatch.setattr(hydra.core.utils, "configure_log", interrupted)
+    finished = train_cli(*TINY, f"paths.output_dir={tmp_path / 'outputs'}")
+    assert finished.code == 130 and "Interrupted during start-up; nothing was written." in finished.err
+    assert "Traceback" not in finished.err
+    assert not (tmp_path / "outputs").exists()
+
+
+def test_interrupt_while_torch_loads_is_one_line_and_exit_130(tmp_path):
+    """Ctrl-C in the first second, while `python -m conml.train` imports torch: made certain by an import hook."""
+    start = (
+        "import builtins, runpy, sys\n"
+        "real = builtins.__import__\n"
+        "def hooked(name, *args, **kwargs):\n"
+        "    if name == 'torch':\n"
+        "        raise KeyboardInterrupt\n"
+        "    return real(name, *args, **kwargs)\n"
+        "builtins.__import__ = hooked\n"
+        f"sys.argv = ['conml.train', 'debug=tiny', 'paths.output_dir={tmp_path / 'outputs'}']\n"
+        "runpy.run_module('conml.train', run_name='__main__', alter_sys=True)\n"
+    )
+    finished = subprocess.run([sys.executable, "-c", start], capture_output=True, text=True, timeout=300)
+    assert finished.returncode == 130, finished.stderr
+    assert finished.stderr.strip() == "Interrupted during start-up; nothing was written."
     assert not (tmp_path / "outputs").exists()
 
 
