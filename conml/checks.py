@@ -22,14 +22,10 @@ from omegaconf.errors import InterpolationResolutionError
 
 from conml.config import TrainConfig
 from conml.errors import ConfigError, UserError
-from conml.learners.metric import MetricLearner
-from conml.learners.simple_cnaps import SimpleCNAPs
+from conml.learners.base import Learner
 from conml.objective import Terms
 from conml.task_chunks import check_task_chunk
 from conml.task_kind import CLASSIFICATION, TaskKind
-
-# Learners whose task models are built from class labels: they cannot learn regression tasks.
-NEEDS_CLASSES = (MetricLearner, SimpleCNAPs)
 
 
 @dataclass(frozen=True)
@@ -218,7 +214,10 @@ def _strings(node: Any) -> list[str]:
 def check_learner_kind(cfg: DictConfig, kind: TaskKind) -> None:
     """A learner that classifies (its task models are built from class labels) needs classification tasks."""
     learner = get_object(cfg.learner._target_)
-    if isinstance(learner, type) and issubclass(learner, NEEDS_CLASSES) and kind is not CLASSIFICATION:
+    builds_from_labels = (
+        isinstance(learner, type) and issubclass(learner, Learner) and learner.builds_models_from_labels
+    )
+    if builds_from_labels and kind is not CLASSIFICATION:
         raise ConfigError(
             f"learner={cfg.learner._target_} builds its task models from class labels, but the dataset "
             f"({cfg.dataset._target_}) has {kind.name} tasks. Choose a learner that also learns {kind.name} "

@@ -65,11 +65,11 @@ def meta_test(
     Variable-shot sources (shots None) are keyed '<metric>'. A source with several test sets
     (Meta-Dataset's per-source sets, from its `test_sets()`) is tested on each, keys prefixed '<set>/'.
     """
-    test_sets = getattr(source, "test_sets", None)
+    test_sets = source.test_sets()
     if test_sets is not None:
         return {
             f"{name}/{key}": value
-            for name, test_set in test_sets().items()
+            for name, test_set in test_sets.items()
             for key, value in meta_test(learner, test_set, episodes, batch_size, device, shots, queries).items()
         }
     metric = source.kind.metric_name

@@ -45,7 +45,7 @@ def share_of_pulls(pulls: list[Tensor], used: list[Tensor], shard: TaskShard) ->
     return contrastive_norm / episodic_norm, contrastive_norm, episodic_norm
 
 
-def inert_warning(shares: list[float], lam: float, representations: tuple[str, ...] | None) -> str:
+def inert_warning(shares: list[float], lam: float, representations: tuple[str, ...]) -> str:
     """The one-paragraph notice for a run whose first measured shares all stay below INERT_BELOW."""
     options = "" if not representations else f" or another learner.representation ({', '.join(representations)}),"
     return (

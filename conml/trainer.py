@@ -15,7 +15,7 @@ import torch
 
 from conml.checkpoint import remove_partial_checkpoints, restore_rng_states, rng_states, save_checkpoint
 from conml.config import TrainerConfig
-from conml.data.episode_source import EpisodeSource, steps_per_draw
+from conml.data.episode_source import EpisodeSource
 from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
@@ -114,7 +114,7 @@ class Trainer:
         quiet = None if self.shard.is_main else True
         progress = Progress(settings.steps, "meta-train", "step", initial=self.step, disable=quiet)
         self.learner.train()
-        batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps, steps_per_draw(self.source))
+        batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps, self.source.steps_per_draw)
         stream = meta_batch_stream(batches, settings.workers, pin_memory=self.device.type == "cuda")
         while self.step < settings.steps:
             started = time.perf_counter()
@@ -232,7 +232,7 @@ class Trainer:
         first = self.grad_shares[:MEASUREMENTS_BEFORE_VERDICT]
         if len(self.grad_shares) == MEASUREMENTS_BEFORE_VERDICT and max(first) < INERT_BELOW and self.shard.is_main:
             settings = self.objective.settings
-            progress.write(inert_warning(first, settings.lam, getattr(self.learner, "representations", None)))
+            progress.write(inert_warning(first, settings.lam, self.learner.representations))
 
     def _warn_if_conml_dominates(self, means: dict[str, float], progress: Progress) -> None:
         """Warn once when ConML's term outweighs the episodic loss by orders of magnitude (a lambda far too large)."""

@@ -27,7 +27,6 @@ from conml.benchmarks.results import CaseResult, Target
 from conml.benchmarks.scale import BenchRun
 from conml.benchmarks.setups import MAMLSetup, network, sine_setup
 from conml.benchmarks.timing import Timing, Variant, measure
-from conml.data.episode_source import steps_per_draw
 from conml.data.images.augment import Augmentation
 from conml.data.images.cache import SPLITS, CacheWriter
 from conml.data.images.sampler import draw_episode
@@ -160,7 +159,7 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     call, timed per call and reported per step, beside one call per step."""
     setup = sine_setup(tasks)
     source = SineWaves(shots=setup.shots, queries=setup.queries)
-    per_draw = steps_per_draw(source)
+    per_draw = source.steps_per_draw
     batch = source.sample("train", 0, tasks)
     subject, one_per_step = f"sampler per step ({per_draw} steps per call)", "  one call per step"
     result = CaseResult(

@@ -6,17 +6,18 @@ import math
 
 import torch
 
+from conml.data.episode_source import EpisodeSource
 from conml.data.seeding import episode_uniforms
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.task_kind import REGRESSION
 
 
-class SineWaves:
+class SineWaves(EpisodeSource):
     """K-shot sine-wave tasks; task i of a split draws amplitude, phase and points from its own counter-based stream."""
 
     kind = REGRESSION
-    # Training draws this many steps' tasks per call (conml/data/episode_source.py steps_per_draw): a
+    # Training draws this many steps' tasks per call (EpisodeSource.steps_per_draw): a
     # meta-batch is a few KB and its draw costs mostly per call, against a training step of a few ms.
     steps_per_draw = 32
 

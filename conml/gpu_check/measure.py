@@ -19,6 +19,7 @@ from omegaconf import DictConfig
 from torch.utils._python_dispatch import TorchDispatchMode
 from torch.utils._pytree import tree_flatten
 
+from conml.data.episode_source import EpisodeSource
 from conml.evaluate import evaluate
 from conml.gpu_check.presets import Built, last_meta_batches, meta_gradient, train_step
 
@@ -141,9 +142,10 @@ def projected_seconds(
     return training, training + tasks * seconds_per_eval_task
 
 
-def test_set_count(source) -> int:
+def test_set_count(source: EpisodeSource) -> int:
     """Meta-test sets of a source: one per Meta-Dataset source or same-different task, else one."""
-    return len(source.test_sets()) if hasattr(source, "test_sets") else 1
+    test_sets = source.test_sets()
+    return 1 if test_sets is None else len(test_sets)
 
 
 def _synchronize(device: torch.device) -> None:

@@ -73,6 +73,15 @@ class Learner(nn.Module, ABC):
     # training): on classification tasks that net's head must then be as wide as the task has ways.
     # Metric learners and Simple CNAPs embed and compare, so their net has no head to match.
     predicts_with_net_head: bool = False
+    # True when task models are built from class labels (metric learners' class means, Simple CNAPs'
+    # class-conditional Mahalanobis distance): such a learner runs on classification tasks only.
+    builds_models_from_labels: bool = False
+    # The values `learner.representation` may take (psi's choices), named when ConML's term looks
+    # inert; empty for a learner whose psi is fixed.
+    representations: tuple[str, ...] = ()
+    # True when the learner runs its own bf16 autocast on CUDA (the in-context learner's setting),
+    # which the run then reports as its precision.
+    mixed_precision: bool = False
 
     def __init__(self, kind: TaskKind):
         super().__init__()

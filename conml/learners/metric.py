@@ -61,6 +61,7 @@ class MetricLearner(Learner):
     """
 
     representations = ("prototypes", "centred")
+    builds_models_from_labels = True
 
     def __init__(self, net: nn.Module, kind: TaskKind, representation: str = "prototypes"):
         super().__init__(kind)

@@ -69,6 +69,7 @@ class SimpleCNAPs(Learner):
     """
 
     representations = ("film", "offset")
+    builds_models_from_labels = True
 
     def __init__(
         self,

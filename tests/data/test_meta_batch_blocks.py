@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from conml.data.episode_source import steps_per_draw
+from conml.data.episode_source import EpisodeSource
 from conml.data.images.source import FewShotImages
 from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.data.sinusoid import SineWaves
@@ -51,12 +51,12 @@ class RecordedDraws(SineWaves):
 def test_the_in_process_stream_draws_once_per_block():
     source, per_draw = RecordedDraws(), SineWaves.steps_per_draw
     last_step = 5 + 2 * per_draw + 3
-    batches = MetaBatches(source, 8, 0, 8, 5, last_step, steps_per_draw(source))
+    batches = MetaBatches(source, 8, 0, 8, 5, last_step, source.steps_per_draw)
     assert len(list(meta_batch_stream(batches, workers=0, pin_memory=False))) == last_step - 5
     assert source.firsts == [8 * step for step in range(5, last_step, per_draw)]
 
 
 def test_only_sources_that_declare_blocks_draw_them():
     assert SineWaves.steps_per_draw > 1
-    assert steps_per_draw(object()) == 1
-    assert not hasattr(FewShotImages, "steps_per_draw")
+    assert EpisodeSource.steps_per_draw == 1
+    assert FewShotImages.steps_per_draw == 1

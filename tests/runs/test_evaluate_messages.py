@@ -6,6 +6,7 @@ import pytest
 import torch
 
 import conml.evaluate as evaluate_module
+from conml.data.episode_source import EpisodeSource
 from conml.episodes import EpisodeBatch, Tasks
 from conml.evaluate import evaluate, main
 from conml.task_kind import CLASSIFICATION
@@ -32,7 +33,7 @@ def test_an_unknown_device_is_a_usage_error(capsys):
     )
 
 
-class VariableShotSource:
+class VariableShotSource(EpisodeSource):
     """Episodes whose support size varies from task to task (Meta-Dataset's): shots is None."""
 
     kind = CLASSIFICATION

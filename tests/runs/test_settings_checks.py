@@ -12,6 +12,7 @@ import pytest
 from conml.build import resolve_device
 from conml.checks import RANGES, check_evaluation, check_settings
 from conml.config import TrainConfig
+from conml.data.episode_source import EpisodeSource
 from conml.errors import ConfigError, DataError
 from tests.conftest import TINY, compose_config
 
@@ -131,7 +132,7 @@ def test_settings_the_project_does_not_know_are_refused(override, named):
 
 
 def test_impossible_meta_test_sizes_are_refused_before_training():
-    class Source:
+    class Source(EpisodeSource):
         def sample(self, split, first, count, shots=None, queries=None):
             if shots and shots > 20:
                 raise DataError(f"a class of the {split} split has 20 images, fewer than {shots} support + queries")

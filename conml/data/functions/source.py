@@ -28,6 +28,7 @@ import numpy as np
 import torch
 from torch import Tensor
 
+from conml.data.episode_source import EpisodeSource
 from conml.data.functions.curriculum import Curriculum
 from conml.data.functions.families import FunctionClass
 from conml.data.seeding import SPLITS, episode_generator, episode_seed
@@ -36,7 +37,7 @@ from conml.errors import ConfigError
 from conml.task_kind import REGRESSION
 
 
-class FunctionTasks:
+class FunctionTasks(EpisodeSource):
     """In-context regression tasks; `dims` and `points` are the full sizes the curriculum grows to."""
 
     kind = REGRESSION

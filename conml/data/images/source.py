@@ -10,6 +10,7 @@ import torch
 from torch import Tensor
 
 from conml.build import resolve_device
+from conml.data.episode_source import EpisodeSource
 from conml.data.images.augment import Augmentation
 from conml.data.images.cache import DATASETS, SPLITS, ImageSplit, read_split
 from conml.data.images.sampler import EpisodeShape, draw_episode
@@ -24,7 +25,7 @@ IMAGENET_MEAN = (0.485, 0.456, 0.406)
 IMAGENET_STD = (0.229, 0.224, 0.225)
 
 
-class FewShotImages:
+class FewShotImages(EpisodeSource):
     """Few-shot classification episodes; task i of a split is drawn by the generator of (seed, split, i).
 
     That generator picks the classes (and so the episode's label map), the images, their order and

@@ -17,6 +17,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from conml.data.episode_source import EpisodeSource
 from conml.data.metadataset.cache import PREPARE_COMMAND, SourceCache, cache_files
 from conml.data.metadataset.sampler import EpisodeSettings, sample_composition
 from conml.data.metadataset.synthetic import synthetic_source
@@ -30,7 +31,7 @@ TRAIN_SOURCES = ("ilsvrc_2012", "omniglot", "aircraft", "cu_birds", "dtd", "quic
 ALL_SOURCES = (*TRAIN_SOURCES, "traffic_sign", "mscoco")
 
 
-class MetaDataset:
+class MetaDataset(EpisodeSource):
     """Episodes from one or several Meta-Dataset sources (`sources`) and per-source test sets (`test_sources`).
 
     `ways`, `shots`, `queries` left null give the official variable-way variable-shot episodes; set
@@ -225,7 +226,7 @@ class MetaDataset:
         return support, query, len(plan.classes), cache.name
 
 
-class OneSource:
+class OneSource(EpisodeSource):
     """The episodes of a single source of a MetaDataset: an episode source of its own (a per-source test set)."""
 
     kind = CLASSIFICATION

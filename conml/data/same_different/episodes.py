@@ -21,6 +21,7 @@ from typing import Optional
 import numpy as np
 import torch
 
+from conml.data.episode_source import EpisodeSource
 from conml.data.same_different.cache import EpisodeCache
 from conml.data.same_different.naturalistic import ObjectPairs
 from conml.data.same_different.tasks import ALL_TASKS, NATURALISTIC, SHAPE_TASKS, EpisodeImages, ShapeTask
@@ -30,7 +31,7 @@ from conml.errors import ConfigError
 from conml.task_kind import CLASSIFICATION
 
 
-class SameDifferentEpisodes:
+class SameDifferentEpisodes(EpisodeSource):
     """Episode source of the same-different tasks (2-way classification: 1 = same, 0 = different).
 
     `held_out` names a task that is left out of train/val and is the only test task (the
@@ -160,7 +161,7 @@ class SameDifferentEpisodes:
         )
 
 
-class TaskTestSet:
+class TaskTestSet(EpisodeSource):
     """The episodes of one task of a same-different source: its own test set."""
 
     def __init__(self, source: SameDifferentEpisodes, task: str):
