@@ -3,6 +3,8 @@
 - A misspelled key: Hydra refuses `learner.heda=1` at composition with "Key 'heda' is not in struct",
   while `+learner.heda=1` composes and reaches the project's checks, which list the settings that exist.
   Both are the same mistake, so both get the same paragraph.
+- Several values without -m (`seed=0,1`): one paragraph says to add -m, unless the composed config runs as a
+  multirun anyway (`hydra.mode: MULTIRUN`, as a search in configs/hparams_search/ sets).
 - A sweep value that cannot be composed (`-m seed=0,abc`): Hydra refuses the whole multirun only after
   making its folder. Each value of each sweep is composed here first, and a bad one refuses the multirun
   before anything is written, naming the value. (A job refused by the project's checks, or one that fails
@@ -20,6 +22,7 @@ from hydra import compose, initialize_config_dir
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from hydra.core.override_parser.types import Override, OverrideType
 from hydra.errors import HydraException
+from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
@@ -49,7 +52,7 @@ def check_overrides(arguments: list[str], configs: Path, config_name: str = "tra
     except HydraException:
         return
     sweeps = [o for o in overrides if o.is_sweep_override()]
-    if sweeps and not flags:
+    if sweeps and not flags and not _multirun_by_config(overrides, configs, config_name):
         listed = " ".join(o.input_line for o in sweeps)
         raise ConfigError(
             f"{listed} lists several values, which only a multirun runs (one job per value). Add -m to sweep over "
@@ -60,6 +63,14 @@ def check_overrides(arguments: list[str], configs: Path, config_name: str = "tra
         return
     for swept, probe in probes:
         _check_probe(probe, swept, configs, config_name)
+
+
+def _multirun_by_config(overrides: list[Override], configs: Path, config_name: str) -> bool:
+    """Whether the config these overrides choose runs as a multirun without -m (`hydra.mode: MULTIRUN`, as a
+    search in configs/hparams_search/ sets). The sweeps are left out: they only list values."""
+    plain = [o.input_line for o in overrides if not o.is_sweep_override()]
+    composed, _ = _compose(configs, config_name, plain, hydra=True)
+    return composed is not None and OmegaConf.select(composed, "hydra.mode", default=None) == RunMode.MULTIRUN
 
 
 def _probes(overrides: list[Override]) -> list[tuple[str | None, list[str]]] | None:
@@ -125,11 +136,14 @@ def _sets_a_key(override: Override, configs: Path) -> bool:
     return "." in key or not (configs / key).is_dir()
 
 
-def _compose(configs: Path, config_name: str, overrides: list[str]) -> tuple[DictConfig | None, str]:
-    """The configuration these overrides compose to, or None and why Hydra refuses them (its message and the cause's, one line)."""
+def _compose(
+    configs: Path, config_name: str, overrides: list[str], hydra: bool = False
+) -> tuple[DictConfig | None, str]:
+    """The configuration these overrides compose to (with Hydra's own settings if `hydra`), or None and why Hydra
+    refuses them (its message and the cause's, one line)."""
     try:
         with initialize_config_dir(config_dir=str(configs.resolve()), version_base="1.3"):
-            return compose(config_name, overrides=overrides), ""
+            return compose(config_name, overrides=overrides, return_hydra_config=hydra), ""
     except (HydraException, OmegaConfBaseException) as error:
         parts = [str(error)] + ([str(error.__cause__)] if error.__cause__ is not None else [])
         return None, " ".join(p.splitlines()[0].rstrip(".") + "." for p in parts if p.strip()).rstrip(".")
