@@ -20,13 +20,15 @@ from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.distributed import TaskShard
 from conml.errors import UserError
 from conml.evaluate import evaluate
-from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, gradient_share, inert_warning, share_of_pulls
+from conml.gradient_share import INERT_BELOW, MEASUREMENTS_BEFORE_VERDICT, inert_warning
 from conml.learners.base import Learner
-from conml.objective import ConMLObjective, LossParts
+from conml.memory_plan import auto_task_chunk
+from conml.objective import ConMLObjective
 from conml.preemption import Preempted, PreemptionGuard
 from conml.progress import Progress
-from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
+from conml.task_chunks import AUTO, check_task_chunk
 from conml.tracking import Tracker
+from conml.training_step import meta_gradient, optimizer_step
 
 # ConML's term this many times the episodic loss means lambda is far too large.
 DOMINANCE_RATIO = 100.0
@@ -119,12 +121,12 @@ class Trainer:
         while self.step < settings.steps:
             started = time.perf_counter()
             batch = next(stream).to(self.device)
-            parts = self._meta_gradient(batch, progress)
-            if settings.grad_clip is not None:
-                torch.nn.utils.clip_grad_norm_(self.learner.parameters(), settings.grad_clip)
-            self.optimizer.step()
-            if self.scheduler is not None:
-                self.scheduler.step()
+            parts, share = meta_gradient(
+                self.objective, self.learner, batch, self.task_chunk, self.shard, self._measures_share_now()
+            )
+            if share is not None:
+                self._log_share(share, progress)
+            optimizer_step(self.learner, self.optimizer, self.scheduler, settings.grad_clip)
             self.step += 1
             logged = (
                 ("loss", parts.total),
@@ -163,27 +165,6 @@ class Trainer:
                 progress.close()
                 self._stop_for_preemption(guard)
         progress.close()
-
-    def _meta_gradient(self, batch, progress: Progress) -> LossParts:
-        """Put the meta-gradient of the whole meta-batch (all processes) in `.grad`; the loss parts to log."""
-        self.optimizer.zero_grad(set_to_none=True)
-        parameters = list(self.learner.parameters())
-        if self.task_chunk is None:
-            parts = self.objective(self.learner, batch)
-            measure = self._measures_share_now() and parts.contrastive is not None and parts.contrastive.requires_grad
-            parts.total.backward(retain_graph=measure)
-            self.shard.sum_gradients(parameters)
-            if measure:
-                self._log_share(gradient_share(parts.contrastive, parameters, self.shard), progress)
-            return parts
-        measured = parameters if self._measures_share_now() else None
-        parts, pulls = chunked_backward(self.objective, self.learner, batch, self.task_chunk, measured)
-        self.shard.sum_gradients(parameters)
-        if pulls is not None:
-            pulled = {id(p): g for p, g in zip([p for p in parameters if p.requires_grad], pulls)}
-            used = [p for p in parameters if p.grad is not None]
-            self._log_share(share_of_pulls([pulled[id(p)] for p in used], used, self.shard), progress)
-        return parts
 
     def plan_task_chunks(self) -> str:
         """Resolve trainer.task_chunk (auto: from peaks measured on this step's meta-batch); what was chosen, in words.

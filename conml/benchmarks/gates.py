@@ -15,7 +15,7 @@ from dataclasses import asdict, dataclass
 import torch
 from torch import Tensor
 
-from conml.benchmarks.maml_peers import PerTaskLoopMAML, ProjectMAML, build, meta_gradient
+from conml.benchmarks.maml_peers import PerTaskLoopMAML, ProjectMAML, build, flat_meta_gradient
 from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.episodes import EpisodeBatch
 from conml.performance import PerformanceSettings, Precision, apply_backend_flags
@@ -66,14 +66,14 @@ def maml_gates(setup: MAMLSetup, peers: list[str], optional_peers: tuple[str, ..
     small = setup.gate_sized()
     net = network(small).double()
     batch = synthetic_batch(small, torch.device("cpu"), torch.float64)
-    reference = meta_gradient(build("per-task loop", net, small), batch)
+    reference = flat_meta_gradient(build("per-task loop", net, small), batch)
     # A first-order meta-gradient is not the gradient of the meta-loss, so only the agreement counts.
     results = (
         [] if small.first_order else [finite_difference_gate(build("per-task loop", net, small), batch, reference)]
     )
     for name in ["project", *peers, *optional_peers]:
         if name != "per-task loop":
-            error = relative_error(meta_gradient(build(name, net, small), batch), reference)
+            error = relative_error(flat_meta_gradient(build(name, net, small), batch), reference)
             blocking = name not in optional_peers
             results.append(GateResult(agreement_gate_name(name), error, FLOAT64_TOLERANCE, blocking))
     return results
@@ -117,11 +117,11 @@ def device_gate(setup: MAMLSetup, device: torch.device, settings: PerformanceSet
     small = setup.gate_sized()
     net = network(small)
     on_device = ProjectMAML(copy.deepcopy(net).to(device), small, settings)
-    reference = meta_gradient(
+    reference = flat_meta_gradient(
         ProjectMAML(net.double(), small), synthetic_batch(small, torch.device("cpu"), torch.float64)
     )
     apply_backend_flags(settings, device)
-    value = meta_gradient(on_device, synthetic_batch(small, device))
+    value = flat_meta_gradient(on_device, synthetic_batch(small, device))
     error = relative_error(value.double().cpu(), reference)
     return GateResult(
         f"project on {device.type}, {settings_label(settings)} = float64 CPU",

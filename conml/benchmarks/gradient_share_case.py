@@ -13,15 +13,14 @@ from __future__ import annotations
 import copy
 
 from conml.benchmarks.gates import GateResult
-from conml.benchmarks.maml_peers import ProjectMAML, meta_gradient, meta_iteration
+from conml.benchmarks.maml_peers import ProjectMAML, flat_meta_gradient, meta_iteration
 from conml.benchmarks.results import CaseResult, Target
 from conml.benchmarks.scale import BenchRun
 from conml.benchmarks.setups import network, sine_setup, synthetic_batch
 from conml.benchmarks.timing import Variant, measure
 from conml.config import TrainerConfig
-from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch
-from conml.gradient_share import gradient_share
+from conml.training_step import meta_gradient
 
 # Target: measuring at the default interval adds under this much to training time (%).
 OVERHEAD_LIMIT = 5.0
@@ -34,14 +33,12 @@ class ShareMeasuringMAML(ProjectMAML):
     share: float = float("nan")
 
     def backward(self, batch: EpisodeBatch) -> None:
-        parts = self.parts(batch)
-        parts.total.backward(retain_graph=True)
-        self.share, _, _ = gradient_share(parts.contrastive, list(self.module.parameters()), TaskShard())
+        _, (self.share, _, _) = meta_gradient(self.objective, self.module, batch, measure_share=True)
 
 
 def same_gradients_gate(plain: ProjectMAML, measuring: ShareMeasuringMAML, batch: EpisodeBatch) -> GateResult:
     """The parameter gradients of a measuring step against a plain step's on the same weights (entries that differ at all)."""
-    differing = (meta_gradient(plain, batch) != meta_gradient(measuring, batch)).sum()
+    differing = (flat_meta_gradient(plain, batch) != flat_meta_gradient(measuring, batch)).sum()
     return GateResult(
         "measuring step's gradients = plain step's, bit for bit (entries that differ)", float(differing), 0.0
     )

@@ -34,6 +34,7 @@ from conml.learners.icl import InContextLearner, interleave
 from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
+from conml.training_step import meta_gradient, optimizer_step
 
 DIMS = 20
 HEADS = 8
@@ -75,9 +76,8 @@ def _project_step(net: GPT2, run: BenchRun):
 
     def iteration() -> None:
         batch = source.sample("train", step[0] * scale.icl_batch, scale.icl_batch)
-        optimizer.zero_grad(set_to_none=True)
-        objective(learner, batch).total.backward()
-        optimizer.step()
+        meta_gradient(objective, learner, batch)  # the trainer's step (conml/training_step.py)
+        optimizer_step(learner, optimizer, None, None)
         step[0] += 1
 
     return iteration

@@ -28,8 +28,9 @@ from conml.benchmarks.setups import MAMLSetup
 from conml.episodes import EpisodeBatch
 from conml.learners.maml import MAML
 from conml.objective import ConMLObjective, ConMLSettings, LossParts
-from conml.performance import PerformanceSettings, Precision, apply_backend_flags, autocast
+from conml.performance import AutocastObjective, PerformanceSettings, Precision, apply_backend_flags
 from conml.task_kind import CLASSIFICATION, TaskKind
+from conml.training_step import meta_gradient
 
 # ConML's default weight of the contrastive term.
 CONML_LAMBDA = ConMLSettings().lam
@@ -58,17 +59,18 @@ class ProjectMAML:
         self.device = next(net.parameters()).device
         if settings.channels_last:
             self.module.to(memory_format=torch.channels_last)
-        self.objective = ConMLObjective(ConMLSettings(enabled=setup.conml, lam=CONML_LAMBDA))
+        objective = ConMLObjective(ConMLSettings(enabled=setup.conml, lam=CONML_LAMBDA))
+        self.objective = AutocastObjective(objective, settings, self.device)
 
     def parts(self, batch: EpisodeBatch) -> LossParts:
-        with autocast(self.settings, self.device):
-            return self.objective(self.module, batch)
+        return self.objective(self.module, batch)
 
     def loss(self, batch: EpisodeBatch) -> Tensor:
         return self.parts(batch).total
 
     def backward(self, batch: EpisodeBatch) -> None:
-        self.loss(batch).backward()
+        """The trainer's meta-gradient (conml/training_step.py), all tasks at once."""
+        meta_gradient(self.objective, self.module, batch)
 
 
 class PerTaskLoopMAML:
@@ -241,7 +243,7 @@ def build(name: str, net: nn.Module, setup: MAMLSetup) -> MetaGradient:
     return IMPLEMENTATIONS[name](copy.deepcopy(net), setup)
 
 
-def meta_gradient(implementation: MetaGradient, batch: EpisodeBatch) -> Tensor:
+def flat_meta_gradient(implementation: MetaGradient, batch: EpisodeBatch) -> Tensor:
     """The meta-gradient of one meta-batch, flattened over all parameters."""
     implementation.module.zero_grad(set_to_none=True)
     implementation.backward(batch)

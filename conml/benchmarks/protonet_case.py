@@ -24,6 +24,7 @@ from conml.learners.protonet import ProtoNet
 from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
+from conml.training_step import meta_gradient
 
 
 class ProjectProtoNet:
@@ -32,7 +33,8 @@ class ProjectProtoNet:
         self.objective = ConMLObjective(ConMLSettings(enabled=False))
 
     def backward(self, batch: EpisodeBatch) -> None:
-        self.objective(self.module, batch).total.backward()
+        """The trainer's meta-gradient (conml/training_step.py)."""
+        meta_gradient(self.objective, self.module, batch)
 
 
 class EpisodeLoopProtoNet:

@@ -21,7 +21,8 @@ from torch.utils._pytree import tree_flatten
 
 from conml.data.episode_source import EpisodeSource
 from conml.evaluate import evaluate
-from conml.gpu_check.presets import Built, last_meta_batches, meta_gradient, train_step
+from conml.gpu_check.presets import Built, last_meta_batches
+from conml.training_step import meta_gradient, optimizer_step
 
 GIB = 2**30
 
@@ -70,6 +71,12 @@ class StepMeasurement:
     examples_per_task: int  # support + query examples of the largest measured task (padded)
 
 
+def train_step(built: Built, batch) -> None:
+    """One meta-training step of the preset, the trainer's own (conml/training_step.py)."""
+    meta_gradient(built.objective, built.learner, batch, built.task_chunk)
+    optimizer_step(built.learner, built.optimizer, built.scheduler, built.cfg.trainer.grad_clip)
+
+
 def measure_steps(built: Built, steps: int) -> StepMeasurement:
     """One warm-up step (autotuning, optimizer state), then `steps` timed steps with their peak memory."""
     device = built.device
@@ -110,7 +117,7 @@ def step_peak_bytes(built: Built) -> tuple[int, int]:
     batches = last_meta_batches(built, 1)
     with LiveBytes() as tracker:
         batch = next(batches)
-        meta_gradient(built, batch)
+        meta_gradient(built.objective, built.learner, batch, built.task_chunk)
     built.optimizer.step()
     tensors = [t for tasks in (batch.support, batch.query) for t in (tasks.x, tasks.y, tasks.mask) if t is not None]
     return state_bytes(built) + tracker.peak, sum(t.numel() * t.element_size() for t in tensors)

@@ -28,10 +28,11 @@ from conml.config import register
 from conml.data.prefetch import MetaBatches
 from conml.errors import DataError
 from conml.gpu_check.settings import Verdicts
+from conml.memory_plan import auto_task_chunk
 from conml.objective import ConMLObjective
 from conml.performance import apply_performance
 from conml.tables.table_sweep import every_sweep_cell
-from conml.task_chunks import AUTO, auto_task_chunk, check_task_chunk, chunked_backward
+from conml.task_chunks import AUTO, check_task_chunk
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = CONFIGS / "experiment"
@@ -254,22 +255,3 @@ def last_meta_batches(built: Built, count: int) -> Iterator:
     steps, size = built.cfg.trainer.steps, built.cfg.trainer.meta_batch_size
     batches = MetaBatches(built.source, size, 0, size, max(steps - count, 0), steps)
     return (batches[i].to(built.device) for i in range(len(batches)))
-
-
-def meta_gradient(built: Built, batch) -> None:
-    """The meta-batch's meta-gradient in `.grad`, as Trainer._meta_gradient puts it there (all tasks at once or in chunks)."""
-    built.optimizer.zero_grad(set_to_none=True)
-    if built.task_chunk is None:
-        built.objective(built.learner, batch).total.backward()
-    else:
-        chunked_backward(built.objective, built.learner, batch, built.task_chunk)
-
-
-def train_step(built: Built, batch) -> None:
-    """One meta-training step, as Trainer.fit takes it."""
-    meta_gradient(built, batch)
-    if built.cfg.trainer.grad_clip is not None:
-        torch.nn.utils.clip_grad_norm_(built.learner.parameters(), built.cfg.trainer.grad_clip)
-    built.optimizer.step()
-    if built.scheduler is not None:
-        built.scheduler.step()

@@ -18,7 +18,7 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from conml.benchmarks.gates import device_gate, relative_error
-from conml.benchmarks.maml_peers import STRICT_FLOAT32, ProjectMAML, meta_gradient
+from conml.benchmarks.maml_peers import STRICT_FLOAT32, ProjectMAML, flat_meta_gradient
 from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.performance import PerformanceSettings, Precision
 
@@ -121,7 +121,7 @@ def graph_error(device: torch.device) -> float:
     small = GATED.gate_sized()
     net = network(small).to(device)
     batch = synthetic_batch(small, device)
-    eager = meta_gradient(ProjectMAML(copy.deepcopy(net), small), batch)
+    eager = flat_meta_gradient(ProjectMAML(copy.deepcopy(net), small), batch)
     graphed = ProjectMAML(copy.deepcopy(net), small)
     side = torch.cuda.Stream(device)
     side.wait_stream(torch.cuda.current_stream(device))

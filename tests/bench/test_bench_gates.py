@@ -8,7 +8,7 @@ import pytest
 import torch
 
 from conml.benchmarks.gates import FLOAT64_TOLERANCE, device_gate, finite_difference_gate, maml_gates, relative_error
-from conml.benchmarks.maml_peers import STRICT_FLOAT32, build, meta_gradient
+from conml.benchmarks.maml_peers import STRICT_FLOAT32, build, flat_meta_gradient
 from conml.benchmarks.setups import MAMLSetup, network, omniglot_setup, synthetic_batch
 
 SETUP = MAMLSetup(tasks=3, shots=1, inner_steps=2, inner_lr=0.1)
@@ -42,15 +42,15 @@ def _gate_inputs(setup: MAMLSetup):
 def test_agreement_gate_fails_when_second_order_terms_are_missing():
     """First-order MAML set against the second-order reference: the gate must notice."""
     small, net, batch = _gate_inputs(SETUP)
-    reference = meta_gradient(build("per-task loop", net, small), batch)
-    first_order = meta_gradient(build("project", net, replace(small, first_order=True)), batch)
+    reference = flat_meta_gradient(build("per-task loop", net, small), batch)
+    first_order = flat_meta_gradient(build("project", net, replace(small, first_order=True)), batch)
     assert relative_error(first_order, reference) > 1e3 * FLOAT64_TOLERANCE
 
 
 def test_finite_difference_gate_fails_for_a_wrong_gradient():
     small, net, batch = _gate_inputs(SETUP)
     reference = build("per-task loop", net, small)
-    gradient = meta_gradient(reference, batch)
+    gradient = flat_meta_gradient(reference, batch)
     assert finite_difference_gate(reference, batch, gradient).passed
     assert not finite_difference_gate(reference, batch, 1.1 * gradient).passed
 

@@ -26,8 +26,9 @@ import torch.multiprocessing as mp
 from conml.checks import check_settings
 from conml.distributed import TaskShard
 from conml.errors import ConfigError
+from conml.memory_plan import auto_task_chunk, chunk_for_budget
 from conml.objective import Centring, ConMLObjective, ConMLSettings, SubsetStrategy, Terms
-from conml.task_chunks import auto_task_chunk, chunk_for_budget, chunked_backward
+from conml.task_chunks import chunked_backward
 from tests.conftest import compose_config
 from tests.learners.test_conml_reference import CASES, Case
 
@@ -258,18 +259,18 @@ def test_auto_takes_no_chunks_on_a_cpu():
 def test_auto_measures_steps_and_leaves_no_trace(tmp_path, monkeypatch):
     """The GPU path with the CUDA memory counters faked: peaks of chunks of 1 and 2 tasks, plus room for
     Adam's moments; gradients, random state and buffers are as before."""
-    import conml.task_chunks as task_chunks
+    import conml.training_step as training_step
 
     learner, batch = build(LEARNERS["maml"], tmp_path)
     optimizer = torch.optim.Adam(learner.parameters())
     gib, sizes = 2**30, []
-    real = task_chunks.chunked_backward
+    real = training_step.chunked_backward
 
     def recorded(objective, learner, batch, size, measured=None):
         sizes.append(size)
         return real(objective, learner, batch, size, measured)
 
-    monkeypatch.setattr(task_chunks, "chunked_backward", recorded)
+    monkeypatch.setattr(training_step, "chunked_backward", recorded)
     monkeypatch.setattr(torch.cuda, "synchronize", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "reset_peak_memory_stats", lambda device=None: None)
     monkeypatch.setattr(torch.cuda, "max_memory_allocated", lambda device=None: (1 + 2 * sizes[-1]) * gib)
