@@ -12,7 +12,6 @@ from conml.episodes import EpisodeBatch
 from conml.errors import ConfigError
 from conml.learners.base import Learner
 from conml.objective import ConMLObjective
-from conml.performance import AutocastObjective
 from conml.training_step import meta_gradient
 
 # task_chunk=auto without trainer.memory_budget_gb plans for this fraction of the GPU's memory.
@@ -20,7 +19,7 @@ DEFAULT_BUDGET_FRACTION = 0.9
 
 
 def auto_task_chunk(
-    objective: ConMLObjective | AutocastObjective,
+    objective: ConMLObjective,
     learner: Learner,
     optimizer: torch.optim.Optimizer,
     batch: Callable[[], EpisodeBatch],

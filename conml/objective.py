@@ -13,9 +13,10 @@ pass (in-context learning) can.
 
 from __future__ import annotations
 
+from contextlib import AbstractContextManager, nullcontext
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Optional
+from typing import Callable, Optional
 
 import torch
 from torch import Tensor
@@ -106,8 +107,15 @@ class TaskTerms:
 class ConMLObjective:
     """Builds the meta-training loss of one meta-batch for any learner."""
 
-    def __init__(self, settings: ConMLSettings, shard: TaskShard = TaskShard()):
-        self.settings, self.shard = settings, shard
+    def __init__(
+        self,
+        settings: ConMLSettings,
+        shard: TaskShard = TaskShard(),
+        forward_context: Callable[[], AbstractContextManager] = nullcontext,
+    ):
+        """`forward_context` is the context every forward pass of the loss runs in (bf16 autocast on CUDA, set by
+        `conml.performance.apply_performance`); backward passes run outside it, as autocast requires."""
+        self.settings, self.shard, self.forward_context = settings, shard, forward_context
         if settings.num_subsets < 1:
             raise ConfigError(f"conml.num_subsets must be at least 1, got {settings.num_subsets}.")
         if settings.subset == SubsetStrategy.support and settings.num_subsets != 1:
@@ -120,12 +128,13 @@ class ConMLObjective:
             raise ConfigError(f"conml.subset_fraction must lie in (0, 1], got {fraction}.")
 
     def __call__(self, learner: Learner, batch: EpisodeBatch) -> LossParts:
-        terms = self.task_terms(learner, batch, Adaptation.meta_train)
-        episodic = (1.0 / self.shard.world_size) * terms.episodic
-        if terms.whole is None:
-            return LossParts(episodic, episodic)
-        contrastive, d_in, d_out = self.contrastive(terms.whole, terms.subsets)
-        return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
+        with self.forward_context():
+            terms = self.task_terms(learner, batch, Adaptation.meta_train)
+            episodic = (1.0 / self.shard.world_size) * terms.episodic
+            if terms.whole is None:
+                return LossParts(episodic, episodic)
+            contrastive, d_in, d_out = self.contrastive(terms.whole, terms.subsets)
+            return LossParts(episodic + contrastive, episodic, d_in, d_out, contrastive)
 
     def task_terms(
         self, learner: Learner, batch: EpisodeBatch, mode: Adaptation, kappas: list[Tasks] | None = None

@@ -15,8 +15,7 @@ from enum import Enum
 import torch
 from torch import nn
 
-from conml.learners.base import Learner
-from conml.objective import ConMLObjective, ConMLSettings, LossParts
+from conml.objective import ConMLObjective
 
 
 class Precision(str, Enum):
@@ -60,28 +59,12 @@ def autocast(settings: PerformanceSettings, device: torch.device) -> AbstractCon
     return nullcontext()
 
 
-class AutocastObjective:
-    """An objective computed under autocast; the backward pass runs outside it, as autocast requires."""
-
-    def __init__(self, objective: ConMLObjective, performance: PerformanceSettings, device: torch.device):
-        self.objective, self.performance, self.device = objective, performance, device
-
-    @property
-    def settings(self) -> ConMLSettings:
-        """ConML's settings, as for the objective it wraps."""
-        return self.objective.settings
-
-    def __call__(self, learner: Learner, batch) -> LossParts:
-        with autocast(self.performance, self.device):
-            return self.objective(learner, batch)
-
-
 def apply_performance(
     settings: PerformanceSettings, device: torch.device, learner: nn.Module, objective: ConMLObjective
-) -> ConMLObjective | AutocastObjective:
+) -> ConMLObjective:
     """Apply `settings` to a run: backend flags, the learner's memory layout, and autocast.
 
-    Returns the objective to train with (wrapped in autocast when bf16 is on).
+    Returns the objective to train with: under bf16, the same objective with its forward passes under autocast.
     """
     apply_backend_flags(settings, device)
     if device.type != "cuda":
@@ -89,5 +72,5 @@ def apply_performance(
     if settings.channels_last:
         learner.to(memory_format=torch.channels_last)
     if settings.precision == Precision.bf16:
-        return AutocastObjective(objective, settings, device)
+        return ConMLObjective(objective.settings, objective.shard, lambda: autocast(settings, device))
     return objective

@@ -25,8 +25,7 @@ found them.
 from __future__ import annotations
 
 import os
-from contextlib import AbstractContextManager, nullcontext
-from typing import Any, Callable
+from typing import Any
 
 import torch
 from torch import Tensor
@@ -35,7 +34,6 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import Adaptation, Learner
 from conml.objective import ConMLObjective, LossParts, TaskTerms
-from conml.performance import AutocastObjective, autocast
 
 AUTO = "auto"
 
@@ -72,7 +70,7 @@ def _tasks(tasks: Tasks, part: slice) -> Tasks:
 
 
 def chunked_backward(
-    objective: ConMLObjective | AutocastObjective,
+    objective: ConMLObjective,
     learner: Learner,
     batch: EpisodeBatch,
     size: int,
@@ -84,17 +82,14 @@ def chunked_backward(
     parameters are given, this process's gradient of the contrastive term for each of them
     (None when that term does not depend on any parameter).
     """
-    objective, forward_context = _unwrap(objective)
     count = batch.num_tasks
     parts = chunks(count, size)
     kappas = objective.subsets(batch) if objective.draws_subsets else None
     device = batch.support.x.device
 
     with torch.no_grad():
-        states, representations = _representations_without_graph(
-            objective, learner, batch, parts, kappas, forward_context
-        )
-    contrastive, d_in, d_out, pulls_of = _contrastive_gradients(objective, representations, forward_context)
+        states, representations = _representations_without_graph(objective, learner, batch, parts, kappas)
+    contrastive, d_in, d_out, pulls_of = _contrastive_gradients(objective, representations)
 
     share = 1.0 / objective.shard.world_size
     episodic_parts = []
@@ -103,7 +98,7 @@ def chunked_backward(
     for part, state in zip(parts, states):
         if state is not None:  # the random state of this chunk's pass without a graph
             _set_rng_state(state, device)
-        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context, Adaptation.meta_train)
+        terms = _chunk_terms(objective, learner, batch, part, kappas, Adaptation.meta_train)
         episodic = (share * (part.stop - part.start) / count) * terms.episodic
         pull = sum(
             ((g[part] * e).sum() for g, e in zip(pulls_of, [terms.whole, *terms.subsets]) if g is not None),
@@ -122,22 +117,12 @@ def chunked_backward(
     return LossParts(episodic_total + contrastive, episodic_total, d_in, d_out, contrastive), pulls
 
 
-def _unwrap(
-    objective: ConMLObjective | AutocastObjective,
-) -> tuple[ConMLObjective, Callable[[], AbstractContextManager]]:
-    """The objective and the context of its forward passes (autocast under bf16; backward runs outside it)."""
-    if isinstance(objective, AutocastObjective):
-        return objective.objective, lambda: autocast(objective.performance, objective.device)
-    return objective, nullcontext
-
-
 def _representations_without_graph(
     objective: ConMLObjective,
     learner: Learner,
     batch: EpisodeBatch,
     parts: list[slice],
     kappas: list[Tasks] | None,
-    forward_context,
 ) -> tuple[list, list[Tensor] | None]:
     """Each chunk's random state before its pass, and the batch's [e*, e^kappa_1, ...]; (Nones, None) when ConML is off."""
     device = batch.support.x.device
@@ -148,7 +133,7 @@ def _representations_without_graph(
     pieces = []
     for part in parts:
         states.append(_rng_state(device))
-        terms = _chunk_terms(objective, learner, batch, part, kappas, forward_context, Adaptation.meta_test)
+        terms = _chunk_terms(objective, learner, batch, part, kappas, Adaptation.meta_test)
         pieces.append([terms.whole, *terms.subsets])
     for buffer, saved in zip(learner.buffers(), buffers):
         buffer.copy_(saved)
@@ -161,12 +146,12 @@ def _representations_without_graph(
     return states, [torch.cat(column) for column in zip(*pieces)]
 
 
-def _contrastive_gradients(objective: ConMLObjective, representations: list[Tensor] | None, forward_context) -> tuple:
+def _contrastive_gradients(objective: ConMLObjective, representations: list[Tensor] | None) -> tuple:
     """(contrastive, d_in, d_out, [dC/de*, dC/de^kappa_k...]) from the representations of the whole meta-batch."""
     if representations is None:
         return None, None, None, []
     leaves = [r.detach().requires_grad_() for r in representations]
-    with torch.enable_grad(), forward_context():
+    with torch.enable_grad(), objective.forward_context():
         contrastive, d_in, d_out = objective.contrastive(leaves[0], leaves[1:])
     if contrastive.requires_grad:
         grads = torch.autograd.grad(contrastive, leaves, allow_unused=True)
@@ -182,12 +167,11 @@ def _chunk_terms(
     batch: EpisodeBatch,
     part: slice,
     kappas: list[Tasks] | None,
-    forward_context,
     mode: Adaptation,
 ) -> TaskTerms:
     """The tasks `part` through the learner, with their share of the subsets drawn for the whole meta-batch;
     `mode`: meta_test for the pass without a graph, meta_train for the one that back-propagates."""
-    with forward_context():
+    with objective.forward_context():
         return objective.task_terms(
             learner,
             task_range(batch, part),

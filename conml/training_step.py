@@ -16,14 +16,13 @@ from conml.episodes import EpisodeBatch
 from conml.gradient_share import gradient_share, share_of_pulls
 from conml.learners.base import Learner
 from conml.objective import ConMLObjective, LossParts
-from conml.performance import AutocastObjective
 from conml.task_chunks import chunked_backward
 
 Share = tuple[float, float, float]  # (share, ||grad contrastive||, ||grad episodic||)
 
 
 def meta_gradient(
-    objective: ConMLObjective | AutocastObjective,
+    objective: ConMLObjective,
     learner: Learner,
     batch: EpisodeBatch,
     task_chunk: int | None = None,

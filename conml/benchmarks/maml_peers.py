@@ -28,7 +28,7 @@ from conml.benchmarks.setups import MAMLSetup
 from conml.episodes import EpisodeBatch
 from conml.learners.maml import MAML
 from conml.objective import ConMLObjective, ConMLSettings, LossParts
-from conml.performance import AutocastObjective, PerformanceSettings, Precision, apply_backend_flags
+from conml.performance import PerformanceSettings, Precision, apply_backend_flags, autocast
 from conml.task_kind import CLASSIFICATION, TaskKind
 from conml.training_step import meta_gradient
 
@@ -59,8 +59,8 @@ class ProjectMAML:
         self.device = next(net.parameters()).device
         if settings.channels_last:
             self.module.to(memory_format=torch.channels_last)
-        objective = ConMLObjective(ConMLSettings(enabled=setup.conml, lam=CONML_LAMBDA))
-        self.objective = AutocastObjective(objective, settings, self.device)
+        conml = ConMLSettings(enabled=setup.conml, lam=CONML_LAMBDA)
+        self.objective = ConMLObjective(conml, forward_context=lambda: autocast(settings, self.device))
 
     def parts(self, batch: EpisodeBatch) -> LossParts:
         return self.objective(self.module, batch)

@@ -9,7 +9,7 @@ from omegaconf import OmegaConf
 from conml.learners.maml import MAML
 from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
-from conml.performance import AutocastObjective, PerformanceSettings, Precision, apply_performance
+from conml.performance import PerformanceSettings, Precision, apply_performance
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 
@@ -38,7 +38,8 @@ def test_gpu_settings_apply():
     learner = MAML(ConvNet(hidden=4, blocks=2, out_features=3, image_size=8), CLASSIFICATION).cuda()
     settings = PerformanceSettings(precision=Precision.bf16, channels_last=True, cudnn_benchmark=True)
     objective = apply_performance(settings, torch.device("cuda"), learner, ConMLObjective(ConMLSettings()))
-    assert isinstance(objective, AutocastObjective)
+    with objective.forward_context():
+        assert torch.is_autocast_enabled("cuda")
     assert learner.net[0].weight.is_contiguous(memory_format=torch.channels_last)
     assert torch.backends.cudnn.benchmark and torch.backends.cuda.matmul.allow_tf32
 

@@ -157,17 +157,6 @@ def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
         learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
 
 
-def test_the_bf16_wrapper_exposes_conml_settings_to_the_trainer_warnings():
-    """Under performance.precision=bf16 on CUDA the trainer holds an AutocastObjective; its warnings read lambda from it."""
-    from conml.performance import AutocastObjective, PerformanceSettings, Precision
-
-    settings = ConMLSettings(lam=0.25)
-    wrapped = AutocastObjective(
-        ConMLObjective(settings), PerformanceSettings(precision=Precision.bf16), torch.device("cpu")
-    )
-    assert wrapped.settings is settings and wrapped.performance.precision == Precision.bf16
-
-
 def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsys):
     run_tiny(["conml.lam=1e4", "learner.representation=update"])
     output = capsys.readouterr()

@@ -125,15 +125,19 @@ def test_chunks_report_the_contrastive_gradient_without_changing_the_step(name, 
 
 
 def test_bf16_objective_wrapper_is_chunked_through_its_objective(tmp_path):
-    """Under performance.precision=bf16 the trainer holds an AutocastObjective; chunks unwrap it (autocast is a no-op on a CPU)."""
-    from conml.performance import AutocastObjective, PerformanceSettings, Precision
+    """Under performance.precision=bf16 the objective's forward passes run under autocast; chunks run theirs in the
+    same context (autocast is a no-op on a CPU, so the gradients are the plain objective's)."""
+    from conml.performance import PerformanceSettings, Precision, autocast
 
     case = LEARNERS["protonet"]
     learner, batch = build(case, tmp_path)
     objective = ConMLObjective(case.settings)
     _, expected, _ = unchunked(objective, learner, batch)
     _, got, _ = chunked(
-        AutocastObjective(objective, PerformanceSettings(precision=Precision.bf16), torch.device("cpu")),
+        ConMLObjective(
+            case.settings,
+            forward_context=lambda: autocast(PerformanceSettings(precision=Precision.bf16), torch.device("cpu")),
+        ),
         learner,
         batch,
         2,
