@@ -44,6 +44,7 @@ class LoggerConfig:
     entity: Optional[str] = None
     group: Optional[str] = None
     tags: list[str] = field(default_factory=list)
+    # Set at start-up to the run's provenance.job_type (any value given is replaced).
     job_type: str = "train"
     name: Optional[str] = None
     # Upload checkpoints/best.pt, results.json and train.log as a W&B artifact when the run ends.
@@ -95,6 +96,47 @@ class EvalConfig:
     checkpoint: Checkpoint = Checkpoint.best
 
 
+# Settings a resumed run may change; every other difference means a different experiment.
+# (Task chunks change memory and speed, never the meta-gradient: a run may continue on another GPU.)
+RESUMABLE_CHANGES = (
+    "resume",
+    "optimize_metric",
+    "trainer.steps",
+    "trainer.log_every",
+    "trainer.val_every",
+    "trainer.ckpt_every",
+    "trainer.task_chunk",
+    "trainer.memory_budget_gb",
+    "eval",
+    "logger",
+    "paths",
+    "device",
+    "provenance",
+)
+
+
+class JobType(str, Enum):
+    """What launched a run: its W&B job type and provenance.job_type."""
+
+    train = "train"  # a run or multirun of one's own
+    search = "search"  # a trial of a hyperparameter search (a sweeper other than Hydra's basic one, e.g. Optuna)
+    table = "table"  # a cell of a paper table, launched by the table (`make table-N`, `scripts/table.py run`)
+    smoke = "smoke"  # a table's smoke run (debug=smoke): checks the path, its numbers are not results
+
+
+@dataclass
+class Provenance:
+    """What made the run, in its W&B config and results.json, so that tables and dashboards can tell a table's
+    cells from sweeps and searches that share their name. `table` is set by a table's launch (configs/table/*.yaml,
+    `scripts/table.py run`); `cell`, `sweep` and `job_type` are filled in at start-up (conml.train), replacing any
+    value given."""
+
+    table: Optional[str] = None  # the paper table the run is a cell of (scripts/table.py list)
+    cell: Optional[str] = None  # that cell: the run name and the settings that tell it apart (conml.lam=1)
+    sweep: Optional[str] = None  # the multirun folder, relative to paths.output_dir; null: a single run
+    job_type: Optional[JobType] = None
+
+
 @dataclass
 class PathsConfig:
     output_dir: str = "outputs"
@@ -116,6 +158,7 @@ class TrainConfig:
     eval: EvalConfig = field(default_factory=EvalConfig)
     logger: LoggerConfig = field(default_factory=LoggerConfig)
     paths: PathsConfig = field(default_factory=PathsConfig)
+    provenance: Provenance = field(default_factory=Provenance)
     name: str = "default"
     seed: int = 0
     device: str = "auto"

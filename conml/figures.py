@@ -1,7 +1,7 @@
 """Figures beside the paper tables: task models in 2-D, d_in / d_out distributions, error against shots.
 
 Plotting only: callers hand over the numbers (conml/representation_analysis.py computes them).
-Figures are written as PNG and, optionally, logged to a W&B run of the table's group.
+Figures are written as PNG; conml/tables/wandb_table.py logs a table's figures to W&B.
 """
 
 from __future__ import annotations
@@ -11,8 +11,6 @@ from pathlib import Path
 import matplotlib
 import numpy as np
 from matplotlib.figure import Figure
-
-from conml.config import WandbMode
 
 
 def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
@@ -100,29 +98,3 @@ def curve_figure(
     ax.legend()
     figure.savefig(path, dpi=130)
     return path
-
-
-def log_figures(
-    paths: list[Path], project: str, group: str, mode: str, run_dir: Path, table_markdown: str | None = None
-) -> None:
-    """Log the figures (and the table) to one W&B run of `project`, job type 'table', in the table's group."""
-    if WandbMode(mode) == WandbMode.disabled or not paths:
-        return
-    import wandb
-
-    run_dir.mkdir(parents=True, exist_ok=True)
-    run = wandb.init(
-        project=project,
-        group=group,
-        job_type="table",
-        name=f"{group}-figures",
-        dir=str(run_dir),
-        mode=mode,
-        settings=wandb.Settings(console="off"),
-    )
-    try:
-        run.log({path.stem: wandb.Image(str(path)) for path in paths})
-        if table_markdown is not None:
-            run.summary["table_markdown"] = table_markdown
-    finally:
-        run.finish()

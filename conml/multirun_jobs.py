@@ -11,8 +11,10 @@ and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, hands them to the
 environment variable CONML_SWEPT, which also reaches jobs run in other processes (submitit).
 
 The closing table lists each job's swept values, its test results (mean ± 95% CI) or why it has
-none, and its run folder; the multirun exits with status 1 if a job failed. Jobs run in this
-process report their outcome directly; jobs run elsewhere are read from their folders.
+none, and its run folder, then each setting's mean ± 95% CI over seeds; both are also written to
+`<sweep folder>/summary.md` and `summary.json` (conml/sweep_summary.py). The multirun exits with
+status 1 if a job failed. Jobs run in this process report their outcome directly; jobs run elsewhere
+are read from their folders.
 """
 
 from __future__ import annotations
@@ -33,13 +35,13 @@ from hydra.experimental.callback import Callback
 from hydra.types import RunMode
 from omegaconf import DictConfig, OmegaConf
 
+from conml import sweep_summary
+
 SWEPT = "CONML_SWEPT"
 # Longest swept-values part of a folder name (a file name may have 255 bytes).
 LONGEST = 150
 # Significant digits of a number in a job's name.
 DIGITS = 4
-# Test results shown per job; the rest are in its results.json.
-SHOWN = 2
 
 
 @dataclass
@@ -102,6 +104,11 @@ class MultirunJobs(Callback):
         sweep = Path(config.hydra.sweep.dir)
         jobs = sorted(self.jobs.values(), key=lambda j: j.number) or jobs_in_folder(sweep, self.swept)
         print(summary(jobs, self.swept, sweep), flush=True)
+        try:
+            written = sweep_summary.write(sweep, jobs, self.swept, sweep)
+            print(f"Summary written to {written[0]} and {written[1]}.", flush=True)
+        except OSError as error:
+            print(f"warning: the summary could not be written into {sweep} ({error}).", file=sys.stderr)
         if any(job.test is None for job in jobs):
             sys.exit(1)
 
@@ -176,28 +183,22 @@ def jobs_in_folder(sweep: Path, swept: list[str]) -> list[Job]:
     return sorted(jobs, key=lambda j: j.number)
 
 
+def multirun_in_folder(sweep: Path) -> tuple[list[Job], list[str]]:
+    """The jobs of the multirun whose folder is `sweep` and the keys it swept, read from the multirun.yaml that
+    Hydra writes there when the multirun starts (which also tells a multirun folder from any other)."""
+    swept = swept_keys(OmegaConf.load(sweep / "multirun.yaml"))
+    return jobs_in_folder(sweep, swept), swept
+
+
 def summary(jobs: list[Job], swept: list[str], sweep: Path) -> str:
-    """The closing table: one row per job."""
-    failed = sum(job.test is None for job in jobs)
-    header = ["job", *swept, "test (mean ± 95% CI)", "run folder"]
-    rows = [
-        [str(job.number), *(job.values.get(key, "") for key in swept), _outcome(job), _shown(job.folder)]
-        for job in jobs
-    ]
-    widths = [max(len(row[i]) for row in [header, *rows]) for i in range(len(header))]
-    lines = [f"\nMultirun {sweep}: {len(jobs)} job(s), {len(jobs) - failed} finished, {failed} failed or refused."]
-    lines += [
-        "  " + "  ".join(cell.ljust(width) for cell, width in zip(row, widths)).rstrip() for row in [header, *rows]
-    ]
+    """The closing tables: one row per job, then, where seeds repeat a setting, one row per setting."""
+    found = sweep_summary.settings(jobs, swept)
+    lines = ["", sweep_summary.headline(jobs, sweep)]
+    lines += sweep_summary.aligned(*sweep_summary.job_rows(jobs, swept, lambda job: _shown(job.folder)))
+    if any(len(setting.jobs) > 1 for setting in found):
+        lines += ["Per setting, mean ± 95% CI over seeds:"]
+        lines += sweep_summary.aligned(*sweep_summary.setting_rows(found, swept))
     return "\n".join(lines)
-
-
-def _outcome(job: Job) -> str:
-    if job.test is None:
-        return f"failed: {(job.error or '').splitlines()[0][:100]}"
-    shown = [f"{key} {value['mean']:.4g} ± {value['ci95']:.2g}" for key, value in list(job.test.items())[:SHOWN]]
-    more = len(job.test) - SHOWN
-    return "; ".join(shown) + (f" (+{more} more)" if more > 0 else "")
 
 
 def _shown(folder: Path | None) -> str:

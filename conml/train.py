@@ -25,7 +25,15 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
     from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
     from conml.checkpoint import load_checkpoint, seed_everything
     from conml.checks import check_evaluation, check_settings
-    from conml.config import check_local_config, check_targets, metric_direction, register
+    from conml.config import (
+        RESUMABLE_CHANGES,
+        JobType,
+        Provenance,
+        check_local_config,
+        check_targets,
+        metric_direction,
+        register,
+    )
     from conml.distributed import shard_from_environment
     from conml.errors import ConfigError, UserError, exit_with, report
     from conml.evaluate import meta_test
@@ -36,6 +44,7 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
     from conml.preemption import Preempted, PreemptionGuard
     from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_all_unused, remove_unused
     from conml.run_log import RunLog
+    from conml.tables.multirun import SMOKE_DEBUG
     from conml.task_kind import TaskKind
     from conml.tracking import Tracker, prepare_console_capture
     from conml.trainer import Trainer
@@ -44,23 +53,6 @@ except KeyboardInterrupt:
     raise SystemExit(130) from None
 
 register()
-
-# Settings a resumed run may change; every other difference means a different experiment.
-# (Task chunks change memory and speed, never the meta-gradient: a run may continue on another GPU.)
-RESUMABLE_CHANGES = (
-    "resume",
-    "optimize_metric",
-    "trainer.steps",
-    "trainer.log_every",
-    "trainer.val_every",
-    "trainer.ckpt_every",
-    "trainer.task_chunk",
-    "trainer.memory_budget_gb",
-    "eval",
-    "logger",
-    "paths",
-    "device",
-)
 
 
 def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
@@ -71,6 +63,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     """
     check_settings(cfg)
     check_targets(cfg, SUPPLIED)
+    record_provenance(cfg)
     shard, device = shard_from_environment(resolve_device(cfg.device))
     config = OmegaConf.to_container(cfg, resolve=True)
     checkpoint_dir = run_dir / "checkpoints"
@@ -154,6 +147,59 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     return summary
 
 
+def record_provenance(cfg: DictConfig) -> None:
+    """Fill in cfg.provenance (config.Provenance: the table cell, multirun and job type of the run; the one place
+    they are derived), and file the W&B run under it: its job type, and for a table's run the table as a tag.
+
+    The job type follows from how the run was composed: debug=smoke makes a smoke run, a sweeper other than
+    Hydra's basic one (Optuna) a search trial, provenance.table (set by the table's launch) a table's run."""
+    hydra = HydraConfig.get() if HydraConfig.initialized() else None
+    choices = hydra.runtime.choices if hydra is not None else {}
+    table = cfg.provenance.table
+    if choices.get("debug") == SMOKE_DEBUG:
+        job_type = JobType.smoke
+    elif choices.get("hydra/sweeper", "basic") != "basic":
+        job_type = JobType.search
+    else:
+        job_type = JobType.table if table else JobType.train
+    multirun = hydra is not None and hydra.mode == RunMode.MULTIRUN
+    cfg.provenance = Provenance(
+        table=table,
+        cell=_table_cell(cfg, table) if table else None,
+        sweep=_sweep(Path(hydra.runtime.output_dir).parent, Path(cfg.paths.output_dir)) if multirun else None,
+        job_type=job_type,
+    )
+    cfg.logger.job_type = job_type.value
+    if table and table not in cfg.logger.tags:
+        cfg.logger.tags.append(table)
+
+
+def _table_cell(cfg: DictConfig, table: str) -> str:
+    """The cell of `table` that this run fills, as the table looks it up (conml.tables.spec.RunKey)."""
+    # Imported here: the tables and their figures take a second or two to import, which only a table's runs need.
+    from conml.tables.catalog import TABLES
+
+    if table not in TABLES:
+        raise ConfigError(f"provenance.table={table} is not a paper table; the tables are: {', '.join(TABLES)}.")
+    key = TABLES[table].key_of(cfg.name, OmegaConf.to_container(cfg, resolve=True))
+    if key is None:
+        raise ConfigError(
+            f"provenance.table={table}, but this run ({cfg.name}) is none of that table's cells "
+            f"({', '.join(str(k) for k in TABLES[table].run_keys)}). Leave provenance.table unset for a run of your "
+            "own; a table's own launch (`scripts/table.py run`, `python -m conml.train -m +table=...`) sets it."
+        )
+    return str(key)
+
+
+def _sweep(folder: Path, outputs: Path) -> str:
+    """A multirun's id: its folder relative to the output folder (tables/table2/<date>_<time>, multirun/<date>_<time>),
+    or its name when it lies elsewhere."""
+    try:
+        return folder.resolve().relative_to(outputs.resolve()).as_posix()
+    except ValueError:
+        return folder.name
+
+
 def _optimize_metric(cfg: DictConfig, kind: TaskKind) -> str:
     """The metric `main` returns: optimize_metric, which must be the run's validation metric (val/mse, val/accuracy)."""
     own = f"val/{kind.metric_name}"
@@ -182,7 +228,7 @@ def _precision(cfg: DictConfig, device: torch.device, learner: torch.nn.Module) 
     stored = str(next(learner.parameters()).dtype).removeprefix("torch.")
     if device.type != "cuda":
         return f"{stored} (performance.precision acts on CUDA only)"
-    if getattr(learner, "mixed_precision", False):
+    if learner.mixed_precision:
         return f"bf16 autocast (learner.mixed_precision), weights {stored}"
     return f"{cfg.performance.precision.value}, weights {stored}"
 

@@ -2,6 +2,7 @@
 
     python scripts/table.py run TABLE [--seeds 0,1,2] [--smoke] [--out DIR | --docs [--force]] [OVERRIDE ...]
     python scripts/table.py aggregate TABLE RUNS_DIR [RUNS_DIR ...] [--seeds ...] [--wandb ENTITY/PROJECT] [--out DIR | --docs [--force]] [--mix]
+    python scripts/table.py aggregate sweep MULTIRUN_DIR [--out DIR]
     python scripts/table.py export TABLE RUNS_DIR OUT_DIR
     python scripts/table.py list
 
@@ -11,8 +12,11 @@ such as trainer.steps=2000 or hydra/launcher=slurm go to every job), then aggreg
 --wandb, the finished runs of the table's W&B groups. Both say which runs they used and write
 <table>.md, .tex, .json and the table's figures (PNG) into the sweep folder (`run`) or the first
 RUNS_DIR (`aggregate`), into --out DIR, or, only with --docs, over the committed docs/tables/. They
-log the figures to W&B (offline unless logger.mode says otherwise). Smoke runs beside real ones, or
-runs of one preset at different step budgets, are refused unless --mix is given. Finding no run of the
+log the table (a wandb.Table) and its figures to one W&B run of job type 'table' beside the table's
+training runs (offline unless --wandb-mode or logger.mode says otherwise), whose files go into that
+folder, or with --docs into the sweep folder (`run`) or outputs/tables/<table>/ (`aggregate`). Smoke runs beside real ones, or
+runs of one preset at different step budgets, or runs whose settings outside the table's swept axes differ
+from their cell's protocol (a search trial, another sweep's run), are refused unless --mix is given. Finding no run of the
 table is an error naming the folders searched. --docs refuses smoke runs, runs on synthetic data and a
 table without one filled cell, and any number of the committed <table>.json that would be lost or
 changed (cells it shows as missing may be filled); --force writes over such a committed table anyway.
@@ -20,6 +24,10 @@ changed (cells it shows as missing may be filled); --force writes over such a co
 seed), its results.json and its cached analyses (computed first where missing) into
 OUT_DIR/<run folder name>/: a few KB per run, which `aggregate` rebuilds the table and figures from
 once the checkpoints are gone. It never overwrites a different exported result.
+`aggregate sweep` needs no table: it groups the jobs of any multirun folder by the values the sweep
+varied other than the seed, prints each setting's test results as mean ± 95% CI over seeds beside the
+table of jobs, and writes them as summary.md and summary.json into the multirun folder or --out DIR
+(conml/sweep_summary.py: the files the multirun itself wrote when it ended are never overwritten).
 """
 
 from __future__ import annotations
@@ -31,18 +39,21 @@ import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
 
+from conml import multirun_jobs, sweep_summary
 from conml.errors import ConfigError, DataError, UserError
-from conml.figures import log_figures
 from conml.tables import render
 from conml.tables.aggregate import Aggregate, aggregate
 from conml.tables.catalog import TABLES
 from conml.tables.committed import check_docs
-from conml.tables.multirun import available, multirun, new_sweep_dir, sweep_parameters
-from conml.tables.provenance import check_not_mixed, describe
+from conml.tables.multirun import available, multirun, new_sweep_dir, output_root, sweep_parameters
+from conml.tables.provenance import check_not_mixed, check_protocol, describe
 from conml.tables.runs import Run, collect_runs, wandb_runs
 from conml.tables.spec import Table
+from conml.tables.wandb_table import log_table
 
 DOCS_TABLES = Path("docs/tables")
+# `aggregate sweep DIR` summarises any multirun folder, without a table definition.
+SWEEP = "sweep"
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -58,6 +69,8 @@ def main(argv: list[str] | None = None) -> int:
     try:
         if args.action == "list":
             return _list()
+        if args.action == "aggregate" and args.table == SWEEP:
+            return aggregate_sweep(args)
         table = _table(args.table)
         if args.action == "export":
             return export(table, args.runs_dir, args.out_dir)
@@ -76,9 +89,9 @@ def main(argv: list[str] | None = None) -> int:
             command,
             not args.no_figures,
             args.wandb_mode,
-            roots[0],
+            output_root({}) / "tables" / table.name if args.docs else out_dir,
+            searched,
             mix=args.mix,
-            searched=searched,
             docs=args.docs,
             force=args.force,
         )
@@ -97,18 +110,22 @@ def report(
     figures: bool,
     wandb_mode: str,
     wandb_dir: Path,
+    searched: list[str],
     mix: bool = False,
-    searched: list[str] | None = None,
     docs: bool = False,
     force: bool = False,
+    overrides: tuple[str, ...] = (),
 ) -> Aggregate:
     """Aggregate (refusing mixed runs unless `mix`, no runs at all, and with `docs` what `check_docs` refuses), say
-    which runs were used, write the table files and figures, log them to W&B, and print the Markdown."""
+    which runs were used, write the table files and figures, log them to W&B with their files under `wandb_dir`
+    (beside it when that is a run folder: a run's own W&B folder holds only its own runs), and print the Markdown."""
     if not mix:
-        check_not_mixed([run for run in runs if run.name in table.presets and run.seed in seeds])
+        found = [run for run in runs if run.name in table.presets and run.seed in seeds]
+        check_not_mixed(found)
+        check_protocol(table, found, overrides)
     result = aggregate(table, runs, seeds)
     if not result.runs:
-        where = ", ".join(searched or [str(wandb_dir)])
+        where = ", ".join(searched)
         raise DataError(
             f"There is no finished run of {table.name} with seeds {list(seeds)} in {where} ({len(runs)} finished run(s) "
             f"of any table found there), so there is no table to write: nothing was written. A run is finished once its "
@@ -120,15 +137,78 @@ def report(
     print(describe(result.runs))
     paths = render.write(result, out_dir, command)
     drawn = table.figures(result.runs, out_dir) if figures and table.figures and result.runs else []
-    project = next((r.setting("logger.project") for r in result.runs if r.setting("logger.project")), "conml")
-    log_figures(drawn, project, table.name, wandb_mode, wandb_dir, paths["md"].read_text())
+    logged = log_table(result, drawn, wandb_mode, wandb_dir.parent if _is_run(wandb_dir) else wandb_dir)
     print(paths["md"].read_text())
     missing = sum(1 for e in result.entries if e.mean is None and not e.undefined_seeds)
     print(
         f"Written: {', '.join(str(p) for p in [*paths.values(), *drawn])}"
         + (f"  ({missing} of {len(result.entries)} cells missing)" if missing else "")
+        + (f"\nW&B run of the table: {logged}" if logged else "")
     )
     return result
+
+
+def _is_run(folder: Path) -> bool:
+    """Whether `folder` is a run's own folder (it holds the run's results.json)."""
+    return (folder / "results.json").is_file()
+
+
+def aggregate_sweep(args) -> int:
+    """`aggregate sweep MULTIRUN_DIR [--out DIR]`: the multirun's jobs and settings (mean ± 95% CI over seeds),
+    printed and written as summary.md and summary.json into --out DIR or the multirun folder."""
+    used = [option for option, given in _table_options(args).items() if given]
+    if used or len(args.runs) != 1:
+        raise ConfigError(
+            "`scripts/table.py aggregate sweep` takes one multirun folder and, optionally, --out DIR"
+            + (f"; {', '.join(used)} belong to the paper tables" if used else f", not {len(args.runs)} folders")
+            + ": it groups that folder's jobs by the values the sweep varied, whatever they are. Summarise several "
+            "multiruns one by one, or aggregate a paper table with `scripts/table.py aggregate TABLE RUNS_DIR ...`."
+        )
+    sweep = Path(args.runs[0])
+    if not sweep.is_dir():
+        raise DataError(
+            f"{sweep} is not a folder: pass the folder a multirun printed when it ended (outputs/multirun/<date>_<time>, "
+            "or the one hydra.sweep.dir named). Nothing was written."
+        )
+    if not (sweep / "multirun.yaml").is_file():
+        inside = sorted(str(p.parent.relative_to(sweep)) for p in sweep.glob("*/multirun.yaml"))
+        raise DataError(
+            f"{sweep} is not a multirun folder: it holds no multirun.yaml, which Hydra writes into the folder of every "
+            "multirun (`python -m conml.train -m ...`) when it starts, so the swept settings cannot be known. "
+            + (
+                f"It holds the multiruns {', '.join(inside)}: summarise each of those. "
+                if inside
+                else "Pass the folder the multirun printed (outputs/multirun/<date>_<time>, or the one hydra.sweep.dir "
+                "named); runs of a paper table in any folder are aggregated with `scripts/table.py aggregate TABLE DIR`. "
+            )
+            + "Nothing was written."
+        )
+    jobs, swept = multirun_jobs.multirun_in_folder(sweep)
+    if not any(job.test is not None for job in jobs):
+        raise DataError(
+            f"The multirun in {sweep} has {len(jobs)} job folder(s) and none has finished: a job is finished once its "
+            "folder holds the results.json that `python -m conml.train` writes after meta-testing, so there is "
+            "nothing to summarise and nothing was written. Wait for the jobs to end, or see why they stopped in "
+            "their train.log (and <multirun folder>/.submitit/ for jobs run by hydra/launcher=local or slurm)."
+        )
+    out_dir = args.out or sweep
+    out_dir.mkdir(parents=True, exist_ok=True)
+    print(multirun_jobs.summary(jobs, swept, sweep))
+    written = sweep_summary.write(out_dir, jobs, swept, sweep)
+    print(f"Written: {written[0]}, {written[1]}")
+    return 0
+
+
+def _table_options(args) -> dict[str, bool]:
+    """The options of `aggregate` that only a paper table uses, and whether each was given."""
+    return {
+        "--seeds": args.seeds is not None,
+        "--wandb": args.wandb is not None,
+        "--mix": args.mix,
+        "--docs": args.docs,
+        "--force": args.force,
+        "--no-figures": args.no_figures,
+    }
 
 
 def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
@@ -219,7 +299,8 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
     # A table of several grids runs each into its own folder under the sweep folder.
     parts = [sweep_dir] if len(grids) == 1 else [sweep_dir / f"grid{i + 1}" for i in range(len(grids))]
     statuses = [
-        multirun({k: v for k, v in grid.items() if k != "hydra.sweep.dir"}, part) for grid, part in zip(grids, parts)
+        multirun({**{k: v for k, v in grid.items() if k != "hydra.sweep.dir"}, "provenance.table": table.name}, part)
+        for grid, part in zip(grids, parts)
     ]
     status = next((s for s in statuses if s != 0), 0)
     if status != 0:
@@ -235,10 +316,11 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
         command,
         not args.no_figures,
         wandb_mode,
-        sweep_dir,
-        searched=[str(sweep_dir)],
+        sweep_dir if args.docs else out_dir,
+        [str(sweep_dir)],
         docs=args.docs,
         force=args.force,
+        overrides=tuple(args.overrides),
     )
     return status
 
@@ -283,7 +365,11 @@ def _parser() -> argparse.ArgumentParser:
         ("aggregate", "aggregate existing runs"),
     ):
         action = actions.add_parser(name, help=text)
-        action.add_argument("table", help=f"one of: {', '.join(TABLES)}")
+        action.add_argument(
+            "table",
+            help=f"one of: {', '.join(TABLES)}"
+            + ("" if name == "run" else f"; or `{SWEEP}`: any multirun folder, grouped by its swept settings"),
+        )
         if name == "run":
             action.add_argument(
                 "overrides",
@@ -313,7 +399,8 @@ def _parser() -> argparse.ArgumentParser:
             action.add_argument(
                 "--mix",
                 action="store_true",
-                help="aggregate smoke runs with real ones, or runs of one preset at different step budgets",
+                help="aggregate smoke runs with real ones, runs of one preset at different step budgets, or runs "
+                "whose settings differ from their cell's protocol",
             )
         action.add_argument("--seeds", help="comma-separated seeds the table expects (default: the table's)")
         where = action.add_mutually_exclusive_group()

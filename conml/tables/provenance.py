@@ -4,18 +4,33 @@ A folder such as outputs/ can hold smoke runs (two steps on tiny data) beside re
 synthetic stand-in data, and runs of one preset at different step budgets; averaging those into one
 cell gives a number that means nothing. `check_not_mixed` refuses such a table unless told otherwise; `describe` says, per preset,
 which seeds, step budgets and folders the table's numbers come from.
+Runs of one name can also be other experiments: an Optuna trial or a lambda sweep share a cell's name, group
+and tags. `check_protocol` refuses runs whose settings differ from their cell's protocol (the config the cell's
+overrides compose) in anything but what may vary between runs of a cell (NOT_THE_PROTOCOL).
 """
 
 from __future__ import annotations
 
+import copy
 from collections import defaultdict
-from typing import Any
+from typing import Any, Iterable
 
 import yaml
+from hydra.core.override_parser.overrides_parser import OverridesParser
+from omegaconf import DictConfig, OmegaConf
 
+from conml.config import RESUMABLE_CHANGES, JobType
 from conml.errors import ConfigError
-from conml.tables.multirun import CONFIGS, SMOKE_DEBUG
+from conml.gpu_check.presets import Composer
+from conml.tables.multirun import CONFIGS, SMOKE_DEBUG, available
 from conml.tables.runs import Run
+from conml.tables.spec import RunKey, Table
+from conml.tables.table_sweep import preset_overrides
+
+# Settings that may differ between the runs of one cell: those a resumed run may change (where and how it ran and
+# was tested, logging, its step budget, which check_not_mixed compares on its own), the seed, what made the run
+# (provenance), and how many processes drew its tasks and how often its gradient share was measured.
+NOT_THE_PROTOCOL = (*RESUMABLE_CHANGES, "seed", "name", "provenance", "trainer.workers", "trainer.grad_share_every")
 
 
 def _leaves(node: dict[str, Any], prefix: str = "") -> dict[str, str]:
@@ -36,6 +51,9 @@ SMOKE_MARKS = {
 
 
 def is_smoke(run: Run) -> bool:
+    """A smoke run says so (provenance.job_type); one from before runs did is known by the smoke settings."""
+    if run.setting("provenance.job_type") is not None:
+        return run.setting("provenance.job_type") == JobType.smoke.value
     return all(str(run.setting(key)) == value for key, value in SMOKE_MARKS.items())
 
 
@@ -71,6 +89,80 @@ def check_not_mixed(runs: list[Run]) -> None:
                 f"The runs of {preset} were trained for different numbers of steps ({examples}), so their seeds cannot be "
                 "averaged into one cell. Aggregate runs of one step budget (one sweep folder), or pass --mix to do it anyway."
             )
+
+
+def check_protocol(table: Table, runs: list[Run], overrides: Iterable[str] = ()) -> None:
+    """Refuse runs of the table's cells whose settings differ from their cell's protocol, as composed from the cell's
+    overrides (with `overrides`, those every job of a table's launch was given; with the table's smoke settings for
+    smoke runs); settings in NOT_THE_PROTOCOL, and those a run's config lacks (runs from before a setting existed),
+    are not compared. Cells without a protocol file (configs/table/, configs/experiment/) are not checked."""
+    launched = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
+    present = available(table)[0]
+    cells: dict[tuple[RunKey, bool], list[Run]] = defaultdict(list)
+    for run in runs:
+        key = table.key_of(run.name, run.config)
+        if key is not None and key.preset in present:
+            cells[key, is_smoke(run)].append(run)
+    differing = []
+    with Composer() as compose:
+        for (key, smoke), found in cells.items():
+            shrunk = [f"debug={SMOKE_DEBUG}", *(f"{k}={v}" for k, v in table.smoke.items())] if smoke else []
+            where = [f"{path}={value}" for path, value in key.where]
+            protocol = compose([*preset_overrides(key.preset), *_single([*shrunk, *launched]), *where])
+            # Resolved before the next cell is composed: settings such as dataset.points read Hydra's choices.
+            for run in found:
+                changes = _changes(protocol, run)
+                if changes:
+                    job_type = run.setting("provenance.job_type")
+                    made = f"; launched as job type {job_type}" if job_type not in (None, "table") else ""
+                    differing.append(f"{_where(run)} (cell {key}: {'; '.join(changes)}{made})")
+    if differing:
+        raise ConfigError(
+            f"{len(differing)} run(s) of {table.name}'s cells differ from their cell's protocol in settings the table "
+            f"does not sweep (protocol -> run), so they are other experiments that share the cell's name, such as a "
+            f"search trial or another sweep: {', '.join(differing)}. Aggregate the folder of the table's own runs (the "
+            "sweep folder `scripts/table.py run` printed), or pass --mix to put them in the table anyway."
+        )
+
+
+def _single(overrides: list[str]) -> list[str]:
+    """The overrides that set one value: a launch's swept values (dataset.held_out=lines,arrows) are its cells'."""
+    parser = OverridesParser.create()
+    return [o for o in overrides if not parser.parse_override(o).is_sweep_override()]
+
+
+def _changes(protocol: DictConfig, run: Run) -> list[str]:
+    """`key: protocol value -> run value` for every compared setting in which the run differs from the protocol, the
+    protocol given the run's own values of the settings that may vary (so that what follows from them, such as
+    dataset.seed from seed or a scheduler's length from trainer.steps, is compared as the run had it)."""
+    own = copy.deepcopy(protocol)
+    settings = _values(OmegaConf.to_container(protocol))
+    for key, value in _values(run.config).items():
+        if key in settings and _may_vary(key):
+            OmegaConf.update(own, key, value, merge=False)
+    expected = _values(OmegaConf.to_container(own, resolve=True, enum_to_str=True))
+    found = _values(run.config)
+    return [
+        f"{key}: {_shown(expected[key])} -> {_shown(found[key])}"
+        for key in sorted(expected.keys() & found.keys())
+        if expected[key] != found[key] and not _may_vary(key)
+    ]
+
+
+def _may_vary(key: str) -> bool:
+    return any(key == setting or key.startswith(f"{setting}.") for setting in NOT_THE_PROTOCOL)
+
+
+def _values(node: dict[str, Any], prefix: str = "") -> dict[str, Any]:
+    """Every value of a nested config by dotted path."""
+    values: dict[str, Any] = {}
+    for key, value in node.items():
+        values.update(_values(value, f"{prefix}{key}.") if isinstance(value, dict) else {f"{prefix}{key}": value})
+    return values
+
+
+def _shown(value: Any) -> str:
+    return "null" if value is None else str(value)
 
 
 def describe(runs: list[Run]) -> str:

@@ -69,12 +69,12 @@ def markdown(result: Aggregate, command: str | None = None) -> str:
     lines.append("| " + " | ".join(HEADER) + " |")
     lines.append("|" + "---|" * len(HEADER))
     for entry in result.entries:
-        lines.append("| " + " | ".join(_cells(entry)) + " |")
+        lines.append("| " + " | ".join(cells(entry)) + " |")
     return "\n".join(lines) + "\n"
 
 
 def latex(result: Aggregate, command: str | None = None) -> str:
-    rows = [" & ".join(_tex(text) for text in _cells(entry)) + r" \\" for entry in result.entries]
+    rows = [" & ".join(_tex(text) for text in cells(entry)) + r" \\" for entry in result.entries]
     return "\n".join(
         [
             r"\begin{table}[t]",
@@ -137,7 +137,7 @@ def write(result: Aggregate, out_dir: Path, command: str | None = None) -> dict[
     return paths
 
 
-def _cells(entry: Entry) -> list[str]:
+def cells(entry: Entry) -> list[str]:
     column, paper = entry.cell.column, entry.cell.paper
     expected = len(entry.values)
     seeds = f"{len(entry.found)}/{expected}"

@@ -40,12 +40,7 @@ class Run:
 
     def setting(self, path: str) -> Any:
         """A value of the run's config by dotted path ('dataset.held_out'); None when absent."""
-        node: Any = self.config
-        for part in path.split("."):
-            if not isinstance(node, dict) or part not in node:
-                return None
-            node = node[part]
-        return node
+        return setting(self.config, path)
 
     def load(self, device: torch.device, checkpoint: str | None = None):
         """(episode source, learner) rebuilt from the run's checkpoint (default: the one it was tested with)."""
@@ -83,6 +78,16 @@ class Run:
             path.write_text(json.dumps(cached, indent=2))
         self._cache[name] = cached
         return cached
+
+
+def setting(config: dict, path: str) -> Any:
+    """A value of a run's config (a plain dict) by dotted path ('dataset.held_out'); None when absent."""
+    node: Any = config
+    for part in path.split("."):
+        if not isinstance(node, dict) or part not in node:
+            return None
+        node = node[part]
+    return node
 
 
 def read_run(path: Path) -> Run:

@@ -10,7 +10,7 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Any, Callable, Optional, Protocol
 
-from conml.tables.runs import Run
+from conml.tables.runs import Run, setting
 
 
 @dataclass(frozen=True)
@@ -21,7 +21,11 @@ class RunKey:
     where: tuple[tuple[str, Any], ...] = ()
 
     def matches(self, run: Run) -> bool:
-        return run.name == self.preset and all(run.setting(path) == value for path, value in self.where)
+        return self.fits(run.name, run.config)
+
+    def fits(self, name: str, config: dict) -> bool:
+        """Whether a run called `name` with `config` (a plain dict) is one of these runs."""
+        return name == self.preset and all(setting(config, path) == value for path, value in self.where)
 
     def __str__(self) -> str:
         return self.preset + "".join(f" {path}={value}" for path, value in self.where)
@@ -101,6 +105,11 @@ class Table:
     def run_keys(self) -> list[RunKey]:
         """Every run a cell reads for one seed (a lambda sweep's runs share a name and differ by `where`)."""
         return list(dict.fromkeys(key for cell in self.cells for key in cell.measure.runs()))
+
+    def key_of(self, name: str, config: dict) -> RunKey | None:
+        """The runs a run called `name` with `config` is one of (its cell, by its name and the settings that tell
+        runs of one name apart, such as conml.lam), or None if it fills no cell of the table."""
+        return next((key for key in self.run_keys if key.fits(name, config)), None)
 
     @property
     def presets(self) -> list[str]:

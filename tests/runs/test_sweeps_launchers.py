@@ -52,8 +52,9 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
     logs = sorted((sweep / ".submitit").glob("*_0_log.out"))
     assert len(logs) == 2, "each job went through submitit"
     assert not list(sweep.rglob("%j")), "no literal %j folder"
-    # The jobs print into their logs; the multirun's closing table shows both jobs' results.
-    assert f"Multirun {sweep}: 2 job(s), 2 finished" in finished.stdout and finished.stdout.count("mse@10shot") == 2, (
+    # The jobs print into their logs; the multirun's closing tables show both jobs' results, then their one setting
+    # over the two seeds.
+    assert f"Multirun {sweep}: 2 job(s), 2 finished" in finished.stdout and finished.stdout.count("mse@10shot") == 3, (
         finished.stdout[-2000:]
     )
 
@@ -77,6 +78,7 @@ def test_two_jobs_through_submitit_local_log_two_wandb_runs_in_one_group_and_fil
                 "--no-figures",
                 "--wandb-mode",
                 "disabled",
+                "--mix",  # tiny jobs, not the cells' protocol
             ]
         )
         == 0
