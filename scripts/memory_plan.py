@@ -12,8 +12,9 @@ import json
 import sys
 from pathlib import Path
 
+from conml.composer import CONFIGS
 from conml.gpu_check.memory_plan import plan, write_markdown
-from conml.gpu_check.presets import CONFIGS, TINY_PRESETS
+from conml.gpu_check.presets import TINY_PRESETS
 
 
 def main(argv: list[str] | None = None) -> int:

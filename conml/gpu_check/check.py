@@ -32,13 +32,12 @@ from omegaconf import open_dict
 from conml.benchmarks.results import format_case
 from conml.benchmarks.scale import PAPER, BenchRun, Scale
 from conml.benchmarks.suite import environment, select_cases
+from conml.composer import CONFIGS, Composer
 from conml.gpu_check.budget import Budget
 from conml.gpu_check.measure import GIB, eval_seconds_per_task, measure_steps, projected_seconds, test_set_count
 from conml.gpu_check.presets import (
-    CONFIGS,
     TINY,
     TINY_PRESETS,
-    Composer,
     build_preset,
     choose_data,
     preset_names,

@@ -26,13 +26,13 @@ import torch
 from omegaconf import DictConfig, open_dict
 
 from conml.benchmarks.suite import _git_commit
+from conml.composer import Composer
 from conml.data.images.cache import IMAGE_SIZE
 from conml.data.images.synthetic import STANDARD
 from conml.gpu_check.measure import GIB, state_bytes, step_peak_bytes
 from conml.gpu_check.presets import (
     NOT_THE_STEP,
     TINY,
-    Composer,
     build_preset,
     choose_data,
     preset_names,

@@ -17,14 +17,11 @@ from pathlib import Path
 from typing import Any, Callable, Iterator
 
 import torch
-from hydra import compose, initialize_config_dir
-from hydra.core.global_hydra import GlobalHydra
-from hydra.core.hydra_config import HydraConfig
 from omegaconf import DictConfig, OmegaConf, open_dict
 
 from conml.build import build, build_source_and_learner
 from conml.checkpoint import seed_everything
-from conml.config import register
+from conml.composer import CONFIGS
 from conml.data.prefetch import MetaBatches
 from conml.errors import DataError
 from conml.gpu_check.settings import Verdicts
@@ -34,7 +31,6 @@ from conml.performance import apply_performance
 from conml.tables.table_sweep import every_sweep_cell
 from conml.task_chunks import AUTO, check_task_chunk
 
-CONFIGS = Path(__file__).resolve().parents[2] / "configs"
 EXPERIMENTS = CONFIGS / "experiment"
 
 # Settings that do not change what one meta-training step computes: presets that differ only in
@@ -132,31 +128,6 @@ def preset_names(patterns: list[str] | None = None) -> list[str]:
             "(e.g. miniimagenet-maml-1shot-conml), and the files in configs/experiment/"
         )
     return chosen
-
-
-class Composer:
-    """Composes train configs as the entrypoint does; one Hydra initialisation for many presets."""
-
-    def __enter__(self) -> Composer:
-        register()
-        GlobalHydra.instance().clear()
-        self._context = initialize_config_dir(str(CONFIGS), version_base="1.3")
-        self._context.__enter__()
-        return self
-
-    def __exit__(self, *exc) -> None:
-        self._context.__exit__(*exc)
-
-    def __call__(self, overrides: list[str]) -> DictConfig:
-        cfg = compose("train", overrides=overrides, return_hydra_config=True)
-        HydraConfig.instance().set_config(cfg)  # the name interpolates ${hydra:runtime.choices...}
-        with open_dict(cfg):
-            del cfg["hydra"]
-        # Resolved now: Hydra's runtime is global, and a config kept while others are composed would
-        # otherwise read their choices (a cell's name and tags would follow the last preset composed).
-        cfg.name = cfg.name
-        cfg.logger.tags = OmegaConf.to_container(cfg.logger.tags, resolve=True)
-        return cfg
 
 
 def step_signature(cfg: DictConfig, ignore: tuple[str, ...] = NOT_THE_STEP) -> str:

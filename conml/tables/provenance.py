@@ -19,9 +19,9 @@ import yaml
 from hydra.core.override_parser.overrides_parser import OverridesParser
 from omegaconf import DictConfig, OmegaConf
 
+from conml.composer import Composer
 from conml.config import RESUMABLE_CHANGES, JobType
 from conml.errors import ConfigError
-from conml.gpu_check.presets import Composer
 from conml.tables.multirun import CONFIGS, SMOKE_DEBUG, available
 from conml.tables.runs import Run
 from conml.tables.spec import RunKey, Table

@@ -14,6 +14,7 @@ import torch
 from conml.benchmarks.maml_peers import ProjectMAML
 from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.benchmarks.timing import peak_memory_mb
+from conml.composer import Composer
 from conml.data.images.source import FewShotImages
 from conml.data.images.synthetic import STANDARD, SyntheticImages
 from conml.data.metadataset.source import ALL_SOURCES, MetaDataset
@@ -21,7 +22,7 @@ from conml.data.metadataset.synthetic import SOURCES
 from conml.gpu_check.budget import Budget
 from conml.gpu_check.measure import LiveBytes
 from conml.gpu_check.memory_plan import largest_episodes, plan
-from conml.gpu_check.presets import Composer, step_signature
+from conml.gpu_check.presets import step_signature
 from conml.gpu_check.settings import Verdicts, check_settings
 from conml.performance import PerformanceSettings, Precision
 from conml.tables.table_sweep import preset_overrides

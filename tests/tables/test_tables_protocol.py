@@ -12,8 +12,8 @@ import yaml
 from omegaconf import OmegaConf
 
 import conml.tables.cli as cli
+from conml.composer import Composer
 from conml.errors import ConfigError
-from conml.gpu_check.presets import Composer
 from conml.tables.catalog import TABLES
 from conml.tables.provenance import check_protocol
 from conml.tables.runs import Run, collect_runs
