@@ -2,7 +2,7 @@
 
 The file's `hydra.sweeper.params` are the table's axes; each combination of their values (seeds
 aside) is one cell, trained by `python -m conml.train <its overrides>` and named from the swept
-values (configs/experiment/fewshot/run_name.yaml), so that two tables needing one run find it.
+values (configs/experiment_parts/fewshot/run_name.yaml), so that two tables needing one run find it.
 """
 
 from __future__ import annotations
