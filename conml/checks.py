@@ -79,13 +79,13 @@ RANGES: dict[str, Range] = {
 }
 
 
-def check_settings(cfg: DictConfig) -> None:
+def check_settings(cfg: DictConfig, world_size: int = 1) -> None:
     """Every check that needs the config alone: references between settings, known keys, numeric ranges, combinations."""
     check_references(cfg)
     check_known_keys(cfg)
     check_ranges(cfg)
     check_learning_rates(cfg)
-    check_combinations(cfg)
+    check_combinations(cfg, world_size)
     check_data_dir(cfg)
 
 
@@ -168,8 +168,8 @@ def check_learning_rates(cfg: DictConfig) -> None:
                 )
 
 
-def check_combinations(cfg: DictConfig) -> None:
-    """Settings that are each valid but cannot work together."""
+def check_combinations(cfg: DictConfig, world_size: int = 1) -> None:
+    """Settings that are each valid but cannot work together (`world_size`: the processes the meta-batch is shared by)."""
     conml, trainer = cfg.conml, cfg.trainer
     if conml.enabled and Terms(conml.terms) != Terms.alignment and trainer.meta_batch_size < 2:
         raise ConfigError(
@@ -178,7 +178,7 @@ def check_combinations(cfg: DictConfig) -> None:
             "with 1 it is always 0 and ConML silently becomes alignment-only. Set trainer.meta_batch_size to 2 or more, "
             "or choose conml=alignment if alignment alone is what you want."
         )
-    check_task_chunk(trainer.task_chunk, trainer.meta_batch_size)
+    check_task_chunk(trainer.task_chunk, trainer.meta_batch_size, world_size)
     if cfg.resume not in (None, "auto") and not str(cfg.resume).strip():
         raise ConfigError(
             "resume= is empty: give the run folder to continue (resume=outputs/<name>/<date>_<time>), resume=auto, or leave it out."

@@ -24,7 +24,6 @@ found them.
 
 from __future__ import annotations
 
-import os
 from typing import Any
 
 import torch
@@ -38,9 +37,9 @@ from conml.objective import ConMLObjective, LossParts, TaskTerms
 AUTO = "auto"
 
 
-def check_task_chunk(task_chunk: Any, meta_batch_size: int, world_size: int | None = None) -> None:
-    """Refuse a `trainer.task_chunk` that cannot work, with the values that can."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1")) if world_size is None else world_size
+def check_task_chunk(task_chunk: Any, meta_batch_size: int, world_size: int) -> None:
+    """Refuse a `trainer.task_chunk` that cannot work, with the values that can (`world_size`: the processes the
+    meta-batch is shared by)."""
     local = max(1, meta_batch_size // world_size)
     per_process = f" per process ({meta_batch_size} over {world_size} processes)" if world_size > 1 else ""
     valid = task_chunk in (None, AUTO) or (

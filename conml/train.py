@@ -55,13 +55,14 @@ except KeyboardInterrupt:
 register()
 
 
-def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
+def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, world_size: int = 1, requeued: bool = False) -> dict:
     """Meta-train and meta-test one configuration in `run_dir`; returns the results dict.
 
     Every check that can refuse the run (settings, run folder, resume, dataset, device, model fit)
-    comes first: nothing is written until all have passed. `log` copies what the run prints to train.log.
+    comes first: nothing is written until all have passed. `log` copies what the run prints to train.log;
+    `world_size` and `requeued` are what the launcher said (`_launch_from_environment`).
     """
-    check_settings(cfg)
+    check_settings(cfg, world_size)
     check_targets(cfg, SUPPLIED)
     record_provenance(cfg)
     shard, device = shard_from_environment(resolve_device(cfg.device))
@@ -69,7 +70,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None) -> dict:
     checkpoint_dir = run_dir / "checkpoints"
     if shard.is_main:
         check_free(run_dir)
-    state = _resume_state(cfg, config, run_dir)
+    state = _resume_state(cfg, config, run_dir, requeued)
 
     seed_everything(cfg.seed)
     source, learner = build_source_and_learner(cfg, device)
@@ -233,10 +234,9 @@ def _precision(cfg: DictConfig, device: torch.device, learner: torch.nn.Module) 
     return f"{cfg.performance.precision.value}, weights {stored}"
 
 
-def _resume_state(cfg: DictConfig, config: dict, run_dir: Path) -> dict | None:
+def _resume_state(cfg: DictConfig, config: dict, run_dir: Path, requeued: bool) -> dict | None:
     """The checkpoint to continue from, after checking it belongs to the same experiment and fits this run's settings."""
     last = run_dir / "checkpoints" / "last.pt"
-    requeued = int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
     if cfg.resume == "auto" or (cfg.resume is None and requeued):
         if not last.exists():
             return None
@@ -352,7 +352,7 @@ def _main(cfg: DictConfig) -> JobOutcome:
     prepare_console_capture(cfg.logger.mode)
     with RunLog() as log:
         try:
-            summary = run(cfg, run_dir, log)
+            summary = run(cfg, run_dir, log, *_launch_from_environment())
             if not summary:  # a process other than the main one: the results are the main process's
                 return JobOutcome()
             return JobOutcome(summary["optimized"]["value"], summary["test"])
@@ -381,6 +381,13 @@ def _main(cfg: DictConfig) -> JobOutcome:
                 raise
             traceback.print_exc()
             return JobOutcome(error=f"{type(error).__name__}: {error}")
+
+
+def _launch_from_environment() -> tuple[int, bool]:
+    """What the launcher says in the environment, read here at the entry point and passed down: the processes that
+    share each meta-batch (torchrun's WORLD_SIZE) and whether SLURM requeued this job (SLURM_RESTART_COUNT > 0,
+    which makes a run continue from its own checkpoint without resume=)."""
+    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
 
 
 def _as_user_error(error: UserError | OSError) -> UserError:

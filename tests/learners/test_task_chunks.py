@@ -239,11 +239,10 @@ def test_bad_task_chunks_are_refused_at_start_up(value):
         check_settings(cfg)
 
 
-def test_task_chunks_are_per_process(monkeypatch):
-    monkeypatch.setenv("WORLD_SIZE", "2")
-    check_settings(compose_config(["trainer.meta_batch_size=8", "trainer.task_chunk=4"]))
+def test_task_chunks_are_per_process():
+    check_settings(compose_config(["trainer.meta_batch_size=8", "trainer.task_chunk=4"]), world_size=2)
     with pytest.raises(ConfigError, match=r"per process \(8 over 2 processes\), 4 here"):
-        check_settings(compose_config(["trainer.meta_batch_size=8", "trainer.task_chunk=5"]))
+        check_settings(compose_config(["trainer.meta_batch_size=8", "trainer.task_chunk=5"]), world_size=2)
 
 
 def test_auto_chunks_fit_the_budget():

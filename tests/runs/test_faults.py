@@ -84,8 +84,8 @@ def test_preemption_signal_checkpoints_requeues_and_resumes_exactly(tmp_path, mo
     stopped_at = load_checkpoint(run_dir / "checkpoints" / "last.pt")["step"]
     assert 4 <= stopped_at < 200, "the checkpoint is written at the step the signal arrived, not at the next ckpt_every"
 
-    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")  # the requeued job: continues in place by itself
-    resumed = run(compose_config(LONG), run_dir)
+    # The requeued job (SLURM_RESTART_COUNT > 0, read by the entry point) continues in place by itself.
+    resumed = run(compose_config(LONG), run_dir, requeued=True)
     assert resumed["test"] == straight["test"]
 
 

@@ -294,3 +294,16 @@ def test_a_run_that_finished_in_the_folder_after_the_checks_is_not_overwritten(t
         with hold(folder, compose_config(TINY), fresh=True):
             pytest.fail("the run must not start")
     assert checksums(folder) == before
+
+
+def test_a_requeued_job_continues_in_its_own_folder_without_resume(tmp_path, monkeypatch):
+    """SLURM_RESTART_COUNT > 0 is read at the entry point: the requeued job takes up its checkpoint by itself,
+    where a new run in a folder that holds one is refused."""
+    folder = f"hydra.run.dir={tmp_path / 'run'}"
+    assert train_cli(*TINY, "trainer.steps=2", folder).code == 0
+    refused = train_cli(*TINY, "trainer.steps=4", folder)
+    assert refused.code == 2 and "already holds a run" in refused.err
+    monkeypatch.setenv("SLURM_RESTART_COUNT", "1")
+    continued = train_cli(*TINY, "trainer.steps=4", folder)
+    assert continued.code == 0, continued.err
+    assert json.loads((tmp_path / "run" / "results.json").read_text())["steps"] == 4
