@@ -23,7 +23,8 @@ changed (cells it shows as missing may be filled); --force writes over such a co
 `export` copies, for every finished run of the table under RUNS_DIR (the newest of a preset and
 seed), its results.json and its cached analyses (computed first where missing) into
 OUT_DIR/<run folder name>/: a few KB per run, which `aggregate` rebuilds the table and figures from
-once the checkpoints are gone. It never overwrites a different exported result.
+once the checkpoints are gone; results.json's absolute data and output folders are written as <data_dir> and
+<output_dir>, so nothing of the machine is committed. It never overwrites a different exported result.
 `aggregate sweep` needs no table: it groups the jobs of any multirun folder by the values the sweep
 varied other than the seed, prints each setting's test results as mean ± 95% CI over seeds beside the
 table of jobs, and writes them as summary.md and summary.json into the multirun folder or --out DIR
@@ -34,7 +35,6 @@ from __future__ import annotations
 
 import argparse
 import shlex
-import shutil
 import sys
 from pathlib import Path
 from tempfile import TemporaryDirectory
@@ -46,6 +46,7 @@ from conml.tables.aggregate import Aggregate, aggregate
 from conml.tables.catalog import TABLES
 from conml.tables.committed import check_docs
 from conml.tables.multirun import available, multirun, new_sweep_dir, output_root, sweep_parameters
+from conml.tables.portable import portable_results
 from conml.tables.provenance import check_not_mixed, check_protocol, describe
 from conml.tables.runs import Run, collect_runs, wandb_runs
 from conml.tables.spec import Table
@@ -233,7 +234,7 @@ def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
         written = [name for name in names if not (target / name).exists()]
         for name in written:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            shutil.copy2(source / name, target / name)
+            (target / name).write_bytes(_exported(source / name))
         print(f"{source} -> {target}: " + (f"{len(written)} file(s) written" if written else "unchanged"))
     for run in runs:
         if not any(run is used for used in result.runs):
@@ -246,6 +247,14 @@ def _run_files(run: Run) -> list[str]:
     """A run's results.json and cached analyses, relative to its folder."""
     analyses = sorted((run.run_dir / "analysis").glob("*.json"))
     return ["results.json", *(str(path.relative_to(run.run_dir)) for path in analyses)]
+
+
+def _exported(path: Path) -> bytes:
+    """What an export writes for a run's file: results.json without the machine's folders (conml/tables/portable.py),
+    the cached analyses as they are."""
+    if path.name == "results.json":
+        return portable_results(path.read_text()).encode()
+    return path.read_bytes()
 
 
 def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
@@ -264,7 +273,7 @@ def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
         for source, names in files.items()
         for name in names
         if (out_dir / source.name / name).exists()
-        and (out_dir / source.name / name).read_bytes() != (source / name).read_bytes()
+        and (out_dir / source.name / name).read_bytes() != _exported(source / name)
     ]
     if differing:
         source, name = differing[0]
