@@ -109,7 +109,7 @@ else
 endif
 table-5-train: setup  ## train Table 5's runs in one multirun (function classes x ConML off/on x seeds 0,1,2; hours per run on a CPU) and write docs/tables/table5.*; SMOKE=1: tiny runs
 	$(call TABLE,table5)
-table-omniglot: setup  ## the Omniglot table (five learners x 5/20-way x 1/5-shot, without / with ConML, published numbers beside) from the runs committed in docs/results/omniglot_cpu/, no training; SMOKE=1: the smoke multirun
+table-omniglot: setup  ## the Omniglot table (six learners x 5/20-way x 1/5-shot, without / with ConML, published numbers beside) from the runs committed in docs/results/omniglot_cpu/, no training; SMOKE=1: the smoke multirun
 ifneq ($(SMOKE),)
 	$(call TABLE,omniglot)
 else

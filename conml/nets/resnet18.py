@@ -19,6 +19,7 @@ from torch.utils.checkpoint import checkpoint
 
 from conml.checkpoint import load_data_only, numpy_globals
 from conml.errors import ConfigError, DataError, UnsafeFileError
+from conml.nets.grey import as_rgb
 
 BLOCKS_PER_STAGE = (2, 2, 2, 2)
 # FiLM parameters per block, in this order along the block's second axis.
@@ -32,6 +33,9 @@ CHECKPOINT_SOURCES = {
     "pretrained_resnet_tiered_imagenet.pt.tar": "the Simple CNAPs repository (github.com/peymanbateni/simple-cnaps, folder model-checkpoints/pretrained_resnets/), trained on tieredImageNet's training classes",
     "pretrained_resnet_mini_tiered_with_extra_classes.pt.tar": "the Simple CNAPs repository (github.com/peymanbateni/simple-cnaps, folder model-checkpoints/pretrained_resnets/), trained on ImageNet classes outside the mini/tiered test sets (the 'FETI' setting)",
 }
+
+# Checkpoints this project pretrains itself, by file name: the training run that makes each.
+MADE_HERE = {"omniglot_resnet18_film.pt": "experiment=omniglot/pretrain_resnet18_film"}
 
 
 class BasicBlock(nn.Module):
@@ -67,7 +71,11 @@ def _film(x: Tensor, film: Optional[Tensor], first: int) -> Tensor:
 class FilmResNet18(nn.Module):
     """ResNet-18 mapping images [N, 3, H, W] to features [N, 8 * width], optionally FiLM-modulated.
 
-    `pretrained` is a checkpoint path (a CNAPs / Simple CNAPs `.pt.tar`, or a plain state dict);
+    Grey images [N, 1, H, W] are read as three equal channels (`conml.nets.grey`); 28-pixel ones
+    (Omniglot) leave a 2 x 2 map before the pooling.
+
+    `pretrained` is a checkpoint path (a CNAPs / Simple CNAPs `.pt.tar`, or a plain state dict such as
+    `conml.nets.export_extractor` writes);
     `frozen` keeps its weights fixed (Simple CNAPs' setting) while gradients still reach the FiLM
     parameters. `activation_checkpointing` recomputes each block in the backward pass instead of
     storing its activations, which is what lets many large episodes train at once.
@@ -120,7 +128,7 @@ class FilmResNet18(nn.Module):
 
     def forward(self, x: Tensor, film: Optional[list[Tensor]] = None) -> Tensor:
         """film[s] is [N, blocks, 4, channels] for stage s (one set per image), or None for no modulation."""
-        x = self.relu(self.bn1(self.conv1(x)))
+        x = self.relu(self.bn1(self.conv1(as_rgb(x))))
         for stage in range(len(self.stage_channels)):
             for b, block in enumerate(getattr(self, f"layer{stage + 1}")):
                 params = None if film is None else film[stage][:, b]
@@ -134,6 +142,13 @@ class FilmResNet18(nn.Module):
         origin = CHECKPOINT_SOURCES.get(
             path.name, "the CNAPs or Simple CNAPs repository (see docs/datasets_metadataset.md)"
         )
+        if not path.is_file() and path.name in MADE_HERE:
+            raise DataError(
+                f"The pretrained ResNet-18 for Simple CNAPs is missing: {path.resolve()} is made by this project, not "
+                f"downloaded. Pretrain it with `python -m conml.train {MADE_HERE[path.name]}`, then write it there with "
+                f"`python -m conml.nets.export_extractor <that run's folder> {path.resolve()}` (or point "
+                "model.pretrained at where you keep it)."
+            )
         if not path.is_file():
             raise DataError(
                 f"The pretrained ResNet-18 for Simple CNAPs is missing: put the file '{path.name}' from {origin} at "

@@ -1,7 +1,9 @@
 """The CNAPs set encoder: a DeepSets embedding of a task's images (no labels), z = mean_i phi(x_i).
 
 phi is five blocks of conv3x3 -> BatchNorm -> ReLU -> max-pool 2 and a global average pool (64
-channels in CNAPs, so images must be at least 32 pixels). CNAPs always normalises with the batch
+channels in CNAPs). CNAPs' images (84 pixels) are never pooled below one pixel; smaller ones, such as
+Omniglot's 28-pixel drawings (grey, read as three equal channels), skip the pools that would leave
+nothing, so the five blocks run on any image. CNAPs always normalises with the batch
 statistics of the set being encoded; here the images of many tasks arrive flattened together with
 the index of their task, so statistics and means are taken per task, over its real images only.
 """
@@ -12,11 +14,11 @@ import torch
 import torch.nn.functional as F
 from torch import Tensor, nn
 
-from conml.errors import ConfigError
+from conml.nets.grey import as_rgb
 
 
 class SetEncoder(nn.Module):
-    """Task representations [T, width] from images [N, 3, H, W] and their task indices [N]."""
+    """Task representations [T, width] from images [N, 3 or 1, H, W] and their task indices [N]."""
 
     def __init__(self, width: int = 64, blocks: int = 5, eps: float = 1e-5):
         super().__init__()
@@ -27,15 +29,12 @@ class SetEncoder(nn.Module):
         self.out_features = width
 
     def forward(self, x: Tensor, task: Tensor, num_tasks: int) -> Tensor:
-        smallest = 2 ** len(self.convs)
-        if min(x.shape[-2:]) < smallest:
-            raise ConfigError(
-                f"The set encoder halves images {len(self.convs)} times, so they must be at least {smallest} pixels; got {tuple(x.shape[-2:])}."
-            )
+        x = as_rgb(x)
         for b, conv in enumerate(self.convs):
             x = conv(x)
-            x = task_batch_norm(x, task, num_tasks, self.norm_weight[b], self.norm_bias[b], self.eps)
-            x = F.max_pool2d(F.relu(x), 2)
+            x = F.relu(task_batch_norm(x, task, num_tasks, self.norm_weight[b], self.norm_bias[b], self.eps))
+            if min(x.shape[-2:]) >= 2:
+                x = F.max_pool2d(x, 2)
         return task_mean(x.mean((2, 3)), task, num_tasks)
 
 

@@ -22,7 +22,10 @@ TARGETS = {
     "reptile": "conml.learners.reptile.Reptile",
     "protonet": "conml.learners.protonet.ProtoNet",
     "matchingnet": "conml.learners.matchingnet.MatchingNet",
+    "simple_cnaps": "conml.learners.simple_cnaps.SimpleCNAPs",
 }
+# Simple CNAPs' cells load the extractor pretrained on the fixture: tests/presets/test_omniglot_simple_cnaps.py.
+CONV4_LEARNERS = [learner for learner in TARGETS if learner != "simple_cnaps"]
 
 
 @pytest.fixture(scope="module")
@@ -33,8 +36,9 @@ def data_dir(tmp_path_factory) -> Path:
 
 
 def test_the_table_has_every_learner_ways_shots_and_variant():
-    assert len(CELLS) == 5 * 2 * 2 * 2
+    assert len(CELLS) == 6 * 2 * 2 * 2
     assert "omniglot-maml-20way-5shot-conml" in CELLS and "omniglot-protonet-5way-1shot-plain" in CELLS
+    assert "omniglot-simple_cnaps-20way-5shot-conml" in CELLS
 
 
 @pytest.mark.parametrize("cell", CELLS)
@@ -47,6 +51,11 @@ def test_each_cell_pins_its_papers_settings(cell):
     # test queries per class as each paper's code draws them (BatchNorm uses the query batch's statistics)
     assert cfg.eval.queries == {"maml": shots, "fomaml": shots, "reptile": 1}.get(learner, 15)
     assert cfg.learner._target_ == TARGETS[learner] and cfg.conml.enabled == (variant == "conml")
+    if learner == "simple_cnaps":  # configs/experiment/fewshot/simple_cnaps.yaml on the project's own extractor
+        assert cfg.model.frozen and cfg.model.pretrained.endswith("/pretrained/omniglot_resnet18_film.pt")
+        assert cfg.dataset.train_ways is None and cfg.dataset.queries == 10 and cfg.optimizer.lr == 0.0005
+        assert (cfg.trainer.meta_batch_size, cfg.trainer.val_every, cfg.learner.film_l2) == (32, 250, 0.001)
+        return
     assert cfg.model.in_channels == 1 and cfg.model.image_size == 28 and cfg.model.hidden == 64
     if learner in ("maml", "fomaml"):  # Finn et al. 2017
         assert cfg.learner.first_order == (learner == "fomaml") and cfg.learner.eval_inner_steps == 10
@@ -85,7 +94,7 @@ def tiny(cell: str, data_dir: Path, *extra: str) -> list[str]:
     ]
 
 
-@pytest.mark.parametrize("learner", TARGETS)
+@pytest.mark.parametrize("learner", CONV4_LEARNERS)
 def test_each_learner_trains_and_tests_on_omniglot(learner, data_dir, tmp_path):
     inner = ["learner.eval_inner_steps=2"] if learner in ("maml", "fomaml", "reptile") else []
     summary = run(compose_config(tiny(f"omniglot-{learner}-5way-1shot-conml", data_dir, *inner)), tmp_path)
