@@ -24,13 +24,14 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
 
     from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
     from conml.checkpoint import load_checkpoint, seed_everything
-    from conml.checks import check_evaluation, check_settings
+    from conml.checks.command_line import check_overrides
+    from conml.checks.local_config import check_local_config
+    from conml.checks.settings import check_evaluation, check_settings
+    from conml.checks.targets import check_targets
     from conml.config import (
         RESUMABLE_CHANGES,
         JobType,
         Provenance,
-        check_local_config,
-        check_targets,
         metric_direction,
         register,
     )
@@ -39,7 +40,6 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
     from conml.evaluate import meta_test
     from conml.multirun_jobs import JobOutcome, run_name
     from conml.objective import ConMLObjective
-    from conml.override_check import check_overrides
     from conml.performance import apply_performance
     from conml.preemption import Preempted, PreemptionGuard
     from conml.run_folder import already_holds_a_run, check_free, existed_before, hold, remove_all_unused, remove_unused

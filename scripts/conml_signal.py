@@ -28,8 +28,14 @@ from hydra.errors import HydraException
 from omegaconf.errors import OmegaConfBaseException
 
 from conml.build import SUPPLIED, build_source_and_learner
-from conml.checks import check_combinations, check_known_keys, check_learner_kind, check_learning_rates, check_ranges
-from conml.config import check_targets
+from conml.checks.settings import (
+    check_combinations,
+    check_known_keys,
+    check_learner_kind,
+    check_learning_rates,
+    check_ranges,
+)
+from conml.checks.targets import check_targets
 from conml.errors import ConfigError, UserError, exit_with
 from conml.signal_survey import SURVEYS, SYNTHETIC_IMAGES, Case, compose_case, measure, paper_cases, require_data
 from conml.task_kind import CLASSIFICATION

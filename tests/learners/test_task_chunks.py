@@ -23,7 +23,7 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
-from conml.checks import check_settings
+from conml.checks.settings import check_settings
 from conml.distributed import TaskShard
 from conml.errors import ConfigError
 from conml.memory_plan import auto_task_chunk, chunk_for_budget

@@ -12,7 +12,7 @@ from pathlib import Path
 
 import pytest
 
-from conml.checks import check_data_dir
+from conml.checks.settings import check_data_dir
 from conml.data.images.cache import read_manifest
 from conml.errors import DataError
 from tests.conftest import TINY, compose_config

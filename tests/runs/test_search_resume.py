@@ -8,8 +8,8 @@ from pathlib import Path
 import optuna
 import pytest
 
+from conml.checks.command_line import check_overrides
 from conml.errors import ConfigError
-from conml.override_check import check_overrides
 from tests.conftest import CONFIGS, TINY
 from tests.train_cli import train_cli
 

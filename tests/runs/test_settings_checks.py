@@ -10,7 +10,7 @@ import typing
 import pytest
 
 from conml.build import resolve_device
-from conml.checks import RANGES, check_evaluation, check_settings
+from conml.checks.settings import RANGES, check_evaluation, check_settings
 from conml.config import TrainConfig
 from conml.data.episode_source import EpisodeSource
 from conml.errors import ConfigError, DataError
@@ -40,7 +40,7 @@ SETTINGS = numeric_settings(TrainConfig)
 
 def test_every_numeric_setting_has_a_range_and_every_range_a_setting():
     assert {"trainer.steps", "conml.lam", "eval.shots", "seed"} <= set(SETTINGS)
-    assert sorted(SETTINGS) == sorted(RANGES), "add the new setting's range to conml/checks.py RANGES"
+    assert sorted(SETTINGS) == sorted(RANGES), "add the new setting's range to conml/checks/settings.py RANGES"
 
 
 def outside(path: str) -> float | int:

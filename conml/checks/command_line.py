@@ -27,8 +27,8 @@ from omegaconf import DictConfig, OmegaConf
 from omegaconf.errors import OmegaConfBaseException
 
 from conml.build import SUPPLIED
-from conml.checks import check_known_keys
-from conml.config import check_targets
+from conml.checks.settings import check_known_keys
+from conml.checks.targets import check_targets
 from conml.errors import ConfigError
 
 _ABSENT = object()
