@@ -11,7 +11,6 @@ exactly the single-process meta-gradient of the whole meta-batch.
 
 from __future__ import annotations
 
-import os
 from dataclasses import dataclass
 
 import torch
@@ -79,14 +78,13 @@ class AllGather(torch.autograd.Function):
         return grad[first : first + ctx.rows]
 
 
-def shard_from_environment(device: torch.device) -> tuple[TaskShard, torch.device]:
-    """Join the process group torchrun describes in the environment (a single process otherwise),
-    and the device this process uses: its own GPU (LOCAL_RANK) when running on CUDA."""
-    world_size = int(os.environ.get("WORLD_SIZE", "1"))
+def join_process_group(device: torch.device, world_size: int, local_rank: int) -> tuple[TaskShard, torch.device]:
+    """Join the process group torchrun starts (`world_size` processes; a single process needs none), and the
+    device this process uses: its own GPU (`local_rank`) when running on CUDA."""
     if world_size == 1:
         return TaskShard(), device
     if device.type == "cuda":
-        device = torch.device("cuda", int(os.environ.get("LOCAL_RANK", "0")))
+        device = torch.device("cuda", local_rank)
         torch.cuda.set_device(device)
     if not dist.is_initialized():
         dist.init_process_group("nccl" if device.type == "cuda" else "gloo")

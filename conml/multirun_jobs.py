@@ -7,8 +7,9 @@ number, which repeats in every sweep, and with the seed even where it is not swe
 (`sinusoid-maml-10shot-conml_conml.lam=0.1,seed=2`); a single run's W&B run is `<name>_seed=<seed>`.
 Numbers are rounded to DIGITS significant digits (an Optuna trial's 0.012345678901234 is 0.01235).
 Which settings vary is known only to the multirun's own process (its overrides `seed=0,1,2`
-and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, hands them to the jobs in the
-environment variable CONML_SWEPT, which also reaches jobs run in other processes (submitit).
+and `hydra.sweeper.params`); `MultirunJobs`, a Hydra callback, writes them into the sweep folder
+(`swept.json`) before any job starts, and each job reads them from there (`swept_in`), also when it
+runs in another process (submitit): the folder is the one place every job already shares.
 
 The closing table lists each job's swept values, its test results (mean ± 95% CI) or why it has
 none, and its run folder, then each setting's mean ± 95% CI over seeds; both are also written to
@@ -37,7 +38,7 @@ from omegaconf import DictConfig, OmegaConf
 
 from conml import sweep_summary
 
-SWEPT = "CONML_SWEPT"
+SWEPT_FILE = "swept.json"
 # Longest swept-values part of a folder name (a file name may have 255 bytes).
 LONGEST = 150
 # Significant digits of a number in a job's name.
@@ -79,7 +80,9 @@ class MultirunJobs(Callback):
 
     def on_multirun_start(self, config: DictConfig, **kwargs: Any) -> None:
         self.jobs, self.swept = {}, swept_keys(config)
-        os.environ[SWEPT] = ",".join(self.swept)
+        sweep = Path(config.hydra.sweep.dir)
+        sweep.mkdir(parents=True, exist_ok=True)
+        (sweep / SWEPT_FILE).write_text(json.dumps(self.swept) + "\n")
 
     def on_job_end(self, config: DictConfig, job_return: JobReturn, **kwargs: Any) -> None:
         if config.hydra.mode != RunMode.MULTIRUN:
@@ -100,7 +103,6 @@ class MultirunJobs(Callback):
         self.jobs[job.number] = job
 
     def on_multirun_end(self, config: DictConfig, **kwargs: Any) -> None:
-        os.environ.pop(SWEPT, None)
         sweep = Path(config.hydra.sweep.dir)
         jobs = sorted(self.jobs.values(), key=lambda j: j.number) or jobs_in_folder(sweep, self.swept)
         print(summary(jobs, self.swept, sweep), flush=True)
@@ -111,6 +113,13 @@ class MultirunJobs(Callback):
             print(f"warning: the summary could not be written into {sweep} ({error}).", file=sys.stderr)
         if any(job.test is None for job in jobs):
             sys.exit(1)
+
+
+def swept_in(sweep: str | Path) -> list[str]:
+    """The settings the multirun whose folder is `sweep` varies, as its `MultirunJobs` wrote them (none for a
+    folder without the file: a single run, or a multirun started before the file existed)."""
+    path = Path(sweep) / SWEPT_FILE
+    return json.loads(path.read_text()) if path.is_file() else []
 
 
 def swept_keys(config: DictConfig) -> list[str]:
@@ -128,23 +137,25 @@ def _values(overrides: Iterable[str], swept: Iterable[str]) -> dict[str, str]:
     return {key: value for key, value in pairs if key in wanted}
 
 
-def job_folder(number: Any, name: str, overrides: Iterable[str]) -> str:
-    """`<number>_<name>_<swept values>`, the folder name of a multirun job (a resolver for hydra.sweep.subdir)."""
-    label = _label(_swept_values(overrides))
+def job_folder(number: Any, name: str, overrides: Iterable[str], sweep: str) -> str:
+    """`<number>_<name>_<swept values>`, the folder name of a multirun job in the multirun folder `sweep`
+    (a resolver for hydra.sweep.subdir)."""
+    label = _label(_swept_values(overrides, swept_in(sweep)))
     return f"{number}_{name}" + (f"_{label[:LONGEST]}" if label else "")
 
 
-def run_name(name: str, seed: int, overrides: Iterable[str] = ()) -> str:
-    """The W&B name of a run: `<name>_<swept values>` for a multirun job (its `overrides`), then its seed if
-    the multirun does not vary it; `<name>_seed=<seed>` for a single run. No job number: it repeats across sweeps."""
-    values = _swept_values(overrides)
+def run_name(name: str, seed: int, overrides: Iterable[str] = (), swept: Iterable[str] = ()) -> str:
+    """The W&B name of a run: `<name>_<swept values>` for a multirun job (its `overrides`, of which `swept` are the
+    multirun's swept keys), then its seed if the multirun does not vary it; `<name>_seed=<seed>` for a single run.
+    No job number: it repeats across sweeps."""
+    values = _swept_values(overrides, swept)
     values.setdefault("seed", str(seed))
     return f"{name}_{_label(values)}"
 
 
-def _swept_values(overrides: Iterable[str]) -> dict[str, str]:
+def _swept_values(overrides: Iterable[str], swept: Iterable[str]) -> dict[str, str]:
     """The swept values of a job's overrides, numbers rounded. The experiment is left out: the name already says it."""
-    values = _values(overrides, os.environ.get(SWEPT, "").split(","))
+    values = _values(overrides, swept)
     return {key: _rounded(value) for key, value in values.items() if key != "experiment"}
 
 

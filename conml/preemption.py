@@ -37,7 +37,9 @@ class Preempted(UserError):
 class PreemptionGuard:
     """Records preemption signals while active; the trainer polls `requested` between steps."""
 
-    def __init__(self):
+    def __init__(self, slurm_job: str | None = None):
+        """`slurm_job`: the SLURM job to requeue after a preemption (`Launch.slurm_job`); None outside SLURM."""
+        self.slurm_job = slurm_job
         self.requested: int | None = None
         self._previous: dict[int, object] = {}
 
@@ -77,11 +79,7 @@ class PreemptionGuard:
         if callable(previous):
             previous(signum, None)
             return "handed the signal to the launcher"
-        job = (
-            os.environ.get("SLURM_ARRAY_JOB_ID")
-            and f"{os.environ['SLURM_ARRAY_JOB_ID']}_{os.environ.get('SLURM_ARRAY_TASK_ID')}"
-        )
-        job = job or os.environ.get("SLURM_JOB_ID")
+        job = self.slurm_job
         if not job:
             return "not running under SLURM, so nothing was requeued"
         result = subprocess.run(["scontrol", "requeue", job], capture_output=True, text=True)

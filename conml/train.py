@@ -7,7 +7,6 @@ from __future__ import annotations
 
 import errno
 import json
-import os
 import shlex
 import sys
 import time
@@ -35,10 +34,11 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
         metric_direction,
         register,
     )
-    from conml.distributed import shard_from_environment
+    from conml.distributed import join_process_group
     from conml.errors import ConfigError, UserError, exit_with, report
     from conml.evaluate import meta_test
-    from conml.multirun_jobs import JobOutcome, run_name
+    from conml.launch import Launch
+    from conml.multirun_jobs import JobOutcome, run_name, swept_in
     from conml.objective import ConMLObjective
     from conml.performance import apply_performance
     from conml.preemption import Preempted, PreemptionGuard
@@ -55,22 +55,22 @@ except KeyboardInterrupt:
 register()
 
 
-def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, world_size: int = 1, requeued: bool = False) -> dict:
+def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, launch: Launch = Launch()) -> dict:
     """Meta-train and meta-test one configuration in `run_dir`; returns the results dict.
 
     Every check that can refuse the run (settings, run folder, resume, dataset, device, model fit)
     comes first: nothing is written until all have passed. `log` copies what the run prints to train.log;
-    `world_size` and `requeued` are what the launcher said (`_launch_from_environment`).
+    `launch` is what the launcher said (`Launch.from_environment`, read at the entry point).
     """
-    check_settings(cfg, world_size)
+    check_settings(cfg, launch.world_size)
     check_targets(cfg, SUPPLIED)
     record_provenance(cfg)
-    shard, device = shard_from_environment(resolve_device(cfg.device))
+    shard, device = join_process_group(resolve_device(cfg.device), launch.world_size, launch.local_rank)
     config = OmegaConf.to_container(cfg, resolve=True)
     checkpoint_dir = run_dir / "checkpoints"
     if shard.is_main:
         check_free(run_dir)
-    state = _resume_state(cfg, config, run_dir, requeued)
+    state = _resume_state(cfg, config, run_dir, launch.requeued)
 
     seed_everything(cfg.seed)
     source, learner = build_source_and_learner(cfg, device)
@@ -109,7 +109,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, world_size: i
         plan = trainer.plan_task_chunks()  # on every process: task_chunk=auto measures a step
         if shard.is_main:
             print(_start_line(cfg, run_dir, device, trainer.step, _precision(cfg, device, learner), plan))
-        with PreemptionGuard() as guard:
+        with PreemptionGuard(launch.slurm_job) as guard:
             trainer.fit(guard)
         if not shard.is_main:  # meta-testing and results are the main process's
             return {}
@@ -348,11 +348,11 @@ def _main(cfg: DictConfig) -> JobOutcome:
     multirun = hydra_cfg.mode == RunMode.MULTIRUN
     if multirun and cfg.logger.name is None:
         with open_dict(cfg):  # the W&B run is named by its swept values, like its job folder but without the number
-            cfg.logger.name = run_name(cfg.name, cfg.seed, hydra_cfg.overrides.task)
+            cfg.logger.name = run_name(cfg.name, cfg.seed, hydra_cfg.overrides.task, swept_in(hydra_cfg.sweep.dir))
     prepare_console_capture(cfg.logger.mode)
     with RunLog() as log:
         try:
-            summary = run(cfg, run_dir, log, *_launch_from_environment())
+            summary = run(cfg, run_dir, log, Launch.from_environment())
             if not summary:  # a process other than the main one: the results are the main process's
                 return JobOutcome()
             return JobOutcome(summary["optimized"]["value"], summary["test"])
@@ -381,13 +381,6 @@ def _main(cfg: DictConfig) -> JobOutcome:
                 raise
             traceback.print_exc()
             return JobOutcome(error=f"{type(error).__name__}: {error}")
-
-
-def _launch_from_environment() -> tuple[int, bool]:
-    """What the launcher says in the environment, read here at the entry point and passed down: the processes that
-    share each meta-batch (torchrun's WORLD_SIZE) and whether SLURM requeued this job (SLURM_RESTART_COUNT > 0,
-    which makes a run continue from its own checkpoint without resume=)."""
-    return int(os.environ.get("WORLD_SIZE", "1")), int(os.environ.get("SLURM_RESTART_COUNT", "0")) > 0
 
 
 def _as_user_error(error: UserError | OSError) -> UserError:

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import dataclasses
 import math
-import os
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -195,7 +194,9 @@ def check_data_dir(cfg: DictConfig) -> None:
     groups = [config.get(group) for group in ("dataset", "model", "learner")]
     if not any(value.startswith(data_dir.rstrip("/") + "/") for value in _strings(groups)):
         return
-    name = "CONML_DATA" if os.environ.get("CONML_DATA") == data_dir else "paths.data_dir"
+    # configs/train.yaml reads CONML_DATA into paths.data_dir unless paths.data_dir= replaced it
+    written = str(cfg.paths._get_node("data_dir")._value())
+    name = "CONML_DATA" if "CONML_DATA" in written and data_dir != "data" else "paths.data_dir"
     raise ConfigError(
         f"{name}={data_dir} is a file, not a folder: it must be the folder that holds the prepared datasets "
         f"(<{name}>/miniimagenet, <{name}>/metadataset, ...), which this run reads. Point {name} at that folder"

@@ -34,6 +34,7 @@ table of jobs, and writes them as summary.md and summary.json into the multirun 
 from __future__ import annotations
 
 import argparse
+import os
 import shlex
 import sys
 from pathlib import Path
@@ -66,6 +67,7 @@ def main(argv: list[str] | None = None) -> int:
         parser.error("--force only applies with --docs (it replaces numbers of the committed table)")
     if args.action == "run":
         args.overrides += extra  # overrides may come before or after the options
+    args.outputs = Path(os.environ.get("CONML_OUTPUTS") or "outputs")  # as configs/train.yaml's paths.output_dir
     command = "python scripts/table.py " + shlex.join(sys.argv[1:] if argv is None else argv)
     try:
         if args.action == "list":
@@ -90,7 +92,7 @@ def main(argv: list[str] | None = None) -> int:
             command,
             not args.no_figures,
             args.wandb_mode,
-            output_root({}) / "tables" / table.name if args.docs else out_dir,
+            output_root({}, args.outputs) / "tables" / table.name if args.docs else out_dir,
             searched,
             mix=args.mix,
             docs=args.docs,
@@ -304,7 +306,7 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
         ]
     except ValueError as error:
         raise ConfigError(str(error)) from None
-    sweep_dir = Path(grids[0].get("hydra.sweep.dir") or new_sweep_dir(table, grids[0], args.smoke))
+    sweep_dir = Path(grids[0].get("hydra.sweep.dir") or new_sweep_dir(table, grids[0], args.smoke, args.outputs))
     # A table of several grids runs each into its own folder under the sweep folder.
     parts = [sweep_dir] if len(grids) == 1 else [sweep_dir / f"grid{i + 1}" for i in range(len(grids))]
     statuses = [

@@ -7,7 +7,6 @@ and can be aggregated again (or together) with `scripts/table.py aggregate`.
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 from datetime import datetime
@@ -57,14 +56,15 @@ def sweep_parameters(
     return parameters
 
 
-def output_root(parameters: dict[str, str]) -> Path:
-    """Where runs go: paths.output_dir if overridden, else $CONML_OUTPUTS, else outputs/ (as configs/train.yaml)."""
-    return Path(parameters.get("paths.output_dir") or os.environ.get("CONML_OUTPUTS") or "outputs")
+def output_root(parameters: dict[str, str], outputs: Path) -> Path:
+    """Where runs go: paths.output_dir if overridden, else `outputs` ($CONML_OUTPUTS or outputs/, as
+    configs/train.yaml says, read by the command)."""
+    return Path(parameters.get("paths.output_dir") or outputs)
 
 
-def new_sweep_dir(table: Table, parameters: dict[str, str], smoke: bool) -> Path:
+def new_sweep_dir(table: Table, parameters: dict[str, str], smoke: bool, outputs: Path) -> Path:
     stamp = datetime.now().strftime("%Y-%m-%d_%H-%M-%S")
-    return output_root(parameters) / "tables" / (f"{table.name}-smoke" if smoke else table.name) / stamp
+    return output_root(parameters, outputs) / "tables" / (f"{table.name}-smoke" if smoke else table.name) / stamp
 
 
 def multirun(parameters: dict[str, str], sweep_dir: Path) -> int:

@@ -12,20 +12,20 @@ from pathlib import Path
 
 import pytest
 
-from conml.multirun_jobs import job_folder
+from conml.multirun_jobs import SWEPT_FILE, job_folder
 
 ROOT = Path(__file__).resolve().parents[2]
 README = (ROOT / "README.md").read_text()
 
 
-def test_the_multirun_layout_is_the_one_the_config_makes(monkeypatch):
+def test_the_multirun_layout_is_the_one_the_config_makes(tmp_path):
     train = (ROOT / "configs" / "train.yaml").read_text()
     assert "dir: ${paths.output_dir}/multirun/${now:%Y-%m-%d_%H-%M-%S}" in train
-    assert "subdir: ${job_folder:${hydra.job.num},${name},${hydra.overrides.task}}" in train
+    assert "subdir: ${job_folder:${hydra.job.num},${name},${hydra.overrides.task},${hydra.sweep.dir}}" in train
     assert "`outputs/multirun/<date>_<time>/<job number>_<name>_<swept values>/`" in README
-    monkeypatch.setenv("CONML_SWEPT", "conml.lam,seed")
+    (tmp_path / SWEPT_FILE).write_text('["conml.lam", "seed"]')
     assert (
-        job_folder(3, "sinusoid-maml-conml_on", ["conml.lam=0.1", "seed=1"])
+        job_folder(3, "sinusoid-maml-conml_on", ["conml.lam=0.1", "seed=1"], str(tmp_path))
         == "3_sinusoid-maml-conml_on_conml.lam=0.1,seed=1"
     )
     assert "`3_sinusoid-maml-conml_on_conml.lam=0.1,seed=1`" in README

@@ -20,6 +20,7 @@ import pytest
 import torch
 
 from conml.checkpoint import OutputError, load_checkpoint
+from conml.launch import Launch
 from conml.objective import ConMLObjective
 from conml.train import run
 from conml.trainer import TrainingDiverged
@@ -85,7 +86,7 @@ def test_preemption_signal_checkpoints_requeues_and_resumes_exactly(tmp_path, mo
     assert 4 <= stopped_at < 200, "the checkpoint is written at the step the signal arrived, not at the next ckpt_every"
 
     # The requeued job (SLURM_RESTART_COUNT > 0, read by the entry point) continues in place by itself.
-    resumed = run(compose_config(LONG), run_dir, requeued=True)
+    resumed = run(compose_config(LONG), run_dir, launch=Launch(requeued=True))
     assert resumed["test"] == straight["test"]
 
 

@@ -15,7 +15,7 @@ from omegaconf import OmegaConf
 
 from conml import sweep_summary
 from conml.metrics import mean_t_ci
-from conml.multirun_jobs import SWEPT, Job, job_folder, run_name, summary, swept_keys
+from conml.multirun_jobs import SWEPT_FILE, Job, job_folder, run_name, summary, swept_in, swept_keys
 from tests.conftest import CONFIGS, TINY
 from tests.train_cli import train_cli
 from tests.wandb_file import run_record
@@ -28,9 +28,13 @@ def test_jobs_are_named_by_their_swept_values_and_the_multirun_ends_with_one_tab
     assert finished.code == 1, "a job failed, so the multirun does"
     assert "conml.lam=-1.0 is out of range" in finished.err
     job = sweep / "1_sinusoid-maml-conml_on_conml.lam=0.05"
-    assert sorted(p.name for p in sweep.iterdir()) == [job.name, "multirun.yaml", "summary.json", "summary.md"], (
-        "the refused job left no folder, and the summary no temporary file"
-    )
+    assert sorted(p.name for p in sweep.iterdir()) == [
+        job.name,
+        "multirun.yaml",
+        "summary.json",
+        "summary.md",
+        SWEPT_FILE,
+    ], "the refused job left no folder, and the summary no temporary file"
     assert (job / "results.json").exists()
     (wandb_file,) = job.glob("wandb/offline-run-*/run-*.wandb")
     assert run_record(wandb_file).display_name == "sinusoid-maml-conml_on_conml.lam=0.05,seed=3", "no job number"
@@ -57,7 +61,7 @@ def test_jobs_are_named_by_their_swept_values_and_the_multirun_ends_with_one_tab
     assert str(sweep.parent) not in markdown, "run folders relative to the sweep folder"
 
 
-def test_saved_sweeps_name_their_swept_settings(monkeypatch):
+def test_saved_sweeps_name_their_swept_settings(tmp_path):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         params = compose(
             "train",
@@ -74,7 +78,9 @@ def test_saved_sweeps_name_their_swept_settings(monkeypatch):
     ]
     multirun = OmegaConf.create({"hydra": {"sweeper": {"params": params}, "overrides": {"task": command_line}}})
     assert swept_keys(multirun) == ["conml.lam", "seed", "conml.subset"]
-    monkeypatch.setenv(SWEPT, "experiment,conml.lam,seed")
+    sweep = tmp_path / "sweep"
+    sweep.mkdir()
+    (sweep / SWEPT_FILE).write_text('["experiment", "conml.lam", "seed"]')
     overrides = [
         "experiment=sine/conml",
         "dataset.shots=10",
@@ -83,26 +89,34 @@ def test_saved_sweeps_name_their_swept_settings(monkeypatch):
         "seed=1",
         "paths.output_dir=/a/b",
     ]
-    assert job_folder(4, "sinusoid-maml-10shot-conml", overrides) == "4_sinusoid-maml-10shot-conml_conml.lam=0.3,seed=1"
-    monkeypatch.setenv(SWEPT, "paths.output_dir")
-    assert job_folder(0, "x", overrides) == "0_x_paths.output_dir=-a-b", "a value never adds folder levels"
+    assert (
+        job_folder(4, "sinusoid-maml-10shot-conml", overrides, str(sweep))
+        == "4_sinusoid-maml-10shot-conml_conml.lam=0.3,seed=1"
+    )
+    (sweep / SWEPT_FILE).write_text('["paths.output_dir"]')
+    assert job_folder(0, "x", overrides, str(sweep)) == "0_x_paths.output_dir=-a-b", "a value never adds folder levels"
 
 
-@pytest.mark.parametrize("swept", ["", "seed"])
-def test_a_job_without_swept_values_is_named_by_number_and_experiment(monkeypatch, swept):
-    monkeypatch.setenv(SWEPT, swept)
-    assert job_folder(2, "name", ["trainer.steps=2"]) == "2_name"
+@pytest.mark.parametrize("swept", [None, "[]", '["seed"]'])
+def test_a_job_without_swept_values_is_named_by_number_and_experiment(tmp_path, swept):
+    if swept is not None:
+        (tmp_path / SWEPT_FILE).write_text(swept)
+    assert job_folder(2, "name", ["trainer.steps=2"], str(tmp_path)) == "2_name"
 
 
-def test_wandb_names_have_no_job_number_and_rounded_numbers(monkeypatch):
-    monkeypatch.setenv(SWEPT, "conml.lam,learner.inner_lr,seed")
+def test_wandb_names_have_no_job_number_and_rounded_numbers(tmp_path):
+    swept = ["conml.lam", "learner.inner_lr", "seed"]
+    (tmp_path / SWEPT_FILE).write_text(json.dumps(swept))
+    assert swept_in(tmp_path) == swept
     trial = ["experiment=sine/conml", "conml.lam=0.012345678901234567", "learner.inner_lr=0.0034567890123456789"]
     name = "sinusoid-maml-5shot-conml"
-    assert run_name(name, 0, trial) == f"{name}_conml.lam=0.01235,learner.inner_lr=0.003457,seed=0", "the seed too"
-    assert job_folder(7, name, trial) == f"7_{name}_conml.lam=0.01235,learner.inner_lr=0.003457"
+    assert run_name(name, 0, trial, swept) == f"{name}_conml.lam=0.01235,learner.inner_lr=0.003457,seed=0", (
+        "the seed too"
+    )
+    assert job_folder(7, name, trial, str(tmp_path)) == f"7_{name}_conml.lam=0.01235,learner.inner_lr=0.003457"
     exact = ["conml.lam=1.0", "learner.inner_lr=1e-05", "seed=123456789"]
-    assert run_name(name, 0, exact) == f"{name}_conml.lam=1.0,learner.inner_lr=1e-05,seed=123456789", "kept as given"
-    monkeypatch.delenv(SWEPT)
+    assert run_name(name, 0, exact, swept) == f"{name}_conml.lam=1.0,learner.inner_lr=1e-05,seed=123456789", "kept as"
+    assert run_name(name, 3, exact) == f"{name}_seed=3", "nothing swept: its cell and seed"
     assert run_name(name, 3) == f"{name}_seed=3", "a single run: its cell and seed"
 
 

@@ -24,7 +24,8 @@ def main(dataset: str, argv: list[str] | None = None) -> None:
         formatter_class=argparse.RawDescriptionHelpFormatter,
     )
     parser.add_argument("--source", type=Path, required=True, help="folder holding the downloaded files")
-    default_out = Path(os.environ.get("CONML_DATA", "data")) / dataset
+    conml_data = os.environ.get("CONML_DATA")
+    default_out = Path(conml_data or "data") / dataset
     parser.add_argument(
         "--out", type=Path, default=default_out, help=f"cache folder (default: {default_out}, under $CONML_DATA if set)"
     )
@@ -40,7 +41,7 @@ def main(dataset: str, argv: list[str] | None = None) -> None:
     args = parser.parse_args(argv)
     prepare = getattr(module, f"prepare_{dataset}")
     try:
-        check_out_folder(args.out, "--out")
+        check_out_folder(args.out, "--out", conml_data)
         prepare(args.source, args.out, args.workers, args.image_size)
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)

@@ -24,9 +24,9 @@ dataset_spec.json and <class id>.tfrecords. Sources without a folder there are s
 """
 
 
-def default_out() -> Path:
+def default_out(conml_data: str | None) -> Path:
     """Where training looks for the caches: ${paths.data_dir}/metadataset, i.e. under $CONML_DATA or data/."""
-    return Path(os.environ.get("CONML_DATA") or "data") / "metadataset"
+    return Path(conml_data or "data") / "metadataset"
 
 
 def prepare(
@@ -59,6 +59,7 @@ def prepare(
 
 
 def main(argv: list[str] | None = None) -> None:
+    conml_data = os.environ.get("CONML_DATA")
     parser = argparse.ArgumentParser(description=USAGE, formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument(
         "--records",
@@ -69,8 +70,8 @@ def main(argv: list[str] | None = None) -> None:
     parser.add_argument(
         "--out",
         type=Path,
-        default=default_out(),
-        help=f"cache root, dataset.root of the configs (default: {default_out()}, under $CONML_DATA if set)",
+        default=default_out(conml_data),
+        help=f"cache root, dataset.root of the configs (default: {default_out(conml_data)}, under $CONML_DATA if set)",
     )
     parser.add_argument(
         "--image-size",
@@ -96,7 +97,7 @@ def main(argv: list[str] | None = None) -> None:
     )
     args = parser.parse_args(argv)
     try:
-        check_out_folder(args.out, "--out")
+        check_out_folder(args.out, "--out", conml_data)
         prepare(args.records, args.out, args.image_size, args.sources, args.max_per_class, args.workers, args.splits)
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)
