@@ -1,1 +1,2 @@
-"""Networks; every one can also run with a separate parameter set per task (task_batched)."""
+"""Networks; any of them runs with a separate parameter set per task (task_functional), the ones that
+declare it on the grouped fast path (task_batched)."""

@@ -4,7 +4,8 @@ With `out_features` it ends in a linear classifier (MAML-family); without, it is
 network (ProtoNet, MatchingNet). 64 channels by default (learn2learn's setting; the original MAML
 used 32 on miniImageNet). Finn et al.'s Omniglot network downsamples with stride-2 convolutions
 instead of max-pooling and averages the last feature map over space (`stride=2, max_pool=false,
-spatial_mean=true`: 28 -> 14 -> 7 -> 4 -> 2 pixels, then 64 features).
+spatial_mean=true`: 28 -> 14 -> 7 -> 4 -> 2 pixels, then 64 features). It declares the grouped fast
+path for per-task weights (`TaskBatched`).
 """
 
 from __future__ import annotations
@@ -12,8 +13,10 @@ from __future__ import annotations
 import torch
 from torch import nn
 
+from conml.nets.task_batched import TaskBatched
 
-class ConvNet(nn.Sequential):
+
+class ConvNet(nn.Sequential, TaskBatched):
     """`blocks` conv blocks of `hidden` channels, flattened, then an optional linear head."""
 
     def __init__(

@@ -5,14 +5,19 @@ The first layer has its own kernel size and padding; later layers use 2x2 kernel
 and double the filters. The head is `fc_layers` fully connected layers of `fc_units` with ReLU
 and dropout, then a linear 2-way classifier. Weights are Xavier-uniform, biases zero, BatchNorm
 gamma 1 and beta 0. Conv2/Conv4/Conv6 are settings of this one class (configs/model/kim_conv*.yaml).
+BatchNorm keeps running statistics (`track_running_stats`, as nn.BatchNorm2d does by default), which
+normalise in eval mode, on the grouped fast path (`TaskBatched`) as on any other; the MAML protocols
+turn them off, so that each task is normalised by its own batch statistics at training and at test.
 """
 
 from __future__ import annotations
 
 from torch import nn
 
+from conml.nets.task_batched import TaskBatched
 
-class KimConvNet(nn.Sequential):
+
+class KimConvNet(nn.Sequential, TaskBatched):
     """Conv blocks of `channels` filters, flattened, then the fully connected head."""
 
     def __init__(
@@ -28,6 +33,7 @@ class KimConvNet(nn.Sequential):
         out_features: int = 2,
         in_channels: int = 3,
         image_size: int = 128,
+        track_running_stats: bool = True,
     ):
         layers: list[nn.Module] = []
         previous, size = in_channels, image_size
@@ -35,7 +41,7 @@ class KimConvNet(nn.Sequential):
             k, p = (first_kernel, first_padding) if index == 0 else (kernel, padding)
             layers += [
                 nn.Conv2d(previous, width, k, padding=p),
-                nn.BatchNorm2d(width),
+                nn.BatchNorm2d(width, track_running_stats=track_running_stats),
                 nn.ReLU(),
                 nn.MaxPool2d(3, stride=2, padding=1),
             ]

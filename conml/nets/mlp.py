@@ -1,11 +1,14 @@
-"""Fully connected ReLU network (Finn et al.'s 1-40-40-1 regressor for sine waves)."""
+"""Fully connected ReLU network (Finn et al.'s 1-40-40-1 regressor for sine waves); it declares the
+grouped fast path for per-task weights (`TaskBatched`)."""
 
 from __future__ import annotations
 
 from torch import nn
 
+from conml.nets.task_batched import TaskBatched
 
-class MLP(nn.Sequential):
+
+class MLP(nn.Sequential, TaskBatched):
     """Linear layers with ReLU between them; `hidden` lists the hidden widths."""
 
     def __init__(self, in_features: int = 1, hidden: tuple[int, ...] = (40, 40), out_features: int = 1):

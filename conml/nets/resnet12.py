@@ -3,8 +3,8 @@
 Each block: (conv3x3 -> BN -> LeakyReLU) x 2, conv3x3 -> BN, plus a 1x1 conv + BN shortcut, then
 LeakyReLU and 2x2 max-pool. Widths 64-160-320-640; global average pooling gives a 640-d embedding.
 BatchNorm uses batch statistics (no running averages), as the Conv-4 backbone does, so a task's
-statistics come from its own examples. DropBlock of the original is left out. Every block has a
-`task_forward`, so MAML-family learners can run it with per-task weights.
+statistics come from its own examples. DropBlock of the original is left out. The net declares the
+grouped fast path (`TaskBatched`), and every block has a `task_forward` for it.
 """
 
 from __future__ import annotations
@@ -14,7 +14,7 @@ from typing import Callable
 import torch
 from torch import Tensor, nn
 
-from conml.nets.task_batched import task_forward
+from conml.nets.task_batched import TaskBatched, task_forward
 
 
 class ResidualBlock(nn.Module):
@@ -45,7 +45,7 @@ class ResidualBlock(nn.Module):
         return self._residual(x, lambda name, h: task_forward(getattr(self, name), params, h, f"{prefix}{name}."))
 
 
-class ResNet12(nn.Sequential):
+class ResNet12(nn.Sequential, TaskBatched):
     """Residual blocks of `channels` widths, global average pooling, then an optional linear head."""
 
     def __init__(

@@ -1,12 +1,21 @@
 """The fast path for running a network with a separate parameter set per task, all tasks in one pass.
 
+A net takes it by declaring it: it subclasses `TaskBatched` (the project's MLP, Conv-4, ResNet-12
+and Kim CNNs do). `conml.nets.task_functional.task_call` runs declared nets here and every other
+net with `torch.func.functional_call`; the declaration, not the net's structure, decides, and the
+results are the same either way: those of `functional_call(net, weights_t, x_t)` for each task t,
+in the train/eval mode the net is in. This path is only faster.
+
 Tasks are folded into the batch instead of looped over: per-task linear layers become one batched
 matmul, per-task convolutions one grouped convolution (groups = tasks), and per-task BatchNorm one
 `F.batch_norm` over tasks x channels. Everything is differentiated by ordinary autograd, so
 second-order meta-gradients are exact. The grouped convolution has its own double backward (see
 `_GroupedConv2d`), so a meta-iteration costs the same number of kernels whatever the number of tasks.
-It runs the nets that `fits` accepts; `conml.nets.task_functional.task_call` chooses it for them and
-runs any other net with `torch.func.functional_call`.
+
+BatchNorm2d behaves as the module does: without running statistics (track_running_stats=False, as
+in Conv-4 and ResNet-12) it normalises with each task's batch statistics in both modes; with them,
+eval mode uses the running statistics, and training mode each task's batch statistics while the
+running statistics are updated as if the tasks had run through the module one after another.
 
 Between consecutive image layers (conv, BatchNorm, activations, pooling) activations stay folded
 as [n, T*C, H, W], tasks as channel groups, so a Conv-4 body costs one layout change in and one
@@ -45,27 +54,17 @@ _CHANNELWISE = (
 )
 # Layers that hold no parameters act on each example independently, so they run on [T*n, ...].
 _PARAMETER_FREE = (*_CHANNELWISE, nn.Flatten)
+_KNOWN = (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.Linear, *_PARAMETER_FREE)
 
 
-def fits(module: nn.Module) -> bool:
-    """Whether `task_forward` can run `module`: every part is a layer it knows (not a subclass with a
-    forward of its own), a Conv2d with numeric zero padding, or a module with its own `task_forward`.
-    `conml.nets.task_functional` runs the nets that do not fit."""
-    kind = next(
-        (
-            known
-            for known in (nn.Sequential, nn.Conv2d, nn.BatchNorm2d, nn.Linear, *_PARAMETER_FREE)
-            if isinstance(module, known)
-        ),
-        None,
-    )
-    if kind is not None and type(module).forward is not kind.forward:
-        return False
-    if kind is nn.Sequential:
-        return all(fits(child) for child in module.children())
-    if kind is nn.Conv2d:
-        return module.padding_mode == "zeros" and not isinstance(module.padding, str)
-    return kind is not None or hasattr(module, "task_forward")
+class TaskBatched:
+    """Declares that a net runs on this module's fast path (`task_call` reads the declaration).
+
+    Subclass it beside the module class, e.g. `class ConvNet(nn.Sequential, TaskBatched)`. The net
+    must be made of what `task_forward` runs: `nn.Sequential`, `Linear`, `Conv2d` (numeric zero
+    padding), `BatchNorm2d`, parameter-free activations, pooling, `Flatten` and `Dropout`, or modules
+    with their own `task_forward(params, x, prefix)`; anything else raises a TypeError on the first call.
+    """
 
 
 def task_params(net: nn.Module, num_tasks: int) -> dict[str, Tensor]:
@@ -84,35 +83,42 @@ def _forward(
     module: nn.Module, params: Mapping[str, Tensor], x: Tensor, prefix: str, tasks: int, folded: bool
 ) -> tuple[Tensor, bool]:
     """One module on activations that are task-major [T, n, ...] or, when `folded`, [n, T*C, H, W]."""
-    if isinstance(module, nn.Sequential):
+    if hasattr(module, "task_forward"):  # a module that says how it runs per task (ResNet-12's blocks)
+        return module.task_forward(params, _unfold(x, tasks) if folded else x, prefix), False
+    kind = _known_kind(module)
+    if kind is nn.Sequential:
         for name, child in module.named_children():
             x, folded = _forward(child, params, x, f"{prefix}{name}.", tasks, folded)
         return x, folded
-    if isinstance(module, nn.Conv2d):
+    if kind is nn.Conv2d:
         return _conv2d(
             module, x if folded else _fold(x), params[prefix + "weight"], params.get(prefix + "bias"), tasks
         ), True
-    if isinstance(module, nn.BatchNorm2d):
+    if kind is nn.BatchNorm2d:
         weight, bias = (_per_task(params.get(prefix + key), 1, tasks) for key in ("weight", "bias"))
-        return _batch_norm(module, x if folded else _fold(x), weight, bias), True
-    if folded and isinstance(module, _CHANNELWISE):
+        return _batch_norm(module, x if folded else _fold(x), weight, bias, tasks), True
+    if folded and kind in _CHANNELWISE:
         return module(x), True
     if folded:
         x = _unfold(x, tasks)
-    if isinstance(module, nn.Linear):
+    if kind is nn.Linear:
         weight, bias = params[prefix + "weight"], params.get(prefix + "bias")
         if weight.dim() == 2:  # shared by all tasks
             return F.linear(x, weight, bias), False
         return _linear(x, weight, bias), False
-    if hasattr(module, "task_forward"):
-        return module.task_forward(params, x, prefix), False
-    if isinstance(module, _PARAMETER_FREE):
+    if kind in _PARAMETER_FREE:
         return module(x.flatten(0, 1)).unflatten(0, x.shape[:2]), False
     raise TypeError(
         f"task_forward does not know how to run {type(module).__name__} ('{prefix.rstrip('.')}') with "
-        "per-task parameters; give the module a task_forward(params, x, prefix) method, or run the net "
-        "with conml.nets.task_functional.task_call, which runs any module."
+        "per-task parameters; give the module a task_forward(params, x, prefix) method, or do not declare "
+        "the net TaskBatched: conml.nets.task_functional.task_call runs any other net with torch.func."
     )
+
+
+def _known_kind(module: nn.Module) -> type[nn.Module] | None:
+    """The layer `_forward` runs `module` as; None for a subclass with a forward of its own, which it cannot."""
+    kind = next((known for known in _KNOWN if isinstance(module, known)), None)
+    return kind if kind is not None and type(module).forward is kind.forward else None
 
 
 def _per_task(param: Tensor | None, dims: int, tasks: int) -> Tensor | None:
@@ -247,14 +253,40 @@ class _ConvolutionBackward(torch.autograd.Function):
         return d_grad_out, d_x, d_weight, None, None, None
 
 
-def _batch_norm(module: nn.BatchNorm2d, x: Tensor, weight: Tensor | None, bias: Tensor | None) -> Tensor:
-    # Statistics of each task's own examples (transductive, as MAML implementations do at train and test).
-    return F.batch_norm(
-        x,
-        None,
-        None,
-        None if weight is None else weight.reshape(-1),
-        None if bias is None else bias.reshape(-1),
-        training=True,
-        eps=module.eps,
-    )
+def _batch_norm(module: nn.BatchNorm2d, x: Tensor, weight: Tensor | None, bias: Tensor | None, tasks: int) -> Tensor:
+    """`module` on each task's channels of x [n, T*C, H, W], as nn.BatchNorm2d.forward would on each task alone."""
+    weight, bias = (None if p is None else p.reshape(-1) for p in (weight, bias))
+    if not module.training and module.running_mean is not None:
+        # Eval mode with running statistics: the same ones for every task.
+        mean, var = (stat.repeat(tasks) for stat in (module.running_mean, module.running_var))
+        return F.batch_norm(x, mean, var, weight, bias, training=False, eps=module.eps)
+    out = F.batch_norm(x, None, None, weight, bias, training=True, eps=module.eps)
+    if module.training and module.track_running_stats and module.running_mean is not None:
+        _update_running_statistics(module, x.detach(), tasks)
+    return out
+
+
+@torch.no_grad()
+def _update_running_statistics(module: nn.BatchNorm2d, x: Tensor, tasks: int) -> None:
+    """The running statistics T calls of the module leave, one task after another, in one update.
+
+    Task t's call sets r <- (1 - f_t) r + f_t s_t, with f_t the momentum (or 1 / (k + t + 1) after k
+    batches when momentum is None: a cumulative average); so after T calls the old r keeps
+    prod_t (1 - f_t) and s_t enters with f_t prod_{u>t} (1 - f_u). A few kernels, whatever T, and no
+    read of num_batches_tracked to the host."""
+    x = x.to(module.running_mean.dtype)
+    means = x.mean((0, 2, 3)).view(tasks, -1)
+    variances = x.var((0, 2, 3), correction=1).view(tasks, -1)  # unbiased, as the module keeps
+    like = {"dtype": means.dtype, "device": means.device}
+    if module.momentum is not None:
+        factors = torch.full((tasks,), module.momentum, **like)
+    elif module.num_batches_tracked is not None:
+        factors = 1.0 / (module.num_batches_tracked + torch.arange(1, tasks + 1, device=means.device)).to(**like)
+    else:
+        return  # the module's factor is then 0: nothing changes
+    kept = (1 - factors).flip(0).cumprod(0).flip(0)  # kept[t] = prod_{u>=t} (1 - f_u)
+    weights = factors * torch.cat([kept[1:], torch.ones(1, **like)])
+    module.running_mean.mul_(kept[0]).add_(weights @ means)
+    module.running_var.mul_(kept[0]).add_(weights @ variances)
+    if module.num_batches_tracked is not None:
+        module.num_batches_tracked.add_(tasks)

@@ -1,43 +1,43 @@
 """Run any network with a separate parameter set per task; the one place that chooses how.
 
-`task_call(net, params, x)` is net(x[t]) with the parameters params[name][t], for every task t at
-once; params[name] is [T, *shape], or [*shape] for a parameter shared by all tasks. Learners call it
-with the net they were given, whatever its modules. `task_path(net)` says which way it runs:
+`task_call(net, params, x)` is `functional_call(net, params_t, x[t])` for every task t, in the
+train/eval mode the net is in: params[name] is [T, *shape], or [*shape] for a parameter shared by
+all tasks. That is its meaning whichever way it runs; the ways differ only in speed. How a net runs
+is declared by the net, never inferred from its structure, so adding a layer to a net cannot
+silently change its numbers. `task_path(net)` says which way:
 
-- `grouped`, the fast path: a net made only of layers `conml.nets.task_batched` knows (the project's
-  Conv-4, ResNet-12, Kim CNNs and MLP) runs with tasks folded into the batch: grouped convolutions,
-  batched matmuls, one BatchNorm over tasks x channels.
-- `vmap`: any other net runs `torch.func.functional_call` under `torch.func.vmap` over tasks, with
+- `grouped`: a net that subclasses `conml.nets.task_batched.TaskBatched` (the project's MLP, Conv-4,
+  ResNet-12 and Kim CNNs) runs with tasks folded into grouped convolutions and batched matmuls.
+- `vmap`: any other net runs `functional_call` under `torch.func.vmap` over tasks, with
   `randomness="different"` so that each task draws its own dropout masks. Ordinary autograd
   differentiates through it, to second order (MAML's inner loop).
-- `loop`: `functional_call` task by task, where vmap cannot run the net: modules that write buffers
-  during the forward (BatchNorm tracking running statistics, in training mode), and nets that fail
-  under vmap (data-dependent control flow, in-place writes into buffers, an operation without a
-  batching rule). Such a failure is caught once per net, with a warning, and the random state
-  restored, so the net's results are those of the loop from the start.
+- `loop`: `functional_call` task by task, for what vmap cannot run: a net containing a module that
+  subclasses `TaskByTask` (data-dependent control flow, say), and modules that update buffers in the
+  forward (BatchNorm tracking running statistics, in training mode: each task updates them in turn).
 
-BatchNorm: the fast path normalises a BatchNorm2d with each task's own batch statistics in training
-and in evaluation (transductive, as MAML implementations do). The other paths run every module as
-written: in training mode a BatchNorm uses the task's batch statistics (and the loop updates its
-running statistics task after task); in eval mode one that tracks running statistics uses them.
-On every path a task's outputs do not depend on the other tasks of the batch.
+A net vmap fails on that declares neither is refused with a `ConfigError` naming `TaskByTask`,
+rather than switched to the loop behind the caller's back: the choice stays with the net, in no
+state kept between calls, and a run fails at start-up (`conml/checks/fit.py`) instead of running
+slower than it says.
 """
 
 from __future__ import annotations
 
 import enum
-import warnings
-import weakref
 from typing import Mapping
 
 import torch
 from torch import Tensor, nn
 from torch.func import functional_call, vmap
 
-from conml.nets.task_batched import fits, task_forward
+from conml.errors import ConfigError
+from conml.nets.task_batched import TaskBatched, task_forward
 
-# Nets that failed under vmap once: they run task by task from then on.
-_NOT_VMAPPABLE: weakref.WeakSet[nn.Module] = weakref.WeakSet()
+
+class TaskByTask:
+    """Declares that a module cannot run under `torch.func.vmap` (data-dependent control flow, an
+    operation without a batching rule): a net containing it runs its tasks one at a time. Subclass
+    it beside the module class, e.g. `class Branching(nn.Module, TaskByTask)`."""
 
 
 class TaskPath(enum.Enum):
@@ -48,37 +48,36 @@ class TaskPath(enum.Enum):
 
 def task_path(net: nn.Module) -> TaskPath:
     """How `task_call` runs `net` now (training mode matters: it decides whether BatchNorm writes buffers)."""
-    if fits(net):
+    if isinstance(net, TaskBatched):
         return TaskPath.grouped
-    if net in _NOT_VMAPPABLE or any(_writes_buffers(module) for module in net.modules()):
+    if any(isinstance(module, TaskByTask) or _writes_buffers(module) for module in net.modules()):
         return TaskPath.loop
     return TaskPath.vmap
 
 
-def task_call(net: nn.Module, params: Mapping[str, Tensor], x: Tensor) -> Tensor:
-    """net(x[t]) with parameters params[name][t] for every task t: x is [T, n, *features], the result [T, n, ...]."""
-    path = task_path(net)
+def task_call(net: nn.Module, params: Mapping[str, Tensor], x: Tensor, path: TaskPath | None = None) -> Tensor:
+    """net(x[t]) with parameters params[name][t] for every task t: x is [T, n, *features], the result [T, n, ...].
+    `path` overrides `task_path(net)`, to compare the ways (tests, benchmarks): their results are the same."""
+    path = task_path(net) if path is None else path
     if path is TaskPath.grouped:
         return task_forward(net, params, x)
     task_dims = _task_dims(net, params)
     if path is TaskPath.loop:
         return _looped(net, params, task_dims, x)
-    random_state = _random_state(x.device)
     try:
         return _vmapped(net, params, task_dims, x)
     except torch.OutOfMemoryError:
         raise
     except RuntimeError as error:
         reason = str(error).strip().splitlines()[0]
-    _set_random_state(random_state, x.device)
-    out = _looped(net, params, task_dims, x)  # a fault of the net itself raises here
-    _NOT_VMAPPABLE.add(net)
-    warnings.warn(
-        f"{type(net).__name__} cannot run under torch.func.vmap ({reason}); its tasks run one at a time.",
-        RuntimeWarning,
-        stacklevel=2,
-    )
-    return out
+    # A fault of the net itself (a shape that does not fit, say) raises here, as it would without vmap.
+    _looped(net, params, task_dims, x[:1])
+    raise ConfigError(
+        f"{type(net).__name__} cannot run under torch.func.vmap ({reason}), which runs a net's tasks together "
+        "when it does not declare how they run. Declare it: subclass conml.nets.task_functional.TaskByTask in "
+        "the module vmap cannot run (or in a wrapper of the net) to run its tasks one at a time, or "
+        "conml.nets.task_batched.TaskBatched in a net made of the layers that fast path knows."
+    ) from None
 
 
 def _writes_buffers(module: nn.Module) -> bool:
@@ -108,14 +107,3 @@ def _looped(net: nn.Module, params: Mapping[str, Tensor], task_dims: dict[str, i
         return {name: p if task_dims[name] is None else p[t] for name, p in params.items()}
 
     return torch.stack([functional_call(net, weights(t), (x[t],)) for t in range(x.shape[0])])
-
-
-def _random_state(device: torch.device) -> Tensor:
-    return torch.cuda.get_rng_state(device) if device.type == "cuda" else torch.get_rng_state()
-
-
-def _set_random_state(state: Tensor, device: torch.device) -> None:
-    if device.type == "cuda":
-        torch.cuda.set_rng_state(state, device)
-    else:
-        torch.set_rng_state(state)

@@ -4,11 +4,9 @@ Nets the fast path cannot run (torchvision's MLP with LayerNorm and Dropout, Gro
 residual module, BatchNorm tracking running statistics) give, in float64, the meta-gradients with
 ConML of the per-task references of test_conml_reference, which run `functional_call` one task at a
 time. Each task runs as if alone and draws its own dropout masks, on every path; a net vmap cannot
-run falls back to the loop; the project's nets still take the fast path."""
+run is refused unless it declares that it runs task by task; the project's nets declare the fast path."""
 
 from __future__ import annotations
-
-import warnings
 
 import pytest
 import torch
@@ -17,16 +15,16 @@ from torch import Tensor, nn
 from torch.func import functional_call
 
 from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import ConfigError
 from conml.learners.maml import MAML
 from conml.learners.protonet import ProtoNet
 from conml.learners.reptile import Reptile
-from conml.nets import task_functional
 from conml.nets.conv import ConvNet
 from conml.nets.kim_conv import KimConvNet
 from conml.nets.mlp import MLP
 from conml.nets.resnet12 import ResNet12
-from conml.nets.task_batched import task_params
-from conml.nets.task_functional import TaskPath, task_call, task_path
+from conml.nets.task_batched import TaskBatched, task_params
+from conml.nets.task_functional import TaskByTask, TaskPath, task_call, task_path
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION, REGRESSION
 from tests.learners.test_conml_reference import WAYS, image_batch, maml_reference, metric_reference, reptile_reference
@@ -148,20 +146,25 @@ def test_second_order_terms_reach_the_general_path():
     assert max((a - b).abs().max().item() for a, b in zip(*grads)) > 1e-6
 
 
-def test_the_fast_path_is_taken_by_the_nets_that_fit_it():
-    fitting = [
+def test_the_fast_path_is_taken_by_the_nets_that_declare_it():
+    declared = [
         MLP(),
         ConvNet(hidden=4, image_size=16),
         KimConvNet(channels=[4, 8], fc_units=8, image_size=16),
         ResNet12(channels=(4, 4, 4, 4), image_size=16),
     ]
-    for net in fitting:
+    for net in declared:
         assert task_path(net) is TaskPath.grouped and task_path(net.eval()) is TaskPath.grouped, type(net).__name__
-    assert task_path(nn.Sequential(nn.Conv2d(3, 4, 3, padding="same"), nn.Flatten())) is TaskPath.vmap
+    # Layers the fast path knows do not take it without the declaration: it is not inferred from the structure.
+    assert task_path(nn.Sequential(nn.Conv2d(3, 4, 3, padding=1), nn.Flatten())) is TaskPath.vmap
     assert task_path(layernorm_mlp()) is TaskPath.vmap
     # BatchNorm tracking running statistics writes them in training mode only.
     tracking = residual_net(track_running_stats=True)
     assert task_path(tracking) is TaskPath.loop and task_path(tracking.eval()) is TaskPath.vmap
+
+
+class Declared(nn.Sequential, TaskBatched):
+    """A user's net that declares the fast path."""
 
 
 class Linear(nn.Linear):
@@ -209,7 +212,7 @@ def test_each_task_runs_as_if_alone(build, inputs, shared):
 @pytest.mark.parametrize(
     "norm,path",
     [
-        (lambda: nn.Linear(8, 8), TaskPath.grouped),
+        (lambda: Declared(nn.Linear(8, 8)), TaskPath.grouped),
         (lambda: nn.LayerNorm(8), TaskPath.vmap),
         (lambda: nn.BatchNorm1d(8), TaskPath.loop),
     ],
@@ -218,6 +221,8 @@ def test_each_task_runs_as_if_alone(build, inputs, shared):
 def test_each_task_draws_its_own_dropout_mask(norm, path):
     torch.manual_seed(0)
     net = nn.Sequential(norm(), nn.Dropout(0.5)).double()
+    if path is TaskPath.grouped:
+        net = Declared(*net)
     assert task_path(net) is path
     x = torch.randn(1, 20, 8, dtype=torch.float64).expand(TASKS, -1, -1)  # the same examples in every task
     params = task_params(net, TASKS)
@@ -243,22 +248,35 @@ class Branching(nn.Module):
         return self.linear(x) if x.sum() > 0 else -self.linear(x)
 
 
-def test_a_net_vmap_cannot_run_falls_back_to_the_loop_with_the_same_random_numbers():
+class DeclaredBranching(Branching, TaskByTask):
+    """The same module, declaring that it runs task by task."""
+
+
+def test_a_net_vmap_cannot_run_is_refused_with_the_declaration_to_make():
     torch.manual_seed(0)
     net = nn.Sequential(nn.Dropout(0.5), Branching()).double()
+    assert task_path(net) is TaskPath.vmap
+    with pytest.raises(ConfigError, match="cannot run under torch.func.vmap.*TaskByTask"):
+        task_call(net, task_params(net, TASKS), torch.randn(TASKS, 5, 4, dtype=torch.float64))
+
+
+def test_a_fault_of_the_net_itself_is_not_blamed_on_vmap():
+    net = nn.Sequential(nn.Linear(4, 4)).double()
+    with pytest.raises(RuntimeError, match="mat1 and mat2"):
+        task_call(net, task_params(net, TASKS), torch.randn(TASKS, 5, 3, dtype=torch.float64))
+
+
+def test_a_net_declared_task_by_task_runs_the_loop_with_the_same_random_numbers():
+    torch.manual_seed(0)
+    net = nn.Sequential(nn.Dropout(0.5), DeclaredBranching()).double()
     params = task_params(net, TASKS)
     x = torch.randn(TASKS, 5, 4, dtype=torch.float64)
-    assert task_path(net) is TaskPath.vmap
+    assert task_path(net) is TaskPath.loop and task_path(net.eval()) is TaskPath.loop
+    net.train()
     torch.manual_seed(1)
-    with pytest.warns(RuntimeWarning, match="cannot run under torch.func.vmap"):
-        first = task_call(net, params, x)
-    assert task_path(net) is TaskPath.loop and net in task_functional._NOT_VMAPPABLE
+    out = task_call(net, params, x)
     torch.manual_seed(1)
     loop = torch.stack(
         [functional_call(net, {name: p[t] for name, p in params.items()}, (x[t],)) for t in range(TASKS)]
     )
-    torch.testing.assert_close(first, loop, rtol=0, atol=0)  # the vmap attempt drew no random numbers that count
-    torch.manual_seed(1)
-    with warnings.catch_warnings():
-        warnings.simplefilter("error")  # straight into the loop: no second attempt, no second warning
-        torch.testing.assert_close(task_call(net, params, x), loop, rtol=0, atol=0)
+    torch.testing.assert_close(out, loop, rtol=0, atol=0)
