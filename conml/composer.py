@@ -8,7 +8,7 @@ from pathlib import Path
 from hydra import compose, initialize_config_dir
 from hydra.core.global_hydra import GlobalHydra
 from hydra.core.hydra_config import HydraConfig
-from omegaconf import DictConfig, OmegaConf, open_dict
+from omegaconf import DictConfig, open_dict
 
 from conml.config import register
 
@@ -36,5 +36,5 @@ class Composer:
         # Resolved now: Hydra's runtime is global, and a config kept while others are composed would
         # otherwise read their choices (a cell's name and tags would follow the last preset composed).
         cfg.name = cfg.name
-        cfg.logger.tags = OmegaConf.to_container(cfg.logger.tags, resolve=True)
+        cfg.logger.tags = list(cfg.logger.tags)
         return cfg

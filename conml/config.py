@@ -15,6 +15,7 @@ from typing import Any, Optional
 from hydra.core.config_store import ConfigStore
 from omegaconf import MISSING, OmegaConf
 
+from conml.cell_name import cell_name, cell_tags, leaf
 from conml.errors import ConfigError
 from conml.multirun_jobs import job_folder
 from conml.objective import ConMLSettings
@@ -179,12 +180,10 @@ def register() -> None:
         OmegaConf.register_new_resolver("pick", pick)
     if not OmegaConf.has_resolver("leaf"):
         OmegaConf.register_new_resolver("leaf", leaf)
-
-
-def leaf(choice: str) -> str:
-    """`${leaf:${hydra:runtime.choices.experiment}}`: a config option without its folder (sine/conml ->
-    conml), so that a run name can say which protocol file made it."""
-    return choice.rsplit("/", 1)[-1]
+    if not OmegaConf.has_resolver("cell_name"):
+        OmegaConf.register_new_resolver("cell_name", cell_name)
+    if not OmegaConf.has_resolver("cell_tags"):
+        OmegaConf.register_new_resolver("cell_tags", cell_tags)
 
 
 def pick(key: Any, options: dict) -> Any:

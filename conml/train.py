@@ -172,7 +172,7 @@ def record_provenance(cfg: DictConfig) -> None:
     )
     cfg.logger.job_type = job_type.value
     if table and table not in cfg.logger.tags:
-        cfg.logger.tags.append(table)
+        cfg.logger.tags = [*cfg.logger.tags, table]  # tags may be a resolver's value, not a list to append to
 
 
 def _table_cell(cfg: DictConfig, table: str) -> str:

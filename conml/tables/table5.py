@@ -22,14 +22,14 @@ import yaml
 from hydra.utils import instantiate
 
 from conml.build import resolve_device
-from conml.config import leaf
+from conml.cell_name import VARIANTS, leaf
 from conml.figures import curve_figure
 from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_minimum_error, shot_spare
 from conml.metrics import mean_t_ci
 from conml.tables.measures import Analysis
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Lookup, Paper, RunKey, Table
-from conml.tables.table_sweep import VARIANTS, table_axes, table_cells, table_sweep
+from conml.tables.table_sweep import table_axes, table_cells, table_sweep
 
 # function class: (row, Rel. Min. Error (mean, ci), Shot Spare (mean, ci)).
 # By function class: the paper's row label, relative minimum error and shot spare (mean, CI).

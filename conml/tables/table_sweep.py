@@ -2,7 +2,7 @@
 
 The file's `hydra.sweeper.params` are the table's axes; each combination of their values (seeds
 aside) is one cell, trained by `python -m conml.train <its overrides>` and named from the swept
-values (configs/experiment_parts/fewshot/run_name.yaml), so that two tables needing one run find it.
+values (`conml.cell_name`, as the protocols name their runs), so that two tables needing one run find it.
 """
 
 from __future__ import annotations
@@ -15,12 +15,9 @@ from typing import Any
 
 import yaml
 
-from conml.config import leaf
+from conml.cell_name import cell_name, leaf
 
 TABLE_CONFIGS = Path(__file__).resolve().parents[2] / "configs" / "table"
-# The word a run name uses for each ConML setting a table sweeps (as the protocols' run names do;
-# conml=icl is ConML for in-context learners).
-VARIANTS = {"off": "plain", "on": "conml", "icl": "conml"}
 
 
 @dataclass(frozen=True)
@@ -42,7 +39,7 @@ class SweepCell:
     def run_name(self) -> str:
         """The run's `name`: its swept groups and shots in the order of the axes, as the protocols derive
         it (miniimagenet-maml-1shot-plain, same_different-fomaml-kim_conv6)."""
-        return "-".join(_label(key, value) for key, value in self._pairs() if _named(key))
+        return cell_name({key: value for key, value in self._pairs() if _named(key)})
 
     @property
     def where(self) -> tuple[tuple[str, Any], ...]:
@@ -56,19 +53,6 @@ class SweepCell:
 def _named(key: str) -> bool:
     """Whether a swept key is part of the run name: config groups, ways and shots are; other settings are not."""
     return "." not in key or key in ("dataset.ways", "dataset.shots")
-
-
-def _label(key: str, value: str) -> str:
-    """How a swept value reads in a run name."""
-    if key == "experiment":
-        return leaf(value)
-    if key == "dataset.ways":
-        return f"{value}way"
-    if key == "dataset.shots":
-        return f"{value}shot"
-    if key == "conml":
-        return VARIANTS[value]
-    return value
 
 
 def table_axes(table: str) -> dict[str, list[str]]:
