@@ -34,6 +34,7 @@ table of jobs, and writes them as summary.md and summary.json into the multirun 
 from __future__ import annotations
 
 import argparse
+import json
 import os
 import shlex
 import sys
@@ -215,9 +216,10 @@ def _table_options(args) -> dict[str, bool]:
 
 
 def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
-    """Copy the finished runs of `table` under `runs_dir` into out_dir/<run folder name>/ (results.json and
-    analysis/*.json), after computing every analysis the table's cells and figures read, so that the
-    copies rebuild the table without the checkpoints; a different result already there is never overwritten."""
+    """Copy the finished runs of `table` under `runs_dir` into out_dir/<run folder name>/: results.json and
+    analysis/*.json, every analysis the table's cells and figures read (computed from the checkpoints where
+    the run folder lacks it), so that the copies rebuild the table without the checkpoints. The run folders
+    are only read; a different result already in out_dir is never overwritten."""
     runs = [run for run in collect_runs([runs_dir]) if run.name in table.presets]
     if not runs:
         raise DataError(
@@ -229,14 +231,14 @@ def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
     if table.figures:
         with TemporaryDirectory() as scratch:
             table.figures(result.runs, Path(scratch))
-    files = {run.run_dir: _run_files(run) for run in result.runs}
+    files = {run.run_dir: _exported_files(run) for run in result.runs}
     _check_no_clash(files, out_dir)
-    for source, names in files.items():
+    for source, contents in files.items():
         target = out_dir / source.name
-        written = [name for name in names if not (target / name).exists()]
+        written = [name for name in contents if not (target / name).exists()]
         for name in written:
             (target / name).parent.mkdir(parents=True, exist_ok=True)
-            (target / name).write_bytes(_exported(source / name))
+            (target / name).write_bytes(contents[name])
         print(f"{source} -> {target}: " + (f"{len(written)} file(s) written" if written else "unchanged"))
     for run in runs:
         if not any(run is used for used in result.runs):
@@ -245,21 +247,14 @@ def export(table: Table, runs_dir: Path, out_dir: Path) -> int:
     return 0
 
 
-def _run_files(run: Run) -> list[str]:
-    """A run's results.json and cached analyses, relative to its folder."""
-    analyses = sorted((run.run_dir / "analysis").glob("*.json"))
-    return ["results.json", *(str(path.relative_to(run.run_dir)) for path in analyses)]
+def _exported_files(run: Run) -> dict[str, bytes]:
+    """What an export writes for a run, by path relative to its folder: results.json without the machine's folders
+    (conml/tables/portable.py), and each analysis the table read."""
+    analyses = {f"analysis/{name}.json": json.dumps(found, indent=2).encode() for name, found in run.analyses.items()}
+    return {"results.json": portable_results((run.run_dir / "results.json").read_text()).encode(), **analyses}
 
 
-def _exported(path: Path) -> bytes:
-    """What an export writes for a run's file: results.json without the machine's folders (conml/tables/portable.py),
-    the cached analyses as they are."""
-    if path.name == "results.json":
-        return portable_results(path.read_text()).encode()
-    return path.read_bytes()
-
-
-def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
+def _check_no_clash(files: dict[Path, dict[str, bytes]], out_dir: Path) -> None:
     """Refuse two runs of one folder name, and any file that out_dir already holds with other contents."""
     by_name: dict[str, Path] = {}
     for source in files:
@@ -272,10 +267,9 @@ def _check_no_clash(files: dict[Path, list[str]], out_dir: Path) -> None:
         by_name[source.name] = source
     differing = [
         (source, name)
-        for source, names in files.items()
-        for name in names
-        if (out_dir / source.name / name).exists()
-        and (out_dir / source.name / name).read_bytes() != _exported(source / name)
+        for source, contents in files.items()
+        for name, content in contents.items()
+        if (out_dir / source.name / name).exists() and (out_dir / source.name / name).read_bytes() != content
     ]
     if differing:
         source, name = differing[0]

@@ -2,8 +2,10 @@
 
 Runs are found by scanning folders for `results.json` (any depth, so one sweep folder or the whole
 `outputs/` both work), or fetched from a W&B project through the public API. Expensive per-run
-analyses (clustering of task models, error curves) are cached next to the run's results, so a
-folder exported by `scripts/table.py export` (results.json and analysis/, no checkpoints) serves them too.
+analyses (clustering of task models, error curves) are read from the run's analysis/ folder, which
+`scripts/table.py export` writes into its own output folder (results.json and analysis/, no
+checkpoints); a run without them has them computed from its checkpoint, in memory. Reading runs never
+writes into their folders.
 """
 
 from __future__ import annotations
@@ -36,7 +38,7 @@ class Run:
     run_dir: Path | None = None
     finished_at: float = 0.0
     source: str = "local"
-    _cache: dict = field(default_factory=dict, repr=False)
+    _analyses: dict = field(default_factory=dict, repr=False)
 
     def setting(self, path: str) -> Any:
         """A value of the run's config by dotted path ('dataset.held_out'); None when absent."""
@@ -61,23 +63,24 @@ class Run:
         return source, learner.eval()
 
     def analysis(self, name: str, compute: Callable[[Run], dict]) -> dict | None:
-        """`compute(self)`, cached in <run_dir>/analysis/<name>.json; None for runs without a folder.
-
-        The cache holds the training steps it was computed at, so a resumed (longer) run is
-        analysed again.
-        """
-        if name in self._cache:
-            return self._cache[name]
+        """<run_dir>/analysis/<name>.json if it was computed at the run's training steps, else `compute(self)`
+        (kept in memory, for `analyses` to export); None for runs without a folder. The file records the steps
+        it was computed at, so a resumed (longer) run is analysed again."""
+        if name in self._analyses:
+            return self._analyses[name]
         if self.run_dir is None:
             return None
         path = self.run_dir / "analysis" / f"{name}.json"
-        cached = json.loads(path.read_text()) if path.exists() else None
-        if cached is None or cached.get("steps") != self.steps:
-            cached = {"steps": self.steps, **compute(self)}
-            path.parent.mkdir(exist_ok=True)
-            path.write_text(json.dumps(cached, indent=2))
-        self._cache[name] = cached
-        return cached
+        found = json.loads(path.read_text()) if path.exists() else None
+        if found is None or found.get("steps") != self.steps:
+            found = {"steps": self.steps, **compute(self)}
+        self._analyses[name] = found
+        return found
+
+    @property
+    def analyses(self) -> dict[str, dict]:
+        """The analyses read or computed so far, by name."""
+        return dict(self._analyses)
 
 
 def setting(config: dict, path: str) -> Any:

@@ -65,8 +65,10 @@ def test_exported_runs_rebuild_the_table_and_its_figures_without_checkpoints(run
     linear = [e for e in from_runs["entries"] if e["method"] == "LR (10 shot)"]
     assert len(linear) == 2 and all(v is not None for e in linear for v in e["ours"]["per_seed"].values())
     assert legends[FIGURE] == ["ICL (2 seeds)", "ConML-ICL (2 seeds)", *BASELINES]
+    assert not list(runs.rglob("analysis")), "aggregating reads run folders, never writes into them"
 
     assert main(["export", "table5", str(runs), str(committed)]) == 0
+    assert not list(runs.rglob("analysis")), "an export writes its analyses into its own folder"
     assert main(["export", "table5", str(runs), str(committed)]) == 0  # the same runs again: nothing to do
     assert capsys.readouterr().out.count(": unchanged") == 4
     curve = committed / "linear_regression_plain_s0" / "analysis" / "icl_curve.json"
