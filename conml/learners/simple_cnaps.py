@@ -14,7 +14,6 @@ carries its task's FiLM parameters; classes absent from a task (padded ways) get
 from __future__ import annotations
 
 from dataclasses import dataclass
-from functools import cached_property
 
 import torch
 import torch.nn.functional as F
@@ -45,18 +44,14 @@ class MahalanobisClassifier:
         return (-distances).masked_fill(~self.present[:, None, :], float("-inf"))
 
 
+@dataclass(frozen=True)
 class FilmTaskModels:
-    """Each task's FiLM parameters and, built on first use, the classifier fitted to its data.
+    """Each task's FiLM parameters and the data they were generated from, which the classifier is fitted to
+    when the models predict (`SimpleCNAPs.predict`): ConML only needs the FiLM parameters of the support ∪ query
+    models, so their classifier is never fitted."""
 
-    ConML only needs the FiLM parameters of the support ∪ query models, so their classifier is never built.
-    """
-
-    def __init__(self, learner: SimpleCNAPs, film: list[Tensor], data: Tasks):
-        self.learner, self.film, self.data = learner, film, data
-
-    @cached_property
-    def classifier(self) -> MahalanobisClassifier:
-        return self.learner.fit_classifier(self.film, self.data)
+    film: list[Tensor]
+    data: Tasks
 
 
 class SimpleCNAPs(Learner):
@@ -100,7 +95,7 @@ class SimpleCNAPs(Learner):
     def adapt(self, tasks: Tasks, mode: Adaptation) -> FilmTaskModels:
         images, task = _real_images(tasks.x, tasks.mask)
         z = self.set_encoder(images, task, tasks.num_tasks)
-        return FilmTaskModels(self, self.film(z), tasks)
+        return FilmTaskModels(self.film(z), tasks)
 
     def predict(self, models: FilmTaskModels, x: Tensor) -> Tensor:
         return self._logits(models, x, None)
@@ -134,7 +129,8 @@ class SimpleCNAPs(Learner):
         return computed.new_zeros(mask.numel(), computed.shape[1]).index_copy(0, rows, computed).view(*x.shape[:2], -1)
 
     def _logits(self, models: FilmTaskModels, x: Tensor, mask: Tensor | None) -> Tensor:
-        return models.classifier.logits(self.features(models.film, x, mask))
+        classifier = self.fit_classifier(models.film, models.data)
+        return classifier.logits(self.features(models.film, x, mask))
 
 
 def _real_images(x: Tensor, mask: Tensor | None) -> tuple[Tensor, Tensor]:
