@@ -38,8 +38,6 @@ class LoggerConfig:
     entity: Optional[str] = None
     group: Optional[str] = None
     tags: list[str] = field(default_factory=list)
-    # Set at start-up to the run's provenance.job_type (any value given is replaced).
-    job_type: str = "train"
     name: Optional[str] = None
     # Upload checkpoints/best.pt, results.json and train.log as a W&B artifact when the run ends.
     log_artifacts: bool = False

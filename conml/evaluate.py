@@ -32,16 +32,12 @@ def evaluate(
     progress: bool = True,
 ) -> MeanCI:
     """The learner's metric on tasks 0 .. episodes-1 of `split`, whatever the batch size."""
-    was_training = learner.training
-    learner.eval()
     values = []
     starts = range(0, episodes, batch_size)
     label = progress_label(split, shots or source.shots)
-    with torch.no_grad():
-        for first in tracked(starts, desc=label, unit="batch", leave=False, disable=None if progress else True):
-            batch = source.sample(split, first, min(batch_size, episodes - first), shots, queries).to(device)
-            values.append(learner.evaluate(batch).double().cpu())
-    learner.train(was_training)
+    for first in tracked(starts, desc=label, unit="batch", leave=False, disable=None if progress else True):
+        batch = source.sample(split, first, min(batch_size, episodes - first), shots, queries).to(device)
+        values.append(learner.meta_test(batch).double().cpu())
     per_task = torch.cat(values).numpy()
     return mean_ci([scaled_metric(source.kind, v) for v in per_task])
 

@@ -32,6 +32,7 @@ class Tracker:
         group: str,
         run_id: str | None = None,
         active: bool = True,
+        job_type: str = "train",
     ):
         self.metrics_path = run_dir / "metrics.jsonl"
         self.run = None
@@ -43,7 +44,7 @@ class Tracker:
                 entity=settings.entity,
                 group=settings.group or group,
                 tags=list(settings.tags),
-                job_type=settings.job_type,
+                job_type=job_type,
                 name=settings.name,
                 config=config,
                 dir=str(run_dir),

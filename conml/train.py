@@ -86,7 +86,9 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, launch: Launc
     logger.name = logger.name or run_name(cfg.name, cfg.seed)  # a multirun job's is set by _main
     with (
         hold(run_dir, cfg, log, active=shard.is_main, fresh=state is None),
-        Tracker(run_dir, logger, config, cfg.name, run_id, active=shard.is_main) as tracker,
+        Tracker(
+            run_dir, logger, config, cfg.name, run_id, active=shard.is_main, job_type=cfg.provenance.job_type.value
+        ) as tracker,
     ):
         tracker.define_best(metric, metric_direction(metric))
         trainer = Trainer(
@@ -170,7 +172,6 @@ def record_provenance(cfg: DictConfig) -> None:
         sweep=_sweep(Path(hydra.runtime.output_dir).parent, Path(cfg.paths.output_dir)) if multirun else None,
         job_type=job_type,
     )
-    cfg.logger.job_type = job_type.value
     if table and table not in cfg.logger.tags:
         cfg.logger.tags = [*cfg.logger.tags, table]  # tags may be a resolver's value, not a list to append to
 

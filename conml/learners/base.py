@@ -61,8 +61,10 @@ class Learner(nn.Module, ABC):
     - `episodic_loss_with_prefixes(batch, lengths, mode)` is `episodic_loss` plus psi of the models learned
       from the first l examples of each whole task (`batch.whole`) for each l in `lengths`, in
       `Episode.prefixes`: entry i equals `represent(adapt(batch.whole.first(lengths[i]), mode), batch)`.
-    - `evaluate(batch)` is meta-testing: the per-task metric on the query set after adapting to the
-      support set with `Adaptation.meta_test`.
+    - `evaluate(batch)` is the per-task metric on the query set after adapting to the support set with
+      `Adaptation.meta_test`. Meta-testing calls it through `meta_test(batch)`, the one switch: eval mode
+      (test-time inner steps, no dropout, BatchNorm's running statistics where a net keeps them), no
+      graph, and the learner's mode restored afterwards.
 
     Models are returned, never stored: a learner keeps no per-batch cache and writes into no other
     object, so its methods may be called in any order and any number of times. Whoever wants to
@@ -126,8 +128,18 @@ class Learner(nn.Module, ABC):
             prefixes.append(self.represent(episode.whole, batch))
         return replace(episode, prefixes=prefixes)
 
+    def meta_test(self, batch: EpisodeBatch) -> Tensor:
+        """Meta-testing of one batch: `evaluate` in eval mode without a graph, the learner's mode restored."""
+        was_training = self.training
+        self.eval()
+        try:
+            with torch.no_grad():
+                return self.evaluate(batch)
+        finally:
+            self.train(was_training)
+
     def evaluate(self, batch: EpisodeBatch) -> Tensor:
-        """Per-task metric on the query set after adapting to the support set (meta-testing)."""
+        """Per-task metric on the query set after adapting to the support set (called by `meta_test`)."""
         models = self.adapt(batch.support, Adaptation.meta_test)
         with torch.no_grad():
             prediction = self.predict(models, batch.query.x)

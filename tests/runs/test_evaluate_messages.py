@@ -45,7 +45,7 @@ class VariableShotSource(EpisodeSource):
 
 
 class Constant(torch.nn.Module):
-    def evaluate(self, batch: EpisodeBatch) -> torch.Tensor:
+    def meta_test(self, batch: EpisodeBatch) -> torch.Tensor:
         return torch.full((batch.support.x.shape[0],), 0.5)
 
 

@@ -126,11 +126,7 @@ def runs_episode(runs: dict[str, np.ndarray], normalise) -> EpisodeBatch:
 
 def error_rate(learner, batch: EpisodeBatch) -> tuple[MeanCI, list[float]]:
     """Lake's error rate (%) over the runs, and each run's."""
-    was_training = learner.training
-    learner.eval()
-    with torch.no_grad():
-        accuracy = learner.evaluate(batch).double().cpu().numpy()
-    learner.train(was_training)
+    accuracy = learner.meta_test(batch).double().cpu().numpy()
     errors = [100.0 * (1.0 - a) for a in accuracy]
     return mean_ci(errors), errors
 
