@@ -44,8 +44,10 @@ class Run:
         """A value of the run's config by dotted path ('dataset.held_out'); None when absent."""
         return setting(self.config, path)
 
-    def load(self, device: torch.device, checkpoint: str | None = None):
-        """(episode source, learner) rebuilt from the run's checkpoint (default: the one it was tested with)."""
+    def load(self, device: torch.device, checkpoint: str | None = None, settings: dict[str, Any] | None = None):
+        """(episode source, learner) rebuilt from the run's checkpoint (default: the one it was tested with), in eval
+        mode; `settings` ({dotted key: value}) replace settings of the run's config that do not change its weights
+        (`learner.eval_inner_steps`), so that an analysis builds the learner it needs instead of altering one."""
         if self.run_dir is None:
             raise DataError(f"Run {self.name} (seed {self.seed}) came from W&B and has no local checkpoint to analyse.")
         chosen = checkpoint or self.setting("eval.checkpoint") or "best"
@@ -58,7 +60,10 @@ class Run:
                 "folder it was trained in, which computes the missing analyses first."
             )
         state = load_checkpoint(path)
-        source, learner = build_source_and_learner(OmegaConf.create(state["config"]), device)
+        config = OmegaConf.create(state["config"])
+        for key, value in (settings or {}).items():
+            OmegaConf.update(config, key, value)
+        source, learner = build_source_and_learner(config, device)
         learner.load_state_dict(state["learner"])
         return source, learner.eval()
 

@@ -67,10 +67,9 @@ def _shifted_amplitude(run: Run) -> dict:
 
 def _test_steps(run: Run) -> dict:
     """MSE with more inner steps at meta-test (meta-training used one), at the run's shots and, with the most steps, more shots."""
-    source, learner = run.load(resolve_device("auto"))
     results = {}
     for steps in TEST_STEPS:
-        learner.eval_inner_steps = steps
+        source, learner = run.load(resolve_device("auto"), settings={"learner.eval_inner_steps": steps})
         shots = [source.shots, *MORE_TEST_SHOTS] if steps == TEST_STEPS[-1] else [source.shots]
         for key, value in _meta_test(run, source, learner, shots).items():
             results[f"steps={steps} {key}"] = value.as_dict()
