@@ -12,11 +12,12 @@ from conml.task_kind import CLASSIFICATION
 
 def check_fit(cfg: DictConfig, source, learner, device: torch.device) -> None:
     """Meta-test a validation task before anything else, so that a model built for other inputs
-    (another image size, input width or number of ways) fails at start-up with the shapes involved."""
+    (another image size, input width or number of ways) fails at start-up with the shapes involved. It is
+    meta-testing (`Learner.meta_test`): no dropout mask drawn, no BatchNorm statistics updated by this look."""
     batch = source.sample("val", 0, 1).to(device)
     try:
         check_head_width(cfg, learner, batch.support.x[0, :2])
-        learner.evaluate(batch)
+        learner.meta_test(batch)
     except RuntimeError as error:
         if not any(hint in str(error) for hint in ("shape", "size", "mat1", "dimension")):
             raise
