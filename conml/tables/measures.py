@@ -7,7 +7,7 @@ from typing import Callable
 
 from conml.metrics import relative_gain
 from conml.tables.runs import Run
-from conml.tables.spec import Lookup, RunKey
+from conml.tables.spec import Lookup, Measure, RunKey
 
 
 @dataclass(frozen=True)
@@ -110,8 +110,8 @@ class RelativeTime:
 class Difference:
     """One measure minus another on the same seed (ConML minus plain): over seeds, a paired comparison."""
 
-    minuend: MetaTestMetric
-    subtrahend: MetaTestMetric
+    minuend: Measure
+    subtrahend: Measure
 
     def runs(self) -> tuple[RunKey, ...]:
         return (*self.minuend.runs(), *self.subtrahend.runs())

@@ -20,7 +20,7 @@ from conml.evaluate import meta_test
 from conml.figures import curve_figure, distance_figure, representation_figure
 from conml.metrics import mean_ci
 from conml.representation_analysis import analyze, distance_distributions, subset_models
-from conml.tables.measures import Analysis, AnalysisValue, GradShare, MetaTestMetric
+from conml.tables.measures import Analysis, AnalysisValue, Difference, GradShare, MetaTestMetric
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
 from conml.tables.table_sweep import table_axes, table_cells, table_sweep
@@ -82,6 +82,11 @@ SHIFTED_AMPLITUDE = Analysis("shifted_amplitude", _shifted_amplitude)
 TEST_STEPS_ANALYSIS = Analysis("test_inner_steps", _test_steps)
 
 MSE5, MSE10 = Column("MSE 5-shot ↓"), Column("MSE 10-shot ↓")
+# ConML minus MAML per seed (negative: ConML's error is lower), under the re-test with more inner steps.
+RETEST_GAIN5, RETEST_GAIN10 = (
+    Column("MSE 5-shot, minus MAML's (paired) ↓", digits=3),
+    Column("MSE 10-shot, minus MAML's (paired) ↓", digits=3),
+)
 SILHOUETTE, DBI, CHI = Column("Silhouette ↑"), Column("DBI ↓"), Column("CHI ↑", digits=2)
 D_IN, D_OUT = Column("mean d_in (test)", digits=2, style="e"), Column("mean d_out (test)", digits=2, style="e")
 SHARE5, SHARE10 = (
@@ -99,6 +104,8 @@ ROWS = (
     ("in-MAML (d_in only, psi = theta' - theta)", "alignment"),
     ("out-MAML (d_out only, psi = theta' - theta)", "discrimination"),
 )
+# The rows of Table 2's main grid (configs/table/table2.yaml), re-tested with more inner steps at meta-test.
+RETESTED = ("plain", "conml", "conml_update", "conml_centred")
 PAPER = yaml.safe_load((Path(__file__).parent / "paper" / "table2.yaml").read_text())
 GRIDS = ("table2", "table2_ablation")
 # The runs of each (shots, row) cell of the sweeps.
@@ -127,27 +134,45 @@ def _cells() -> tuple[Cell, ...]:
             if five:
                 cells.append(Cell(row, SHARE5, GradShare(five)))
             cells.append(Cell(row, SHARE10, GradShare(ten)))
-    for steps in TEST_STEPS[1:]:
-        for shots, column in ((5, MSE5), (10, MSE10)):
-            plain = RUNS[str(shots), "plain"]
+    cells += _retest_cells()
+    return tuple(cells)
+
+
+def _retest_cells() -> list[Cell]:
+    """Every main row re-tested with more inner steps at meta-test (meta-training used one), at the run's shots and,
+    with the most steps, at more test shots; and each ConML row minus MAML under the same re-test, per seed (a paired
+    comparison under the test protocol that matches the paper's sine numbers, docs/results/sine.md)."""
+    cells = []
+    for row, variant in ((row, variant) for row, variant in ROWS if variant in RETESTED):
+        label = f"{row}, {{}} inner steps at test"
+        for steps in TEST_STEPS[1:]:
+            for shots, column in ((5, MSE5), (10, MSE10)):
+                key = f"steps={steps} mse@{shots}shot"
+                cells.append(
+                    Cell(
+                        label.format(steps), column, AnalysisValue(RUNS[str(shots), variant], TEST_STEPS_ANALYSIS, key)
+                    )
+                )
+        for shots in MORE_TEST_SHOTS:
+            key = f"steps={TEST_STEPS[-1]} mse@{shots}shot"
+            column = Column(f"MSE {shots}-shot (10-shot training) ↓")
+            cells.append(
+                Cell(label.format(TEST_STEPS[-1]), column, AnalysisValue(RUNS["10", variant], TEST_STEPS_ANALYSIS, key))
+            )
+    for row, variant in ((row, variant) for row, variant in ROWS if variant in RETESTED[1:]):
+        for shots, column in ((5, RETEST_GAIN5), (10, RETEST_GAIN10)):
+            key = f"steps={TEST_STEPS[-1]} mse@{shots}shot"
             cells.append(
                 Cell(
-                    f"MAML, {steps} inner steps at test",
+                    f"{row} − MAML, {TEST_STEPS[-1]} inner steps at test",
                     column,
-                    AnalysisValue(plain, TEST_STEPS_ANALYSIS, f"steps={steps} mse@{shots}shot"),
+                    Difference(
+                        AnalysisValue(RUNS[str(shots), variant], TEST_STEPS_ANALYSIS, key),
+                        AnalysisValue(RUNS[str(shots), "plain"], TEST_STEPS_ANALYSIS, key),
+                    ),
                 )
             )
-    ten = RUNS["10", "plain"]
-    for shots in MORE_TEST_SHOTS:
-        column = Column(f"MSE {shots}-shot (10-shot training) ↓")
-        cells.append(
-            Cell(
-                f"MAML, {TEST_STEPS[-1]} inner steps at test",
-                column,
-                AnalysisValue(ten, TEST_STEPS_ANALYSIS, f"steps={TEST_STEPS[-1]} mse@{shots}shot"),
-            )
-        )
-    return tuple(cells)
+    return cells
 
 
 def _seed_curves(

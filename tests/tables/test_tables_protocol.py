@@ -5,6 +5,7 @@ vary between runs of a cell (seed, paths, device, logging, evaluation, step budg
 from __future__ import annotations
 
 import copy
+import json
 from pathlib import Path
 
 import pytest
@@ -17,6 +18,7 @@ from conml.errors import ConfigError
 from conml.tables.catalog import TABLES
 from conml.tables.provenance import check_protocol
 from conml.tables.runs import Run, collect_runs
+from conml.tables.table2 import TEST_STEPS, TEST_STEPS_ANALYSIS
 from conml.tables.table_sweep import TABLE_CONFIGS, preset_overrides, table_cells
 from tests.tables.test_tables_aggregate import write_result
 
@@ -44,7 +46,12 @@ def changed(config: dict, **settings) -> dict:
 
 
 def result(folder: Path, name: str, config: dict, seed: int = 0, mtime: float | None = None) -> None:
-    write_result(folder, name, seed, {"mse@5shot": 0.5}, steps=config["trainer"]["steps"], config=config, mtime=mtime)
+    """A 5-shot run's results.json and its re-test with more inner steps (a table reads both), without checkpoints."""
+    steps = config["trainer"]["steps"]
+    write_result(folder, name, seed, {"mse@5shot": 0.5}, steps=steps, config=config, mtime=mtime)
+    retested = {f"steps={k} mse@5shot": {"mean": 0.4, "ci95": 0.1, "count": 50} for k in TEST_STEPS}
+    (folder / "analysis").mkdir()
+    (folder / "analysis" / f"{TEST_STEPS_ANALYSIS.name}.json").write_text(json.dumps({"steps": steps, **retested}))
 
 
 @pytest.fixture

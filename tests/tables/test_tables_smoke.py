@@ -63,8 +63,11 @@ def measured(entry: dict) -> bool:
 def test_table2_smoke_fills_every_cell_and_draws_the_figures(tmp_path):
     table, entries = smoke("table2", tmp_path, 0)
     # 4 rows with 5- and 10-shot runs, 2 ablations (10-shot); ConML rows add the gradient share;
-    # MAML at 5 and 10 test-time inner steps (5- and 10-shot), and at 10 steps with 20 and 50 test shots.
-    assert len(entries) == 7 + 3 * 9 + 2 * 7 + 4 + 2 and all(measured(e) for e in entries)
+    # the 4 main rows at 5 and 10 test-time inner steps (5- and 10-shot), and at 10 steps with 20 and 50 test
+    # shots; each ConML row minus MAML at 10 steps (5- and 10-shot).
+    assert len(entries) == 7 + 3 * 9 + 2 * 7 + 4 * (2 * 2 + 2) + 3 * 2 and all(measured(e) for e in entries)
+    retested = {e["method"] for e in entries if "inner steps at test" in e["method"]}
+    assert "ConML-MAML − MAML, 10 inner steps at test" in retested and "ConML-MAML, 10 inner steps at test" in retested
     assert "over seeds [0]" in table["caption"] and "iterations per run: 2" in table["caption"]
     for figure in ("representations", "distances", "mse_by_shots", "mse_by_amplitude_shift"):
         assert (tmp_path / "table" / f"table2_{figure}.png").stat().st_size > 10_000
