@@ -21,9 +21,16 @@ def caption(result: Aggregate, command: str | None = None) -> str:
     table, runs = result.table, result.runs
     spread = "standard deviation" if table.spread == "std" else "95% CI (Student t)"
     parts = [f"{table.title}. Paper numbers: {table.source}."]
-    parts.append(
-        f"Ours: mean ± {spread} over seeds {list(result.seeds)} ({len(result.seeds)} per cell unless a cell says fewer)."
-    )
+    found = sorted({run.seed for run in runs} & set(result.seeds))
+    if found == sorted(result.seeds):
+        parts.append(
+            f"Ours: mean ± {spread} over seeds {list(result.seeds)} ({len(result.seeds)} per cell unless a cell says fewer)."
+        )
+    else:  # the caption names the seeds that were run, not those planned
+        parts.append(
+            f"Ours: mean ± {spread} over the seeds run so far, {found} of the planned {list(result.seeds)} "
+            "(each cell's Seeds column says how many it has)."
+        )
     if runs:
         steps = sorted({run.steps for run in runs})
         batch = sorted({run.setting("trainer.meta_batch_size") for run in runs} - {None})

@@ -117,6 +117,12 @@ def test_a_rerun_job_counts_once_with_the_newest_result(tmp_path):
     assert any("2 runs of base_1 with seed 0" in note and "new" in note for note in result.notes)
 
 
+def test_the_caption_names_the_seeds_that_were_run_not_those_planned(toy_runs, tmp_path):
+    result = aggregate(TOY, collect_runs([toy_runs]), seeds=(0, 1, 2, 3))
+    text = render.caption(result)
+    assert "over the seeds run so far, [0, 1, 2] of the planned [0, 1, 2, 3]" in text and "over seeds [" not in text
+
+
 def test_markdown_latex_and_json_show_paper_ours_difference_and_the_scale(toy_runs, tmp_path):
     result = aggregate(TOY, collect_runs([toy_runs]), seeds=(0, 1, 2))
     paths = render.write(result, tmp_path / "out", "python scripts/table.py run toy")
