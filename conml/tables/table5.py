@@ -4,9 +4,9 @@ Paper numbers: conml/tables/paper/table5.yaml (conml.md §3.5, Table 5 [source S
 Per seed, the error-vs-examples curves of the plain and the ConML run of one function class (seed s
 against seed s, on the same test prompts) give the relative minimum error and the shot spare
 (conml/icl_curves.py).
-Both curves and Garg et al.'s baselines on the same prompts are cached per run (analysis/*.json),
-so runs exported without their checkpoints (`scripts/table.py export`) still rebuild the table
-and its figures.
+Both curves and Garg et al.'s baselines on the same prompts are written per run by
+`scripts/table.py export` (analysis/*.json beside the exported results.json), so runs exported
+without their checkpoints still rebuild the table and its figures.
 The cells are the sweep of configs/table/table5.yaml (function class x ConML off/on at toy scale:
 the paper's prompt lengths, d = 5, as in the authors' released ctoy.yaml); table5_paper.yaml sweeps
 the same at Garg et al.'s scale.
