@@ -10,8 +10,6 @@ from __future__ import annotations
 
 from typing import Any, Mapping
 
-from conml.errors import ConfigError
-
 # The word a run name uses for each ConML setting (conml=icl is ConML for in-context learners).
 VARIANTS = {"off": "plain", "on": "conml", "icl": "conml"}
 
@@ -19,14 +17,7 @@ VARIANTS = {"off": "plain", "on": "conml", "icl": "conml"}
 def cell_labels(values: Mapping[str, Any]) -> list[str]:
     """How each swept value reads in a run name, in the order given; keys as the table files sweep them
     (`dataset`, `learner` or `experiment`, `dataset.ways`, `dataset.shots`, `conml`, `model`)."""
-    labels = [_label(key, str(value)) for key, value in values.items()]
-    joined = [label for label in labels if "-" in label]
-    if joined:
-        raise ConfigError(
-            f"A run name joins its parts with '-', so no part may contain one: {', '.join(joined)}. Rename the "
-            "config file (dataset, learner or model) to use '_' instead."
-        )
-    return labels
+    return [_label(key, str(value)) for key, value in values.items()]
 
 
 def cell_name(values: Mapping[str, Any]) -> str:
