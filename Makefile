@@ -85,7 +85,7 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
-.PHONY: table-2 table-3 table-4 table-5 table-5-train table-omniglot table-omniglot-train table-samediff table-samediff-order table-samediff-loo
+.PHONY: table-2 table-3 table-4 table-5 table-5-train table-omniglot table-omniglot-train table-samediff table-samediff-order table-samediff-loo table-metadataset
 
 table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) and its lambda sweep; ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
 	$(call TABLE,table2)
@@ -123,3 +123,5 @@ table-samediff-order: setup  ## Same-different Table B1 (Conv6, first- vs second
 	$(call TABLE,samediff_order)
 table-samediff-loo: setup  ## Same-different leave-one-out (Conv6 FOMAML, 10 held-out tasks x 10 seeds)
 	$(call TABLE,samediff_loo)
+table-metadataset: setup  ## Meta-Dataset (Simple CNAPs without / with ConML, trained on 8 sources or ILSVRC only, 10 test sources); needs the prepared dataset and a GPU
+	$(call TABLE,metadataset)

@@ -92,7 +92,7 @@ TINY_PRESETS = (
     "miniimagenet-protonet-1shot-conml",
     "miniimagenet-matchingnet-5shot-conml",
     "tieredimagenet-simple_cnaps-1shot-conml",
-    "metadataset_all_simple_cnaps_conml",
+    "metadataset-simple_cnaps-conml",
     "linear_regression-paper-conml",
     "same_different-fomaml-kim_conv2",
     "same_different-conventional-kim_conv2",

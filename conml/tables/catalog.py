@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from conml.tables.images import TABLE3, TABLE4
+from conml.tables.metadataset import TABLE_METADATASET
 from conml.tables.omniglot import TABLE_OMNIGLOT
 from conml.tables.samediff import TABLE_A1_SPEC, TABLE_B1_SPEC, TABLE_LOO_SPEC
 from conml.tables.spec import Table
@@ -23,5 +24,6 @@ TABLES: dict[str, Table] = {
         TABLE_B1_SPEC,
         TABLE_LOO_SPEC,
         TABLE_OMNIGLOT,
+        TABLE_METADATASET,
     )
 }

@@ -295,8 +295,7 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
         raise ConfigError(f"None of the presets of {table.name} exist in configs/experiment ({', '.join(absent)}).")
     try:
         grids = [
-            sweep_parameters(table, presets, seeds, args.smoke, args.overrides, sweep)
-            for sweep in range(len(table.sweeps))
+            sweep_parameters(table, seeds, args.smoke, args.overrides, sweep) for sweep in range(len(table.sweeps))
         ]
     except ValueError as error:
         raise ConfigError(str(error)) from None
@@ -332,11 +331,11 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
 
 def _list() -> int:
     for name, table in TABLES.items():
-        presets, absent = available(table)
+        absent = available(table)[1]
         print(
             f"{name}: {table.title}\n  seeds {list(table.seeds)}; "
             + f"{len(table.run_keys)} runs per seed, "
-            + ("cells of configs/table/" if table.swept else ", ".join(f"configs/experiment/{p}.yaml" for p in presets))
+            + f"the cells of configs/table/{name}.yaml"
             + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0

@@ -1,4 +1,4 @@
-"""The Hydra multirun that fills a table: its presets x seeds (x the table's own sweep), in one sweep folder.
+"""The Hydra multirun that fills a table: the sweep of configs/table/<table>.yaml x seeds, in one sweep folder.
 
 Every run of one invocation lands under `<outputs>/tables/<table>/<date>_<time>/<job>/`, so the
 table is aggregated from exactly the runs that invocation made; older sweeps stay untouched
@@ -29,10 +29,10 @@ def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str],
 
 
 def sweep_parameters(
-    table: Table, presets: list[str], seeds: tuple[int, ...], smoke: bool, overrides: list[str], sweep: int = 0
+    table: Table, seeds: tuple[int, ...], smoke: bool, overrides: list[str], sweep: int = 0
 ) -> dict[str, str]:
-    """Hydra overrides by key of the table's `sweep`-th multirun: presets, seeds, that sweep's axes, the table's
-    smoke shrinkage, then the user's (which win).
+    """Hydra overrides by key of the table's `sweep`-th multirun: seeds, that sweep's axes (configs/table/, the
+    experiment axis included), the table's smoke shrinkage, then the user's (which win).
 
     Smoke shrinkage is `debug=smoke` and the table's own smoke settings. It spells out logger.mode=disabled
     as well, since `scripts/table.py run` reads from these parameters whether to log the table's figures to W&B.
@@ -40,9 +40,7 @@ def sweep_parameters(
     Hydra's '++': the sweep's own config is composed before any preset is applied, where a plain
     override of a key the default groups lack would fail. '++key' and 'key' replace each other.
     """
-    # A table whose sweeps have an experiment axis (configs/table/) names no preset files.
-    experiments = {} if table.swept else {"experiment": ",".join(presets)}
-    parameters = {**experiments, "seed": ",".join(str(s) for s in seeds), **table.sweeps[sweep]}
+    parameters = {"seed": ",".join(str(s) for s in seeds), **table.sweeps[sweep]}
     updates = [("debug", SMOKE_DEBUG), ("logger.mode", "disabled"), *table.smoke.items()] if smoke else []
     for override in overrides:
         key, separator, value = override.partition("=")

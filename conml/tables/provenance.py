@@ -63,8 +63,9 @@ def is_synthetic(run: Run) -> bool:
 
 
 def check_not_mixed(runs: list[Run]) -> None:
-    """Refuse runs on synthetic data, smoke runs beside real ones, and runs of one preset at different step budgets."""
-    synthetic = [run for run in runs if is_synthetic(run)]
+    """Refuse runs on synthetic data (smoke runs aside: a smoke table checks the pipeline, as Meta-Dataset's does on
+    stand-in sources), smoke runs beside real ones, and runs of one preset at different step budgets."""
+    synthetic = [run for run in runs if is_synthetic(run) and not is_smoke(run)]
     if synthetic:
         raise ConfigError(
             f"{len(synthetic)} of the runs found used dataset.synthetic=true (e.g. {_where(synthetic[0])}): seeded "

@@ -44,8 +44,7 @@ def caption(result: Aggregate, command: str | None = None) -> str:
             + (f"; device: {', '.join(devices)}" if devices else "")
             + f"; {len(runs)} runs, {seconds / 60:.1f} min of meta-training in total."
         )
-        # A table written as a sweep (configs/table/) has cells named by the swept values; the others, preset files.
-        jobs = "` job per cell and seed" if table.swept else " experiment=<preset> seed=<seed>` job per preset and seed"
+        jobs = "` job per cell and seed"
         parts.append(
             f"Trained with `{training_command(result, steps)}` or the same jobs run by hand: "
             f"one `python -m conml.train{jobs}{_swept(table)}."

@@ -1,7 +1,7 @@
 """Same-different tables of Gupta, Rane, McCoy & Griffiths (2025): Table A1, Table B1 (MAML order), leave-one-out.
 
 Tables A1 and B1 are the sweeps configs/table/samediff.yaml and samediff_order.yaml (they share
-the Conv6 first-order MAML runs). Paper numbers: conml/tables/paper/samediff.yaml (same_different.md
+the Conv6 first-order MAML runs); leave-one-out is configs/table/samediff_loo.yaml. Paper numbers: conml/tables/paper/samediff.yaml (same_different.md
 §5.1, Table A1) and §5.2 (leave-one-out, stated in words only, below).
 Table B1's numbers are not in the reference, so it shows ours alone. Runs report each test task
 at each support size ('<task>/accuracy@<S>shot'); a cell averages those of one task, or of every
@@ -147,23 +147,23 @@ LOO_TEXT = {task: "≈95 (text)" for task in TASKS} | {
     "scrambled": "< 95 (text)",
     "lines": "lowest, > 50 (text)",
 }
-LOO_PRESET = "samediff_loo_conv6_fomaml"
+TABLE_LOO_NAME = "samediff_loo"
 
 TABLE_LOO_SPEC = Table(
-    name="samediff_loo",
+    name=TABLE_LOO_NAME,
     title="Same-different leave-one-out: Conv6 + first-order MAML meta-trained on nine tasks, tested on the held-out one",
     source=f"{SOURCE}, leave-one-out results (stated in words only; same_different.md §5.2)",
     cells=tuple(
         Cell(
-            task,
+            c.value("dataset.held_out"),
             Column("held-out accuracy % (15 adaptation steps)", digits=1),
-            accuracy(LOO_PRESET, task, where=(("dataset.held_out", task),)),
-            Paper(text=LOO_TEXT[task]),
+            accuracy(c.run_name, c.value("dataset.held_out"), where=c.where),
+            Paper(text=LOO_TEXT[c.value("dataset.held_out")]),
         )
-        for task in TASKS
+        for c in table_cells(TABLE_LOO_NAME)
     ),
-    seeds=SEEDS,
+    seeds=tuple(int(s) for s in table_axes(TABLE_LOO_NAME)["seed"]),
     spread="std",
-    sweeps=({"dataset.held_out": ",".join(TASKS)},),
+    sweeps=(table_sweep(TABLE_LOO_NAME),),
     smoke={**SMOKE_CONV6_MAML, "dataset.held_out": "lines,arrows"},
 )

@@ -97,11 +97,6 @@ class Table:
     figures: Optional[Callable] = None
 
     @property
-    def swept(self) -> bool:
-        """Whether the table's cells are the sweeps of configs/table/ files (an experiment axis) rather than preset files."""
-        return all("experiment" in sweep for sweep in self.sweeps)
-
-    @property
     def run_keys(self) -> list[RunKey]:
         """Every run a cell reads for one seed (a lambda sweep's runs share a name and differ by `where`)."""
         return list(dict.fromkeys(key for cell in self.cells for key in cell.measure.runs()))

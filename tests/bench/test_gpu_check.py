@@ -187,7 +187,7 @@ def test_presets_that_differ_only_in_their_dataset_take_the_same_step():
             )
         )
         assert step_signature(mini) == step_signature(tiered) != step_signature(five)
-        metadataset = compose(["experiment=metadataset_all_simple_cnaps_conml"])
+        metadataset = compose(preset_overrides("metadataset-simple_cnaps-conml"))
     largest_episodes(metadataset)
     assert (metadataset.dataset.ways, metadataset.dataset.shots, metadataset.dataset.queries) == (40, 10, 10)
     assert list(metadataset.dataset.sources) == ["ilsvrc_2012"]
@@ -199,7 +199,7 @@ def test_memory_plan_at_tiny_sizes(tmp_path):
         "miniimagenet-protonet-1shot-conml",
         "tieredimagenet-protonet-1shot-conml",
         "sinusoid-maml-5shot-conml",
-        "metadataset_all_simple_cnaps_conml",
+        "metadataset-simple_cnaps-conml",
     ]
     entries = {e.preset: e for e in plan(out, names, tiny=True, check_below_seconds=60.0)}
     protonet, tiered = entries[names[0]], entries[names[1]]

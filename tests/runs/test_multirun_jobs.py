@@ -65,14 +65,14 @@ def test_saved_sweeps_name_their_swept_settings(tmp_path):
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
         params = compose(
             "train",
-            overrides=["experiment=sine/conml", "dataset.shots=10", "+sweep=lambda"],
+            overrides=["experiment=sine/conml", "dataset.shots=10", "hparams_search=lambda"],
             return_hydra_config=True,
         ).hydra.sweeper.params
     # What the multirun's own process sees: the saved sweep's params, and the command line's overrides.
     command_line = [
         "experiment=sine/conml",
         "dataset.shots=10",
-        "+sweep=lambda",
+        "hparams_search=lambda",
         "trainer.steps=2",
         "conml.subset=support,random",
     ]

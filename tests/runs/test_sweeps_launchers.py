@@ -121,11 +121,25 @@ def test_slurm_launcher_reads_cluster_settings_from_configs_local(tmp_path):
     )
 
 
-@pytest.mark.parametrize("sweep", sorted(path.stem for path in (CONFIGS / "sweep").glob("*.yaml")))
-def test_sweep_config_sets_valid_values_of_existing_settings(sweep):
-    """Each `+sweep=<name>` adds sweeper params whose every value composes on a preset (the schema checks types and choices)."""
+# The saved grids of configs/hparams_search/: every file there that keeps Hydra's basic sweeper.
+GRIDS = sorted(
+    path.stem
+    for path in (CONFIGS / "hparams_search").glob("*.yaml")
+    if "override /hydra/sweeper" not in path.read_text()
+)
+
+
+def test_every_saved_grid_is_found():
+    assert GRIDS == ["lambda", "phi", "seeds", "subset_strategy", "subsets"]
+
+
+@pytest.mark.parametrize("sweep", GRIDS)
+def test_saved_grid_sets_valid_values_of_existing_settings(sweep):
+    """Each `hparams_search=<grid>` is a multirun whose every value composes on a preset (the schema checks types and choices)."""
     with initialize_config_dir(str(CONFIGS), version_base="1.3"):
-        params = compose("train", overrides=[*CELL, f"+sweep={sweep}"], return_hydra_config=True).hydra.sweeper.params
+        hydra_config = compose("train", overrides=[*CELL, f"hparams_search={sweep}"], return_hydra_config=True).hydra
+        assert str(hydra_config.mode) == "RunMode.MULTIRUN", "a saved sweep runs as a multirun without -m"
+        params = hydra_config.sweeper.params
         assert "seed" in params
         for key, values in params.items():
             choices = [values[len("range(") :].split(",")[0]] if values.startswith("range(") else values.split(",")

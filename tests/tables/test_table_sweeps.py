@@ -53,7 +53,15 @@ def test_a_cell_name_gives_its_overrides_and_a_preset_name_its_file():
             "conml=off",
         ]
     )
-    assert preset_overrides("samediff_loo_conv6_fomaml") == ["experiment=samediff_loo_conv6_fomaml"]
+    assert preset_overrides("samediff_loo_conv6_fomaml") == [
+        "experiment=samediff_loo_conv6_fomaml",
+        "dataset.held_out=regular",
+    ], "the first leave-one-out cell: the runs of one name differ by their `where` settings"
+    assert preset_overrides("metadataset_ilsvrc-simple_cnaps-conml") == [
+        "dataset=metadataset_ilsvrc",
+        "experiment=metadataset/simple_cnaps",
+        "conml=on",
+    ]
 
 
 def test_a_shot_count_the_protocol_does_not_know_is_a_clear_error():

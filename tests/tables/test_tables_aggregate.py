@@ -188,7 +188,6 @@ def test_smoke_and_user_overrides_replace_sweep_values():
     table = TABLES["samediff_loo"]
     parameters = sweep_parameters(
         table,
-        table.presets,
         (42, 43),
         smoke=True,
         overrides=["trainer.steps=3", "hydra/launcher=local", "model.fc_units=4"],
@@ -197,7 +196,7 @@ def test_smoke_and_user_overrides_replace_sweep_values():
     assert parameters["dataset.held_out"] == "lines,arrows" and parameters["trainer.steps"] == "3"
     assert parameters["hydra/launcher"] == "local"
     assert parameters["model.fc_units"] == "4" and "++model.fc_units" not in parameters
-    full = sweep_parameters(table, table.presets, (42,), smoke=False, overrides=[])
+    full = sweep_parameters(table, (42,), smoke=False, overrides=[])
     assert len(full["dataset.held_out"].split(",")) == 10 and "trainer.steps" not in full
 
 
@@ -251,3 +250,30 @@ def test_icl_cells_compare_the_curves_of_seed_matched_runs(tmp_path):
         entries[("LR (10 shot)", "Shot Spare ↓")].mean == 2 - 3
     )  # ConML reaches ICL's best (0.4, at 3 shots) at 2 shots
     assert entries[("DT (20 shot)", "Shot Spare ↓")].mean is None
+
+
+def test_metadataset_cells_read_each_source_and_their_average(tmp_path):
+    """Rows are the ten test sources and their mean; a column per training setting and ConML, and ConML − plain."""
+    sources = [
+        "ilsvrc_2012",
+        "omniglot",
+        "aircraft",
+        "cu_birds",
+        "dtd",
+        "quickdraw",
+        "fungi",
+        "vgg_flower",
+        "traffic_sign",
+        "mscoco",
+    ]
+    plain = {f"{source}/accuracy": 50.0 + i for i, source in enumerate(sources)}
+    write_result(tmp_path / "plain", "metadataset_ilsvrc-simple_cnaps-plain", 0, plain)
+    write_result(tmp_path / "conml", "metadataset_ilsvrc-simple_cnaps-conml", 0, {k: v + 2.0 for k, v in plain.items()})
+    found = {
+        (e.cell.row, e.cell.column.header): e.mean
+        for e in aggregate(TABLES["metadataset"], collect_runs([tmp_path]), seeds=(0,)).entries
+    }
+    assert found["omniglot", "ILSVRC only, plain (acc. %)"] == 51.0
+    assert found["Average", "ILSVRC only, ConML (acc. %)"] == 56.5
+    assert found["traffic_sign", "ILSVRC only, ConML − plain (points)"] == 2.0
+    assert found["omniglot", "8 sources, plain (acc. %)"] is None, "no run trained on the eight sources"

@@ -119,3 +119,10 @@ def test_samediff_loo_smoke(tmp_path):
     assert found.pop("lines") and found.pop("arrows"), "the smoke sweep holds out lines and arrows"
     assert not any(found.values()), "held-out tasks that were not run show as missing"
     assert all(not math.isnan(e["ours"]["mean"]) for e in entries if e["ours"]["mean"] is not None)
+
+
+@pytest.mark.slow
+def test_metadataset_smoke(tmp_path):
+    """Synthetic sources with the real class splits: both training settings, plain and ConML, every test source."""
+    _, entries = smoke("metadataset", tmp_path, 0)
+    assert len(entries) == 11 * 2 * 3 and all(measured(e) for e in entries)
