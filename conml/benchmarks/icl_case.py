@@ -176,7 +176,7 @@ def one_pass_gate(run: BenchRun, dims: int, points: int) -> GateResult:
         for p in net.parameters():
             if p.dim() > 1:
                 p.normal_(0.0, 0.5)
-    learner, objective = InContextLearner(net, REGRESSION), ConMLObjective(CONML_ICL)
+    learner, objective = InContextLearner(net, REGRESSION, mixed_precision=True), ConMLObjective(CONML_ICL)
     batch = FunctionTasks(LinearFunctions(), dims, points, meta_batch_size=4).sample("train", 0, 4)
     batch = EpisodeBatch(
         *(Tasks(t.x.double(), t.y.double()) for t in (batch.support, batch.query)), batch.probe.double()

@@ -55,7 +55,16 @@ class ProjectMAML:
 
     def __init__(self, net: nn.Module, setup: MAMLSetup, settings: PerformanceSettings = STRICT_FLOAT32):
         self.settings = settings
-        self.module = MAML(net, setup.kind, setup.inner_steps, setup.inner_lr, setup.first_order)
+        self.module = MAML(
+            net,
+            setup.kind,
+            inner_steps=setup.inner_steps,
+            inner_lr=setup.inner_lr,
+            first_order=setup.first_order,
+            learn_inner_lr=False,
+            eval_inner_steps=None,
+            representation="weights",
+        )
         self.device = next(net.parameters()).device
         if settings.channels_last:
             self.module.to(memory_format=torch.channels_last)

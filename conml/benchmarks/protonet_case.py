@@ -29,7 +29,7 @@ from conml.training_step import meta_gradient
 
 class ProjectProtoNet:
     def __init__(self, net: nn.Module):
-        self.module = ProtoNet(net, CLASSIFICATION)
+        self.module = ProtoNet(net, CLASSIFICATION, representation="prototypes")
         self.objective = ConMLObjective(ConMLSettings(enabled=False))
 
     def backward(self, batch: EpisodeBatch) -> None:

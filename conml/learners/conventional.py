@@ -23,7 +23,7 @@ class Conventional(Learner):
 
     predicts_with_net_head = True
 
-    def __init__(self, net: nn.Module, kind: TaskKind, score_support: bool = False):
+    def __init__(self, net: nn.Module, kind: TaskKind, score_support: bool):
         super().__init__(kind)
         self.net = net
         self.score_support = score_support

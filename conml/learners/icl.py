@@ -45,7 +45,7 @@ class InContextLearner(Learner):
     fp32); on the CPU the model always runs in fp32.
     """
 
-    def __init__(self, net: nn.Module, kind: TaskKind, mixed_precision: bool = True):
+    def __init__(self, net: nn.Module, kind: TaskKind, mixed_precision: bool):
         super().__init__(kind)
         self.net = net
         self.mixed_precision = mixed_precision

@@ -38,12 +38,12 @@ class MAML(Learner):
         self,
         net: nn.Module,
         kind: TaskKind,
-        inner_steps: int = 1,
-        inner_lr: float = 0.01,
-        first_order: bool = False,
-        learn_inner_lr: bool = False,
-        eval_inner_steps: int | None = None,
-        representation: str = "weights",
+        inner_steps: int,
+        inner_lr: float,
+        first_order: bool,
+        learn_inner_lr: bool,
+        eval_inner_steps: int | None,
+        representation: str,
     ):
         super().__init__(kind)
         if inner_steps < 1:

@@ -17,7 +17,7 @@ from conml.task_kind import TaskKind
 class MatchingNet(MetricLearner):
     """`scale` multiplies the cosine similarities before the softmax (1: Vinyals et al.)."""
 
-    def __init__(self, net: nn.Module, kind: TaskKind, scale: float = 1.0, representation: str = "prototypes"):
+    def __init__(self, net: nn.Module, kind: TaskKind, scale: float, representation: str):
         super().__init__(net, kind, representation)
         self.scale = scale
 

@@ -63,7 +63,7 @@ class MetricLearner(Learner):
     representations = ("prototypes", "centred")
     builds_models_from_labels = True
 
-    def __init__(self, net: nn.Module, kind: TaskKind, representation: str = "prototypes"):
+    def __init__(self, net: nn.Module, kind: TaskKind, representation: str):
         super().__init__(kind)
         if representation not in self.representations:
             raise ConfigError(

@@ -70,9 +70,9 @@ class SimpleCNAPs(Learner):
         self,
         net: FilmResNet18,
         kind: TaskKind,
-        set_encoder_width: int = 64,
-        film_l2: float = 0.001,
-        representation: str = "film",
+        set_encoder_width: int,
+        film_l2: float,
+        representation: str,
     ):
         super().__init__(kind)
         if kind is not CLASSIFICATION:

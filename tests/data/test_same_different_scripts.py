@@ -6,6 +6,7 @@ import json
 import re
 
 import numpy as np
+import pytest
 import torch
 from PIL import Image
 
@@ -18,6 +19,7 @@ from scripts import weight_space_pca as pca_script
 from scripts.montage_same_different import montage
 from scripts.weight_space_pca import principal_components, weight_space_pca
 from tests.conftest import CONFIGS, compose_config
+from tests.learner_settings import configured
 
 TINY_MODEL = {"_target_": "conml.nets.kim_conv.KimConvNet", "channels": [2, 2], "fc_units": 8}
 
@@ -39,11 +41,11 @@ def test_principal_components_match_an_svd():
     assert np.allclose(ratios.numpy(), s[:2] ** 2 / (s**2).sum())
 
 
-def fake_run(path, learner_class, seed: int):
+def fake_run(path, learner: str, seed: int):
     """A run folder with a checkpoint in the trainer's format."""
     torch.manual_seed(seed)
     net = KimConvNet(channels=[2, 2], fc_units=8)
-    learner = learner_class(net, CLASSIFICATION)
+    learner = configured(learner, net, CLASSIFICATION)
     (path / "checkpoints").mkdir(parents=True)
     torch.save({"learner": learner.state_dict(), "config": {"model": TINY_MODEL}}, path / "checkpoints" / "best.pt")
     return path
@@ -51,8 +53,8 @@ def fake_run(path, learner_class, seed: int):
 
 def test_weight_space_pca_places_every_network_in_the_plot(tmp_path):
     groups = {
-        "MAML": [fake_run(tmp_path / f"maml{s}", MAML, s) for s in range(3)],
-        "conventional": [fake_run(tmp_path / f"conv{s}", Conventional, 10 + s) for s in range(2)],
+        "MAML": [fake_run(tmp_path / f"maml{s}", "maml", s) for s in range(3)],
+        "conventional": [fake_run(tmp_path / f"conv{s}", "conventional", 10 + s) for s in range(2)],
     }
     out = tmp_path / "pca.png"
     result = weight_space_pca(groups, random=2, out=out)
@@ -69,3 +71,12 @@ def test_weight_space_pca_usage_names_existing_presets_and_composes():
     for command in commands:
         assert compose_config(command.split()).name in globbed
     assert all(name in every_sweep_cell() or (CONFIGS / "experiment" / f"{name}.yaml").is_file() for name in globbed)
+
+
+@pytest.mark.slow
+def test_episode_diff_of_a_checkout_against_itself_finds_no_difference(capsys):
+    from scripts.same_different_episode_diff import HERE, main
+
+    main([str(HERE), str(HERE)])
+    rows = [line for line in capsys.readouterr().out.splitlines() if line.startswith("| ") and "task" not in line]
+    assert len(rows) == 10 and all(row.endswith("| 0 | 0.00 % |") for row in rows)

@@ -41,6 +41,7 @@ from conml.nets.gpt2 import GPT2
 from conml.nets.resnet18 import FilmResNet18
 from conml.objective import Centring, ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import CLASSIFICATION, REGRESSION
+from tests.learner_settings import configured
 
 TASKS, WAYS, SHOTS, QUERIES = 3, 3, 2, 2
 VALUE_TOLERANCE, GRADIENT_RTOL = 1e-10, 1e-8
@@ -323,11 +324,13 @@ class Case:
 
 
 def maml(**options) -> Callable[[Path], MAML]:
-    return lambda _: MAML(conv(WAYS), CLASSIFICATION, inner_steps=2, inner_lr=0.3, learn_inner_lr=True, **options)
+    return lambda _: configured(
+        "maml", conv(WAYS), CLASSIFICATION, inner_steps=2, inner_lr=0.3, learn_inner_lr=True, **options
+    )
 
 
 def reptile(**options) -> Callable[[Path], Reptile]:
-    return lambda _: Reptile(conv(WAYS), CLASSIFICATION, inner_steps=3, inner_batch_size=4, **options)
+    return lambda _: configured("reptile", conv(WAYS), CLASSIFICATION, inner_steps=3, inner_batch_size=4, **options)
 
 
 def simple_cnaps(**options) -> Callable[[Path], SimpleCNAPs]:
@@ -335,7 +338,9 @@ def simple_cnaps(**options) -> Callable[[Path], SimpleCNAPs]:
     (std 1e-3) every task's FiLM parameters sit at the identity and cosine distances are ~1e-9."""
 
     def build(workdir: Path) -> SimpleCNAPs:
-        learner = SimpleCNAPs(frozen_film_resnet(workdir), CLASSIFICATION, set_encoder_width=4, film_l2=0.1, **options)
+        learner = configured(
+            "simple_cnaps", frozen_film_resnet(workdir), CLASSIFICATION, set_encoder_width=4, film_l2=0.1, **options
+        )
         with torch.no_grad():
             for stage in learner.film.stages:
                 stage.scales.normal_(0.0, 0.3)
@@ -373,19 +378,19 @@ CASES = {
         reptile(inner_lr=0.01, representation="update"), IMAGES, reptile_reference, no_conml_gradient=NO_PATH_TO_NET
     ),
     "protonet": Case(
-        lambda _: ProtoNet(conv(None), CLASSIFICATION),
+        lambda _: configured("protonet", conv(None), CLASSIFICATION),
         IMAGES,
         metric_reference,
         no_conml_gradient=BIASES_BEFORE_BATCHNORM,
     ),
     "protonet-centred": Case(
-        lambda _: ProtoNet(conv(None), CLASSIFICATION, representation="centred"),
+        lambda _: configured("protonet", conv(None), CLASSIFICATION, representation="centred"),
         IMAGES,
         metric_reference,
         no_conml_gradient=BIASES_BEFORE_BATCHNORM,
     ),
     "matchingnet": Case(
-        lambda _: MatchingNet(conv(None), CLASSIFICATION, scale=3.0),
+        lambda _: configured("matchingnet", conv(None), CLASSIFICATION, scale=3.0),
         IMAGES,
         metric_reference,
         no_conml_gradient=BIASES_BEFORE_BATCHNORM,
@@ -401,7 +406,7 @@ CASES = {
     ),
     # The final biases shift every prediction at the probe alike, and phi sees only differences.
     "icl": Case(
-        lambda _: InContextLearner(context_sensitive_gpt2(), REGRESSION),
+        lambda _: configured("icl", context_sensitive_gpt2(), REGRESSION),
         prompt_batch,
         icl_reference,
         ICL_SETTINGS,

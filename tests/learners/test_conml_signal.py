@@ -20,6 +20,7 @@ from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
+from tests.learner_settings import configured
 from tests.learners.test_objective import MeanLearner, cosine, hand_distances, sigmoid_squared, tiny_batch
 
 LAM = 0.3
@@ -149,12 +150,12 @@ def test_a_wrong_weight_psi_is_refused_at_start_up_with_the_allowed_ones(learner
     assert "learner.representation" in message and "bogus" in message and all(a in message for a in allowed)
 
 
-@pytest.mark.parametrize("learner", [ProtoNet, MatchingNet])
+@pytest.mark.parametrize("learner", ["protonet", "matchingnet"])
 def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
     with pytest.raises(
         ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"
     ):
-        learner(ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
+        configured(learner, ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
 
 
 def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsys):

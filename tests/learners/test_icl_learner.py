@@ -14,13 +14,14 @@ from conml.learners.icl import InContextLearner
 from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
+from tests.learner_settings import configured
 
 ICL_TINY = ["experiment=icl/toy", "dataset=linear_regression", "model.width=16", "model.depth=2", "model.heads=2"]
 
 
 def _learner(dims: int = 4, seed: int = 0) -> InContextLearner:
     torch.manual_seed(seed)
-    return InContextLearner(GPT2(in_features=dims, width=16, depth=2, heads=2, max_positions=32), REGRESSION)
+    return configured("icl", GPT2(in_features=dims, width=16, depth=2, heads=2, max_positions=32), REGRESSION)
 
 
 def _batch(count: int = 3, points: int = 7) -> EpisodeBatch:

@@ -123,7 +123,7 @@ def test_the_objective_asks_for_prefixes_only_when_kappa_is_a_prefix(settings, e
     _, batch = build(points=7)
     torch.manual_seed(0)
     base = CASE.learner(None)
-    learner = Recording(base.net, base.kind).double()
+    learner = Recording(base.net, base.kind, mixed_precision=base.mixed_precision).double()
     learner.asked = []
     parts = ConMLObjective(settings)(learner, batch)
     assert learner.asked == [expected]

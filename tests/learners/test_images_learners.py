@@ -24,6 +24,7 @@ from conml.nets.resnet12 import ResNet12
 from conml.nets.task_batched import task_forward, task_params
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
+from tests.learner_settings import configured
 from tests.learners.test_maml_gradients import assert_matches_reference
 
 TASKS, WAYS, SHOTS, QUERIES = 3, 3, 2, 2
@@ -83,10 +84,10 @@ def metric_reference_loss(learner, batch: EpisodeBatch, lam: float | None):
     return loss if lam is None else loss + contrastive(support_vectors, whole_vectors, lam)
 
 
-@pytest.mark.parametrize("learner_class", [ProtoNet, MatchingNet], ids=["protonet", "matchingnet"])
+@pytest.mark.parametrize("learner_name", ["protonet", "matchingnet"])
 @pytest.mark.parametrize("conml", [False, True], ids=["plain", "conml"])
-def test_metric_learner_meta_gradient_matches_per_task_reference(learner_class, conml):
-    learner = learner_class(embedding_net(), CLASSIFICATION)
+def test_metric_learner_meta_gradient_matches_per_task_reference(learner_name, conml):
+    learner = configured(learner_name, embedding_net(), CLASSIFICATION)
     batch = episode()
     params = list(learner.parameters())
     batched = torch.autograd.grad(ConMLObjective(ConMLSettings(enabled=conml, lam=0.5))(learner, batch).total, params)
@@ -95,9 +96,9 @@ def test_metric_learner_meta_gradient_matches_per_task_reference(learner_class, 
     assert worst < 1e-10, f"batched meta-gradient differs from the per-task reference by {worst:.3e}"
 
 
-@pytest.mark.parametrize("learner_class", [ProtoNet, MatchingNet], ids=["protonet", "matchingnet"])
-def test_metric_learner_evaluates_like_the_reference(learner_class):
-    learner = learner_class(embedding_net(), CLASSIFICATION)
+@pytest.mark.parametrize("learner_name", ["protonet", "matchingnet"])
+def test_metric_learner_evaluates_like_the_reference(learner_name):
+    learner = configured(learner_name, embedding_net(), CLASSIFICATION)
     batch = episode(seed=1)
     accuracy = learner.evaluate(batch)
     with torch.no_grad():
@@ -112,7 +113,7 @@ def test_metric_learner_evaluates_like_the_reference(learner_class):
 
 
 def test_psi_is_the_class_means_in_label_order():
-    learner = ProtoNet(embedding_net(), CLASSIFICATION)
+    learner = configured("protonet", embedding_net(), CLASSIFICATION)
     batch = episode()
     models = learner.adapt(batch.support, Adaptation.meta_train)
     psi = learner.represent(models, batch).view(TASKS, WAYS, -1)
@@ -130,7 +131,7 @@ def test_psi_is_the_class_means_in_label_order():
 
 
 def test_embeddings_do_not_depend_on_the_other_tasks():
-    learner = ProtoNet(embedding_net(), CLASSIFICATION)
+    learner = configured("protonet", embedding_net(), CLASSIFICATION)
     batch = episode()
     together = learner.embed(batch.support.x)
     alone = learner.embed(batch.support.x[1:2])
@@ -166,8 +167,14 @@ def reference_reptile_weights(learner: Reptile, x, y) -> dict:
 def test_reptile_gradient_is_theta_minus_mean_adapted_weights(inner_optimizer):
     torch.manual_seed(0)
     net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
-    learner = Reptile(
-        net, CLASSIFICATION, inner_steps=3, inner_lr=0.05, inner_batch_size=5, inner_optimizer=inner_optimizer
+    learner = configured(
+        "reptile",
+        net,
+        CLASSIFICATION,
+        inner_steps=3,
+        inner_lr=0.05,
+        inner_batch_size=5,
+        inner_optimizer=inner_optimizer,
     )
     batch = episode()
     parts = ConMLObjective(ConMLSettings(enabled=False))(learner, batch)
@@ -184,7 +191,7 @@ def test_reptile_gradient_is_theta_minus_mean_adapted_weights(inner_optimizer):
 def test_reptile_conml_gradient_reaches_theta_through_the_adapted_weights():
     torch.manual_seed(0)
     net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
-    learner = Reptile(net, CLASSIFICATION, inner_steps=2, inner_lr=0.05, inner_batch_size=4)
+    learner = configured("reptile", net, CLASSIFICATION, inner_steps=2, inner_lr=0.05, inner_batch_size=4)
     batch = episode()
     plain, conml = (
         torch.autograd.grad(
@@ -209,5 +216,5 @@ def test_resnet12_task_forward_matches_the_module_per_task():
 def test_maml_resnet12_meta_gradient_matches_per_task_reference(first_order, conml):
     torch.manual_seed(0)
     net = ResNet12(channels=(4, 6), out_features=WAYS, image_size=8).double()
-    learner = MAML(net, CLASSIFICATION, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
+    learner = configured("maml", net, CLASSIFICATION, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
     assert_matches_reference(learner, episode(), conml)

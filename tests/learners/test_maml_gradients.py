@@ -18,6 +18,7 @@ from conml.nets.conv import ConvNet
 from conml.nets.mlp import MLP
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION, REGRESSION
+from tests.learner_settings import configured
 
 TASKS = 3
 
@@ -83,7 +84,9 @@ def reference_loss(learner: MAML, batch: EpisodeBatch, settings: ConMLSettings |
 @pytest.mark.parametrize("conml", [False, True], ids=["plain", "conml"])
 def test_batched_meta_gradient_matches_per_task_reference(case, first_order, conml):
     net, kind, batch = case()
-    learner = MAML(net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True).double()
+    learner = configured(
+        "maml", net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True
+    ).double()
     assert_matches_reference(learner, batch, conml)
 
 
@@ -103,7 +106,7 @@ def test_second_order_differs_from_first_order():
     net, kind, batch = batchnorm_case()
     grads = []
     for first_order in (False, True):
-        learner = MAML(net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
+        learner = configured("maml", net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
         grads.append(
             torch.autograd.grad(
                 ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(learner.parameters())

@@ -15,6 +15,7 @@ from conml.learners.maml import MAML
 from conml.nets.mlp import MLP
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy, Terms
 from conml.task_kind import REGRESSION
+from tests.learner_settings import configured
 
 
 class MeanLearner(Learner):
@@ -101,7 +102,7 @@ def test_support_subset_with_several_draws_is_refused():
 
 def test_conml_off_is_the_plain_learner_bit_for_bit():
     torch.manual_seed(0)
-    learner = MAML(MLP(1, (16, 16), 1), REGRESSION, inner_steps=2)
+    learner = configured("maml", MLP(1, (16, 16), 1), REGRESSION, inner_steps=2)
     x, y = torch.randn(4, 10, 1), torch.randn(4, 10, 1)
     batch = EpisodeBatch(Tasks(x[:, :5], y[:, :5]), Tasks(x[:, 5:], y[:, 5:]))
     params = list(learner.parameters())

@@ -16,6 +16,7 @@ from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import CONFIGS, compose_config
+from tests.learner_settings import configured
 from tests.metadataset_fixture import (
     IMAGE_SIZE,
     SOURCES,
@@ -39,7 +40,9 @@ METADATASET_PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("meta
 
 def learner(width: int = WIDTH, **settings) -> SimpleCNAPs:
     torch.manual_seed(0)
-    return SimpleCNAPs(FilmResNet18(width=width, frozen=False), CLASSIFICATION, set_encoder_width=width, **settings)
+    return configured(
+        "simple_cnaps", FilmResNet18(width=width, frozen=False), CLASSIFICATION, set_encoder_width=width, **settings
+    )
 
 
 def random_tasks(tasks: int, ways: int, shots: int, generator: torch.Generator) -> Tasks:
@@ -92,7 +95,7 @@ def test_psi_is_the_film_parameters_whatever_the_way():
     }
     film_size = sum(4 * blocks * channels for channels, blocks in model.net.film_layout)
     assert sizes == {(2, film_size)}
-    offset = SimpleCNAPs(model.net, CLASSIFICATION, set_encoder_width=WIDTH, representation="offset")
+    offset = configured("simple_cnaps", model.net, CLASSIFICATION, set_encoder_width=WIDTH, representation="offset")
     assert (
         offset.represent(offset.adapt(random_tasks(2, 3, 1, g), Adaptation.meta_train), None).abs().max() < 0.1
     )  # FiLM starts near the identity
@@ -101,7 +104,9 @@ def test_psi_is_the_film_parameters_whatever_the_way():
 def test_frozen_backbone_gets_no_gradient_but_film_does(tmp_path):
     path = tmp_path / "pretrained_resnet_meta_dataset.pt.tar"
     torch.save({"state_dict": FilmResNet18(width=WIDTH, frozen=False).state_dict()}, path)
-    model = SimpleCNAPs(FilmResNet18(width=WIDTH, pretrained=str(path)), CLASSIFICATION, set_encoder_width=WIDTH)
+    model = configured(
+        "simple_cnaps", FilmResNet18(width=WIDTH, pretrained=str(path)), CLASSIFICATION, set_encoder_width=WIDTH
+    )
     g = torch.Generator().manual_seed(3)
     batch = EpisodeBatch(random_tasks(2, 3, 2, g), random_tasks(2, 3, 2, g))
     ConMLObjective(ConMLSettings())(model, batch).total.backward()

@@ -30,6 +30,7 @@ from conml.memory_plan import auto_task_chunk, chunk_for_budget
 from conml.objective import Centring, ConMLObjective, ConMLSettings, SubsetStrategy, Terms
 from conml.task_chunks import chunked_backward
 from tests.conftest import compose_config
+from tests.learner_settings import configured
 from tests.learners.test_conml_reference import CASES, Case
 
 TASKS = 5  # chunks of 3 leave a chunk of 2
@@ -164,7 +165,7 @@ def test_dropout_masks_are_the_same_in_both_passes_of_a_chunk():
         out_features=3,
         image_size=8,
     )
-    learner = MAML(net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=True).double()
+    learner = configured("maml", net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=True).double()
     batch, objective = IMAGES(torch.Generator().manual_seed(1), TASKS), ConMLObjective(ConMLSettings(lam=0.5))
     _, expected, _ = unchunked(objective, learner, batch)
     _, got, _ = chunked(objective, learner, batch, TASKS)

@@ -27,6 +27,7 @@ from conml.nets.task_batched import TaskBatched, task_params
 from conml.nets.task_functional import TaskByTask, TaskPath, task_call, task_path
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION, REGRESSION
+from tests.learner_settings import configured
 from tests.learners.test_conml_reference import WAYS, image_batch, maml_reference, metric_reference, reptile_reference
 
 TASKS = 3
@@ -88,10 +89,16 @@ NETS = {
     ),
 }
 LEARNERS = {
-    "maml": (lambda net, kind: MAML(net, kind, inner_steps=2, inner_lr=0.3, learn_inner_lr=True), maml_reference),
-    "fomaml": (lambda net, kind: MAML(net, kind, inner_steps=2, inner_lr=0.3, first_order=True), maml_reference),
+    "maml": (
+        lambda net, kind: configured("maml", net, kind, inner_steps=2, inner_lr=0.3, learn_inner_lr=True),
+        maml_reference,
+    ),
+    "fomaml": (
+        lambda net, kind: configured("maml", net, kind, inner_steps=2, inner_lr=0.3, first_order=True),
+        maml_reference,
+    ),
     "reptile": (
-        lambda net, kind: Reptile(net, kind, inner_steps=3, inner_lr=0.01, inner_batch_size=4),
+        lambda net, kind: configured("reptile", net, kind, inner_steps=3, inner_lr=0.01, inner_batch_size=4),
         reptile_reference,
     ),
 }
@@ -111,7 +118,9 @@ def test_meta_gradient_with_conml_matches_the_per_task_reference(net_name, learn
 
 def test_protonet_embeds_with_any_backbone():
     torch.manual_seed(0)
-    learner = ProtoNet(residual_net(track_running_stats=False, out_features=None), CLASSIFICATION).double()
+    learner = configured(
+        "protonet", residual_net(track_running_stats=False, out_features=None), CLASSIFICATION
+    ).double()
     assert_meta_gradient_matches(learner, image_batch(torch.Generator().manual_seed(0), TASKS, 8), metric_reference)
 
 
@@ -137,7 +146,7 @@ def test_second_order_terms_reach_the_general_path():
     batch = image_batch(torch.Generator().manual_seed(0), TASKS, 8)
     grads = []
     for first_order in (False, True):
-        learner = MAML(net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=first_order).double()
+        learner = configured("maml", net, CLASSIFICATION, inner_steps=1, inner_lr=0.3, first_order=first_order).double()
         grads.append(
             torch.autograd.grad(
                 ConMLObjective(ConMLSettings(enabled=False))(learner, batch).total, list(net.parameters())

@@ -15,6 +15,7 @@ from conml.learners.maml import MAML
 from conml.nets.kim_conv import KimConvNet
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
+from tests.learner_settings import configured
 
 # (config, flattened feature size, parameter count) from Gupta et al.'s models.
 ARCHITECTURES = [
@@ -64,9 +65,9 @@ def test_a_few_training_steps_run_and_change_the_weights(model, learner, batch):
     """With the presets' runs (every depth, first-order MAML and conventional), every depth and both orders train."""
     net = small(model)
     if learner == "conventional":
-        method = Conventional(net, CLASSIFICATION)
+        method = configured("conventional", net, CLASSIFICATION)
     else:
-        method = MAML(net, CLASSIFICATION, inner_steps=2, inner_lr=1e-3, first_order=learner == "fomaml")
+        method = configured("maml", net, CLASSIFICATION, inner_steps=2, inner_lr=1e-3, first_order=learner == "fomaml")
     before = [p.detach().clone() for p in method.parameters()]
     optimizer = torch.optim.Adam(method.parameters(), 1e-3)
     for _ in range(2):
@@ -82,7 +83,7 @@ def test_a_few_training_steps_run_and_change_the_weights(model, learner, batch):
 
 
 def test_conventional_trains_on_every_support_and_query_image_and_tests_without_adapting(batch):
-    method = Conventional(small("kim_conv2"), CLASSIFICATION)
+    method = configured("conventional", small("kim_conv2"), CLASSIFICATION)
     seen = []
     method.net.register_forward_hook(lambda module, inputs, output: seen.append(inputs[0].shape[0]))
     method.episodic_loss(batch, Adaptation.meta_train)

@@ -30,6 +30,7 @@ from conml.objective import ConMLObjective, ConMLSettings
 from conml.performance import PerformanceSettings, Precision, apply_backend_flags
 from conml.train import run
 from tests.conftest import TINY, compose_config
+from tests.learner_settings import configured
 from tests.learners.test_conml_reference import CASES, batch_of, gradients, meta_parameters
 from tests.learners.test_maml_gradients import batchnorm_case, reference_loss, regression_case
 
@@ -70,8 +71,8 @@ def relative_error(value: torch.Tensor, reference: torch.Tensor) -> float:
 def test_batched_maml_meta_gradient_on_the_device(case, first_order, conml):
     """Tasks folded into grouped convolutions (cuDNN on a GPU), second-order through BatchNorm."""
     net, kind, batch = case()
-    reference_learner = MAML(
-        net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True
+    reference_learner = configured(
+        "maml", net, kind, inner_steps=2, inner_lr=0.1, first_order=first_order, learn_inner_lr=True
     ).double()
     settings = ConMLSettings(enabled=conml, lam=0.5)
     reference = torch.autograd.grad(

@@ -16,14 +16,15 @@ from conml.learners.maml import MAML
 from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
+from tests.learner_settings import configured
 
 TASKS, WORLD = 4, 2
 
 
 def make_problem():
     torch.manual_seed(0)
-    learner = MAML(
-        ConvNet(3, 4, blocks=2, out_features=3, image_size=8), CLASSIFICATION, inner_steps=2, inner_lr=0.1
+    learner = configured(
+        "maml", ConvNet(3, 4, blocks=2, out_features=3, image_size=8), CLASSIFICATION, inner_steps=2, inner_lr=0.1
     ).double()
     x = torch.randn(TASKS, 12, 3, 8, 8, dtype=torch.float64)
     y = torch.arange(3).repeat(4).repeat(TASKS, 1)

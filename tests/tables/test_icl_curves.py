@@ -20,6 +20,7 @@ from conml.learners.icl import InContextLearner
 from conml.nets.gpt2 import GPT2
 from conml.task_kind import REGRESSION
 from scripts.icl_curves import main as icl_curves_cli
+from tests.learner_settings import configured
 
 ROOT = Path(__file__).resolve().parents[2]
 ICL_TINY = [
@@ -62,7 +63,7 @@ def test_relative_minimum_error_and_shot_spare_by_hand():
 
 def test_learner_curve_agrees_with_meta_testing_at_each_shot():
     torch.manual_seed(0)
-    learner = InContextLearner(GPT2(in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION)
+    learner = configured("icl", GPT2(in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION)
     source = FunctionTasks(DecisionTrees(2), dims=3, points=6)
     curve = learner_curve("icl", learner, source, episodes=10, batch_size=4, device=torch.device("cpu"))
     for k in (0, 2, 5):
