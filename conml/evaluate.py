@@ -14,6 +14,7 @@ from conml.build import build_source_and_learner, resolve_device
 from conml.checkpoint import load_checkpoint
 from conml.data.episode_source import EpisodeSource
 from conml.errors import ConfigError, UserError
+from conml.launch import Launch
 from conml.learners.base import Learner
 from conml.metrics import MeanCI, mean_ci
 from conml.progress import tracked
@@ -35,7 +36,7 @@ def evaluate(
     values = []
     starts = range(0, episodes, batch_size)
     label = progress_label(split, shots or source.shots)
-    for first in tracked(starts, desc=label, unit="batch", leave=False, disable=None if progress else True):
+    for first in tracked(starts, desc=label, unit="batch", leave=False, disable=not progress):
         batch = source.sample(split, first, min(batch_size, episodes - first), shots, queries).to(device)
         values.append(learner.meta_test(batch).double().cpu())
     per_task = torch.cat(values).numpy()
@@ -55,8 +56,9 @@ def meta_test(
     device: torch.device,
     shots: list[int] | None,
     queries: int | None,
+    progress: bool = True,
 ) -> dict[str, MeanCI]:
-    """Test-split results keyed '<metric>@<k>shot', one entry per support size.
+    """Test-split results keyed '<metric>@<k>shot', one entry per support size (`progress`: show it).
 
     Variable-shot sources (shots None) are keyed '<metric>'. A source with several test sets
     (Meta-Dataset's per-source sets, from its `test_sets()`) is tested on each, keys prefixed '<set>/'.
@@ -66,12 +68,14 @@ def meta_test(
         return {
             f"{name}/{key}": value
             for name, test_set in test_sets.items()
-            for key, value in meta_test(learner, test_set, episodes, batch_size, device, shots, queries).items()
+            for key, value in meta_test(
+                learner, test_set, episodes, batch_size, device, shots, queries, progress
+            ).items()
         }
     metric = source.kind.metric_name
     return {
         (metric if k is None else f"{metric}@{k}shot"): evaluate(
-            learner, source, "test", episodes, batch_size, device, k, queries
+            learner, source, "test", episodes, batch_size, device, k, queries, progress
         )
         for k in (shots or [source.shots])
     }
@@ -97,7 +101,14 @@ def main(argv: list[str] | None = None) -> None:
         learner.load_state_dict(state["learner"])
         episodes = cfg.eval.episodes if args.episodes is None else args.episodes
         results = meta_test(
-            learner, source, episodes, cfg.eval.batch_size, device, args.shots or cfg.eval.shots, cfg.eval.queries
+            learner,
+            source,
+            episodes,
+            cfg.eval.batch_size,
+            device,
+            args.shots or cfg.eval.shots,
+            cfg.eval.queries,
+            Launch.from_environment().progress,
         )
     except UserError as error:
         print(f"\nerror: {error}\n", file=sys.stderr)

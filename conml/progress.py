@@ -7,12 +7,12 @@ and a last line when a loop that keeps its bar (`leave`) ends:
 
     meta-train: step 1200/5000 (24%), loss 0.5321, 41.2 step/s, ETA 01:32
 
-TQDM_DISABLE=1 (tqdm's own switch) turns both off.
+TQDM_DISABLE=1 (tqdm's own switch) turns both off: the entry points read it (`conml.launch.Launch.progress`)
+and pass `disable`.
 """
 
 from __future__ import annotations
 
-import os
 import sys
 import time
 from typing import Any, Callable, Iterator, Sequence, TypeVar
@@ -40,7 +40,8 @@ def _is_terminal(stream: Any) -> bool:
 class Progress:
     """`update()` once per unit of work, `set_postfix(loss=...)` for the values shown, `close()` at the end.
 
-    `disable` None leaves TQDM_DISABLE in charge; `clock` and `every_s` are for tests.
+    `disable` shows nothing (the entry point's TQDM_DISABLE, or a process that is not the main one); `clock` and
+    `every_s` are for tests.
     """
 
     def __init__(
@@ -50,12 +51,12 @@ class Progress:
         unit: str,
         initial: int = 0,
         leave: bool = True,
-        disable: bool | None = None,
+        disable: bool = False,
         every_s: float | None = None,
         clock: Callable[[], float] = time.monotonic,
     ):
         self.total, self.desc, self.unit, self.n, self.leave = total, desc, unit, initial, leave
-        self.disabled = bool(os.environ.get("TQDM_DISABLE")) if disable is None else disable  # as tqdm reads it
+        self.disabled = disable
         self.bar = None
         if not self.disabled and on_terminal():
             self.bar = tqdm(total=total, initial=initial, desc=desc, unit=unit, leave=leave, dynamic_ncols=True)
@@ -119,9 +120,7 @@ class Progress:
         self.close()
 
 
-def tracked(
-    items: Sequence[Item], desc: str, unit: str, leave: bool = True, disable: bool | None = None
-) -> Iterator[Item]:
+def tracked(items: Sequence[Item], desc: str, unit: str, leave: bool = True, disable: bool = False) -> Iterator[Item]:
     """`items`, one by one, with their progress shown as `Progress` shows it."""
     with Progress(len(items), desc, unit, leave=leave, disable=disable) as progress:
         for item in items:

@@ -104,6 +104,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, launch: Launc
             cfg.eval.batch_size,
             config,
             shard,
+            progress=launch.progress,
         )
         if state is not None:
             trainer.load_state(state)
@@ -120,7 +121,14 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, launch: Launc
         learner.load_state_dict(load_checkpoint(chosen)["learner"])
         started = time.perf_counter()
         results = meta_test(
-            learner, source, cfg.eval.episodes, cfg.eval.batch_size, device, cfg.eval.shots, cfg.eval.queries
+            learner,
+            source,
+            cfg.eval.episodes,
+            cfg.eval.batch_size,
+            device,
+            cfg.eval.shots,
+            cfg.eval.queries,
+            launch.progress,
         )
         summary = {
             "name": cfg.name,

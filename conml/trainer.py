@@ -53,11 +53,12 @@ class Trainer:
         eval_batch_size: int,
         config: dict,
         shard: TaskShard = TaskShard(),
+        progress: bool = True,
     ):
         self.learner, self.source, self.objective, self.shard = learner, source, objective, shard
         self.optimizer, self.scheduler, self.settings = optimizer, scheduler, settings
         self.tracker, self.checkpoint_dir, self.device = tracker, checkpoint_dir, device
-        self.eval_batch_size, self.config = eval_batch_size, config
+        self.eval_batch_size, self.config, self.progress = eval_batch_size, config, progress
         self.step = 0
         self.best: float | None = None
         self.stale_validations = 0
@@ -112,8 +113,8 @@ class Trainer:
         offset, local = self.shard.local_tasks(size)
         sums: dict[str, torch.Tensor] = {}
         counted, window_start = 0, time.perf_counter()
-        # A bar on a terminal, a line every LINE_EVERY_S seconds in a log file; TQDM_DISABLE decides on the main process.
-        quiet = None if self.shard.is_main else True
+        # A bar on a terminal, a line every LINE_EVERY_S seconds in a log file, on the main process unless TQDM_DISABLE.
+        quiet = not (self.progress and self.shard.is_main)
         progress = Progress(settings.steps, "meta-train", "step", initial=self.step, disable=quiet)
         self.learner.train()
         batches = MetaBatches(self.source, size, offset, local, self.step, settings.steps, self.source.steps_per_draw)

@@ -30,12 +30,7 @@ class Terminal(io.StringIO):
         return True
 
 
-@pytest.fixture
-def progress_shown(monkeypatch):
-    monkeypatch.delenv("TQDM_DISABLE", raising=False)  # the test suite's default hides progress
-
-
-def test_off_a_terminal_progress_is_at_most_one_line_per_interval(monkeypatch, progress_shown):
+def test_off_a_terminal_progress_is_at_most_one_line_per_interval(monkeypatch):
     out, clock = io.StringIO(), Clock()
     monkeypatch.setattr(sys, "stdout", out)
     progress = Progress(800, "meta-train", "step", every_s=10.0, clock=clock)
@@ -54,7 +49,7 @@ def test_off_a_terminal_progress_is_at_most_one_line_per_interval(monkeypatch, p
     assert lines[-1] == "meta-train: step 800/800 (100%), loss 0.0013, 8 step/s, took 01:40"
 
 
-def test_a_loop_that_does_not_leave_its_bar_prints_no_last_line(monkeypatch, progress_shown):
+def test_a_loop_that_does_not_leave_its_bar_prints_no_last_line(monkeypatch):
     out, clock = io.StringIO(), Clock()
     monkeypatch.setattr(sys, "stdout", out)
     with Progress(4, "test 5-shot", "batch", leave=False, every_s=10.0, clock=clock) as progress:
@@ -64,7 +59,7 @@ def test_a_loop_that_does_not_leave_its_bar_prints_no_last_line(monkeypatch, pro
     assert out.getvalue() == "", "meta-testing that takes less than an interval prints nothing"
 
 
-def test_on_a_terminal_the_bar_is_drawn(monkeypatch, progress_shown):
+def test_on_a_terminal_the_bar_is_drawn(monkeypatch):
     out, err = Terminal(), Terminal()
     monkeypatch.setattr(sys, "stdout", out)
     monkeypatch.setattr(sys, "stderr", err)
@@ -99,3 +94,20 @@ def test_a_run_whose_output_is_a_file_prints_plain_lines(tmp_path):
     assert all(LINE.match(line) for line in lines), lines
     assert LINE.match(lines[-1]).groups() == ("40", "40", "took")
     assert lines[-1] in (run_dir / "train.log").read_text().splitlines(), "train.log holds the same line"
+
+
+def test_tqdm_disable_silences_the_plain_lines_of_a_run(tmp_path):
+    """TQDM_DISABLE=1, read by the entry point, reaches the trainer and meta-testing as an argument."""
+    log = tmp_path / "slurm.out"
+    command = [sys.executable, "-m", "conml.train", *TINY, "trainer.steps=40", f"hydra.run.dir={tmp_path / 'run'}"]
+    with open(log, "w") as output:
+        finished = subprocess.run(
+            command,
+            stdout=output,
+            stderr=subprocess.STDOUT,
+            env={**os.environ, "TQDM_DISABLE": "1", "OMP_NUM_THREADS": "1"},
+            timeout=300,
+        )
+    text = log.read_text()
+    assert finished.returncode == 0, text[-3000:]
+    assert not [line for line in text.splitlines() if line.startswith(("meta-train:", "test "))], text[-3000:]
