@@ -14,6 +14,7 @@ from conml.learners.base import Adaptation
 from conml.learners.simple_cnaps import SimpleCNAPs, fit_mahalanobis
 from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective, ConMLSettings
+from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import CONFIGS, compose_config
 from tests.learner_settings import configured
@@ -35,7 +36,8 @@ SHORT = [
     "eval.episodes=1",
     "eval.batch_size=1",
 ]
-METADATASET_PRESETS = sorted(p.stem for p in (CONFIGS / "experiment").glob("metadataset_*.yaml"))
+# The cells of configs/table/metadataset.yaml, by run name.
+METADATASET_PRESETS = sorted(cell.run_name for cell in table_cells("metadataset"))
 
 
 def learner(width: int = WIDTH, **settings) -> SimpleCNAPs:
@@ -149,7 +151,7 @@ def test_pretrained_weights_load_and_missing_ones_say_where_to_put_them(tmp_path
 def metadataset_overrides(preset: str, cache: Path) -> list[str]:
     """The preset shrunk to the fixture: its three sources at 32 px, small episodes, a narrow network trained from scratch."""
     overrides = [
-        f"experiment={preset}",
+        *preset_overrides(preset),
         f"dataset.root={cache}",
         f"dataset.image_size={IMAGE_SIZE}",
         f"dataset.test_sources=[{','.join(SOURCES)}]",
@@ -164,9 +166,14 @@ def metadataset_overrides(preset: str, cache: Path) -> list[str]:
         *NARROW,
         *SHORT,
     ]
-    if not set(compose_config([f"experiment={preset}"]).dataset.sources) <= set(SOURCES):
+    if not set(compose_config(preset_overrides(preset)).dataset.sources) <= set(SOURCES):
         overrides.append(f"dataset.sources=[{','.join(SOURCES)}]")
     return overrides
+
+
+def test_the_metadataset_cells_are_found():
+    """An empty list would skip the test below without failing."""
+    assert len(METADATASET_PRESETS) == 4
 
 
 @pytest.mark.parametrize("preset", METADATASET_PRESETS)
@@ -186,4 +193,4 @@ def test_metadataset_presets_train_a_few_steps(run_tiny, metadataset_cache, tmp_
     logged = [json.loads(line) for line in (run_dir / "metrics.jsonl").read_text().splitlines()]
     train = [row for row in logged if "train/loss" in row]
     assert train and all(torch.isfinite(torch.tensor(row["train/loss"])) for row in train)
-    assert any("train/d_out" in row for row in train) == preset.endswith("_conml")
+    assert any("train/d_out" in row for row in train) == preset.endswith("-conml")
