@@ -47,7 +47,7 @@ from conml.tables import render
 from conml.tables.aggregate import Aggregate, aggregate
 from conml.tables.catalog import TABLES
 from conml.tables.committed import check_docs
-from conml.tables.multirun import available, multirun, new_sweep_dir, output_root, sweep_parameters
+from conml.tables.multirun import multirun, new_sweep_dir, output_root, sweep_parameters
 from conml.tables.portable import portable_results
 from conml.tables.provenance import check_not_mixed, check_protocol, describe
 from conml.tables.runs import Run, collect_runs, wandb_runs
@@ -288,11 +288,6 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
             f"--smoke with --docs would write two-step numbers over the committed {DOCS_TABLES}/{table.name}.*: "
             "refused before anything ran. Leave out --docs (the smoke table goes into the sweep folder) or --out DIR."
         )
-    presets, absent = available(table)
-    if absent:
-        print(f"No preset yet for {', '.join(absent)}: those cells will show as missing.", file=sys.stderr)
-    if not presets:
-        raise ConfigError(f"None of the presets of {table.name} exist in configs/experiment ({', '.join(absent)}).")
     try:
         grids = [
             sweep_parameters(table, seeds, args.smoke, args.overrides, sweep) for sweep in range(len(table.sweeps))
@@ -331,12 +326,10 @@ def _run(table: Table, seeds: tuple[int, ...], args, command: str) -> int:
 
 def _list() -> int:
     for name, table in TABLES.items():
-        absent = available(table)[1]
         print(
             f"{name}: {table.title}\n  seeds {list(table.seeds)}; "
             + f"{len(table.run_keys)} runs per seed, "
             + f"the cells of configs/table/{name}.yaml"
-            + (f"; no preset yet for {', '.join(absent)}" if absent else "")
         )
     return 0
 

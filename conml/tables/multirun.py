@@ -13,19 +13,10 @@ from datetime import datetime
 from pathlib import Path
 
 from conml.tables.spec import Table
-from conml.tables.table_sweep import every_sweep_cell
 
 CONFIGS = Path(__file__).resolve().parents[2] / "configs"
-EXPERIMENTS = CONFIGS / "experiment"
 # The debug option (configs/debug/) every job of a smoke multirun composes; the table's own smoke settings go on top.
 SMOKE_DEBUG = "smoke"
-
-
-def available(table: Table, experiments: Path = EXPERIMENTS) -> tuple[list[str], list[str]]:
-    """The table's runs split into those a preset (configs/experiment) or a table sweep (configs/table) trains, and the rest."""
-    swept = every_sweep_cell()
-    present = [p for p in table.presets if p in swept or (experiments / f"{p}.yaml").exists()]
-    return present, [p for p in table.presets if p not in present]
 
 
 def sweep_parameters(

@@ -22,10 +22,10 @@ from omegaconf import DictConfig, OmegaConf
 from conml.composer import Composer
 from conml.config import RESUMABLE_CHANGES, JobType
 from conml.errors import ConfigError
-from conml.tables.multirun import CONFIGS, SMOKE_DEBUG, available
+from conml.tables.multirun import CONFIGS, SMOKE_DEBUG
 from conml.tables.runs import Run
 from conml.tables.spec import RunKey, Table
-from conml.tables.table_sweep import preset_overrides
+from conml.tables.table_sweep import every_sweep_cell, preset_overrides
 
 # Settings that may differ between the runs of one cell: those a resumed run may change (where and how it ran and
 # was tested, logging, its step budget, which check_not_mixed compares on its own), the seed, what made the run
@@ -96,13 +96,14 @@ def check_protocol(table: Table, runs: list[Run], overrides: Iterable[str] = ())
     """Refuse runs of the table's cells whose settings differ from their cell's protocol, as composed from the cell's
     overrides (with `overrides`, those every job of a table's launch was given; with the table's smoke settings for
     smoke runs); settings in NOT_THE_PROTOCOL, and those a run's config lacks (runs from before a setting existed),
-    are not compared. Cells without a protocol file (configs/table/, configs/experiment/) are not checked."""
+    are not compared. A table built in code whose cells no table sweep trains (configs/table/) has no protocol to
+    compare with."""
     launched = [o for o in overrides if not o.lstrip("+~").startswith("hydra")]
-    present = available(table)[0]
+    swept = every_sweep_cell()
     cells: dict[tuple[RunKey, bool], list[Run]] = defaultdict(list)
     for run in runs:
         key = table.key_of(run.name, run.config)
-        if key is not None and key.preset in present:
+        if key is not None and key.preset in swept:
             cells[key, is_smoke(run)].append(run)
     differing = []
     with Composer() as compose:

@@ -14,9 +14,10 @@ from conml.tables.aggregate import aggregate
 from conml.tables.catalog import TABLES
 from conml.tables.cli import main
 from conml.tables.measures import MetaTestMetric, RelativeGain, RelativeTime
-from conml.tables.multirun import available, sweep_parameters
+from conml.tables.multirun import sweep_parameters
 from conml.tables.runs import collect_runs, wandb_runs
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
+from conml.tables.table_sweep import every_sweep_cell
 from tests.conftest import CONFIGS
 
 
@@ -201,10 +202,11 @@ def test_smoke_and_user_overrides_replace_sweep_values():
 
 
 @pytest.mark.parametrize("name", sorted(TABLES))
-def test_every_table_reads_presets_that_exist(name):
-    """A renamed preset must not silently empty a table cell."""
-    present, absent = available(TABLES[name], CONFIGS / "experiment")
-    assert present and not absent
+def test_every_table_reads_runs_its_sweep_trains(name):
+    """A renamed protocol or sweep axis must not silently empty a table cell: every run a cell reads is a cell of a
+    table sweep (configs/table/), which is what `scripts/table.py run` trains."""
+    swept = every_sweep_cell()
+    assert TABLES[name].presets and [p for p in TABLES[name].presets if p not in swept] == []
 
 
 def test_same_different_cells_average_support_sizes_and_tasks(tmp_path):
