@@ -85,11 +85,8 @@ data-same-different: setup  ## write the same-different episodes to data/same_di
 # numbers (docs/tables/<table>.md, .tex, .json, figures). SMOKE=1: tiny data and two steps (debug=smoke; output in the sweep folder).
 TABLE = $(RUN) python scripts/table.py run $(1) $(if $(SMOKE),--smoke,--docs) $(ARGS)
 
-.PHONY: table-2 table-3 table-4 table-5 table-5-train table-omniglot table-omniglot-train table-samediff table-samediff-order table-samediff-loo table-metadataset
+.PHONY: table-2 table-2-train table-3 table-4 table-5 table-5-train table-omniglot table-omniglot-train table-samediff table-samediff-order table-samediff-loo table-metadataset
 
-table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) and its lambda sweep; ARGS="--seeds 0,1 trainer.steps=2000"; SMOKE=1
-	$(call TABLE,table2)
-	$(call TABLE,table2_lambda)
 table-3: setup  ## ConML Table 3 (miniImageNet, six learners without / with ConML); needs the prepared dataset
 	$(call TABLE,table3)
 table-4: setup  ## ConML Table 4 (tieredImageNet, six learners without / with ConML); needs the prepared dataset
@@ -101,6 +98,15 @@ define COMMITTED_TABLE
 	@ls $(2)/*/results.json >/dev/null 2>&1 || { echo "error: $(2)/ holds no run of $(1), so there is nothing to rebuild docs/tables/$(1).* from (they are left as they are). Train the runs with the commands of $(3), export each finished run with \`uv run --frozen python scripts/table.py export $(1) <runs folder> $(2)\`, commit $(2)/, then run this target again." >&2; exit 2; }
 	$(RUN) python scripts/table.py aggregate $(1) $(2) --docs --wandb-mode disabled $(ARGS)
 endef
+table-2: setup  ## ConML Table 2 (sine: MAML vs ConML with three psi, clustering scores, ablations, Fig. 2) from the runs committed in docs/results/table2_20k/, no training; SMOKE=1: the smoke multirun
+ifneq ($(SMOKE),)
+	$(call TABLE,table2)
+else
+	$(call COMMITTED_TABLE,table2,docs/results/table2_20k,docs/results/sine.md (section 'Table 2 at the protocol's 20,000 steps'))
+endif
+table-2-train: setup  ## train Table 2's runs (20,000 steps each, minutes on a CPU) and its lambda sweep in multiruns, and write docs/tables/table2*.*; ARGS="--seeds 0,1"; SMOKE=1: tiny runs
+	$(call TABLE,table2)
+	$(call TABLE,table2_lambda)
 table-5: setup  ## ConML Table 5 (ICL vs ConML-ICL: relative minimum error, shot spare, Fig. 3 with Garg's baselines) from the runs committed in docs/results/table5_toy/, no training; SMOKE=1: the smoke multirun
 ifneq ($(SMOKE),)
 	$(call TABLE,table5)

@@ -13,51 +13,49 @@ import numpy as np
 from matplotlib.figure import Figure
 
 
-def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
-    """[n, d] -> [n, 2] by PCA (centred SVD) or t-SNE."""
-    vectors = np.asarray(vectors, dtype=np.float64)
-    if method == "pca":
-        centred = vectors - vectors.mean(0)
-        _, _, basis = np.linalg.svd(centred, full_matrices=False)
-        return centred @ basis[:2].T
-    from sklearn.manifold import TSNE  # slow import, needed only here
+def representation_figure(panels: dict[str, dict], path: Path, caption: str) -> Path:
+    """One column per learner, rows PCA and t-SNE, of task models in 2-D coloured by task (ConML Fig. 2a/2d).
 
-    return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(
-        vectors
-    )
-
-
-def representation_figure(panels: dict[str, tuple[np.ndarray, np.ndarray]], path: Path, caption: str) -> Path:
-    """One column per learner, rows PCA and t-SNE, of task-model vectors coloured by task (ConML Fig. 2a/2d)."""
+    A panel is {"tasks": [task of each model], "pca": [[x, y], ...], "tsne": [[x, y], ...]}.
+    """
     figure = Figure(figsize=(3.2 * len(panels) + 1.2, 6.6), layout="constrained")
     axes = figure.subplots(2, len(panels), squeeze=False)
     colours = matplotlib.colormaps["tab10"]
-    for column, (label, (vectors, tasks)) in enumerate(panels.items()):
-        names, task_index = np.unique(tasks, return_inverse=True)
+    for column, (label, panel) in enumerate(panels.items()):
+        names, task_index = np.unique(panel["tasks"], return_inverse=True)
         for row, method in enumerate(("pca", "tsne")):
-            points = embed_2d(vectors, method)
+            points = np.asarray(panel[method])
             ax = axes[row, column]
             for index, name in enumerate(names):
                 chosen = task_index == index
                 ax.scatter(points[chosen, 0], points[chosen, 1], color=colours(index % 10), s=12, label=f"task {name}")
-            ax.set(title=f"{label} ({'PCA' if method == 'pca' else 't-SNE'})", xticks=[], yticks=[])
+            ax.set(xticks=[], yticks=[])
+            ax.set_title(f"{label}\n({'PCA' if method == 'pca' else 't-SNE'})", fontsize="medium")
     axes[0, -1].legend(title="test task", loc="center left", bbox_to_anchor=(1.02, 0.5), fontsize="small")
     figure.suptitle(caption, fontsize="medium")
     figure.savefig(path, dpi=130)
     return path
 
 
-def distance_figure(distances: dict[str, tuple[np.ndarray, np.ndarray]], path: Path) -> Path:
+def distance_figure(histograms: dict[str, dict], path: Path) -> Path:
     """Histograms of d_in and d_out per learner (ConML Fig. 2b/2e), on a log axis: distances between
-    adapted weights are heavy-tailed over several decades."""
+    adapted weights are heavy-tailed over several decades.
+
+    A learner's histogram is {"bins": [edges], "d_in": [counts], "d_out": [counts]}; the axis spans the bins
+    that any learner fills.
+    """
     figure = Figure(figsize=(10, 3.6), layout="constrained")
     axes = figure.subplots(1, 2)
-    for column, ax in enumerate(axes):
-        values = [np.asarray(pair[column]) for pair in distances.values()]
-        positive = np.concatenate([v[v > 0] for v in values])
-        bins = np.geomspace(positive.min(), positive.max(), 60)
-        for label, v in zip(distances, values):
-            ax.hist(v[v > 0], bins=bins, histtype="step", linewidth=1.4, label=label)
+    for ax, key in zip(axes, ("d_in", "d_out")):
+        filled = []
+        for label, histogram in histograms.items():
+            edges, counts = np.asarray(histogram["bins"]), np.asarray(histogram[key])
+            ax.stairs(counts, edges, linewidth=1.4, label=label)
+            used = np.flatnonzero(counts)
+            if used.size:
+                filled += [edges[used[0]], edges[used[-1] + 1]]
+        if filled:
+            ax.set_xlim(min(filled), max(filled))
         ax.set_xscale("log")
     axes[0].set(title="d_in: subset model vs whole-task model", xlabel="phi", ylabel="count")
     axes[1].set(title="d_out: whole-task models of different tasks", xlabel="phi")

@@ -61,6 +61,20 @@ def subset_models(
     return SubsetModels(vectors, labels, represent(learner, data, batch.probe))
 
 
+def embed_2d(vectors: np.ndarray, method: str, seed: int = 0) -> np.ndarray:
+    """[n, d] -> [n, 2] by PCA (centred SVD) or t-SNE, for drawing task models (Fig. 2a/2d)."""
+    vectors = np.asarray(vectors, dtype=np.float64)
+    if method == "pca":
+        centred = vectors - vectors.mean(0)
+        _, _, basis = np.linalg.svd(centred, full_matrices=False)
+        return centred @ basis[:2].T
+    from sklearn.manifold import TSNE  # slow import, needed only here
+
+    return TSNE(n_components=2, perplexity=min(30.0, len(vectors) - 1.0), init="pca", random_state=seed).fit_transform(
+        vectors
+    )
+
+
 def cluster_scores(
     learner: Learner, source: EpisodeSource, tasks: int = 10, subsets: int = 10, points: int = 10, repeats: int = 10
 ) -> dict:

@@ -12,6 +12,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import numpy as np
 import yaml
 
 from conml.build import resolve_device
@@ -19,7 +20,7 @@ from conml.distances import Distance
 from conml.evaluate import meta_test
 from conml.figures import curve_figure, distance_figure, representation_figure
 from conml.metrics import mean_ci
-from conml.representation_analysis import analyze, distance_distributions, subset_models
+from conml.representation_analysis import analyze, distance_distributions, embed_2d, subset_models
 from conml.tables.measures import Analysis, AnalysisValue, Difference, GradShare, MetaTestMetric
 from conml.tables.runs import Run
 from conml.tables.spec import Cell, Column, Paper, RunKey, Table
@@ -32,6 +33,9 @@ AMPLITUDE_SHIFTS = (0.0, 0.5, 1.0, 1.5, 2.0, 2.5, 3.0)
 # Test-time inner steps tried in search of the paper's 10-shot MAML number (meta-training uses one).
 TEST_STEPS = (1, 5, 10)
 MORE_TEST_SHOTS = (20, 50)
+# Fig. 2b/2e: one set of log-spaced bins (20 per decade) for every run's d_in / d_out histogram, so that histograms
+# cached run by run are drawn on one axis.
+DISTANCE_BINS = np.geomspace(1e-10, 1e2, 12 * 20 + 1)
 
 
 def _representation(run: Run) -> dict:
@@ -76,7 +80,31 @@ def _test_steps(run: Run) -> dict:
     return results
 
 
+def _figure_2(run: Run) -> dict:
+    """What Fig. 2 a/b/d/e draw of a run, small enough to commit with it: the models of 10 test tasks x 10 subsets
+    in 2-D (PCA and t-SNE), and histograms of d_in and d_out over its test tasks on DISTANCE_BINS (with the
+    counts outside them, which the figure does not show)."""
+    source, learner = run.load(resolve_device("auto"))
+    models = subset_models(learner, source, 0, 10)
+    vectors = models.vectors.cpu().numpy()
+    distances = distance_distributions(
+        learner, source, Distance(run.setting("conml.phi")), run.setting("eval.episodes")
+    )
+    histograms = {}
+    for key, values in zip(("d_in", "d_out"), distances):
+        histograms[key] = np.histogram(values, DISTANCE_BINS)[0].tolist()
+        histograms[f"{key} outside the bins"] = int(np.sum((values < DISTANCE_BINS[0]) | (values > DISTANCE_BINS[-1])))
+    return {
+        "tasks": models.labels.tolist(),
+        "pca": embed_2d(vectors, "pca").tolist(),
+        "tsne": embed_2d(vectors, "tsne").tolist(),
+        "bins": DISTANCE_BINS.tolist(),
+        **histograms,
+    }
+
+
 REPRESENTATION = Analysis("representation", _representation)
+FIGURE_2 = Analysis("figure_2", _figure_2)
 MSE_BY_SHOTS = Analysis("mse_by_shots", _mse_by_shots)
 SHIFTED_AMPLITUDE = Analysis("shifted_amplitude", _shifted_amplitude)
 TEST_STEPS_ANALYSIS = Analysis("test_inner_steps", _test_steps)
@@ -195,22 +223,17 @@ def _figures(runs: list[Run], out_dir: Path) -> list[Path]:
     by_label = {label: found for label, found in by_label.items() if found}
     if not by_label:
         return []
-    panels, distances, by_shots, by_shift = {}, {}, {}, {}
+    drawn, by_shots, by_shift = {}, {}, {}
     for label, found in by_label.items():
-        source, learner = found[0].load(resolve_device("auto"))
-        models = subset_models(learner, source, 0, 10)
-        panels[label] = (models.vectors.cpu().numpy(), models.labels)
-        distances[label] = distance_distributions(
-            learner, source, Distance(found[0].setting("conml.phi")), found[0].setting("eval.episodes")
-        )
+        drawn[label] = found[0].analysis(FIGURE_2.name, FIGURE_2.compute)
         name, (mean, ci) = _seed_curves(found, MSE_BY_SHOTS, [f"mse@{k}shot" for k in CURVE_SHOTS], label)
         by_shots[name] = (list(CURVE_SHOTS), mean, ci)
         name, (mean, ci) = _seed_curves(found, SHIFTED_AMPLITUDE, [f"delta={d:g}" for d in AMPLITUDE_SHIFTS], label)
         by_shift[name] = (list(AMPLITUDE_SHIFTS), mean, ci)
     caption = "psi of 10 test tasks x 10 disjoint subsets of N = 10 points (first seed, 10-shot runs); colour = task"
     return [
-        representation_figure(panels, out_dir / "table2_representations.png", caption),
-        distance_figure(distances, out_dir / "table2_distances.png"),
+        representation_figure(drawn, out_dir / "table2_representations.png", caption),
+        distance_figure(drawn, out_dir / "table2_distances.png"),
         curve_figure(
             by_shots,
             out_dir / "table2_mse_by_shots.png",
