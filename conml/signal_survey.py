@@ -3,11 +3,11 @@
 One meta-batch per case, built from the paper preset: the real episode source where it needs no
 download (sine waves, in-context function classes), and otherwise synthetic images of the real
 miniImageNet shape (84 px, normalised, noise around a class colour close to the others') in 5-way 1-shot episodes
-with 5 queries per class. Simple CNAPs gets a randomly initialised frozen ResNet-18 (the
+with 5 queries per class. Simple CNAPs gets a randomly initialised frozen ResNet-18 there (the
 pretrained one cannot be downloaded here). The same image learners are also measured on real
 Omniglot episodes: the first training meta-batch of each 5-way 1-shot ConML cell of the Omniglot
 table, drawn from the prepared data exactly as that cell's run draws it (its episode shape and
-meta-batch size).
+meta-batch size), Simple CNAPs with the ResNet-18 its cells load (pretrained here on Omniglot).
 """
 
 from __future__ import annotations
@@ -82,6 +82,8 @@ def paper_cases(image_tasks: int) -> list[Case]:
             cases += [Case(f"{learner} 1-shot", psi, mini.format(learner), (*images, *o)) for psi, o in options]
             cases += [Case(f"{learner} 5-way 1-shot", psi, omniglot.format(learner), o, OMNIGLOT) for psi, o in options]
     cases += [Case("simple_cnaps 1-shot", psi, mini.format("simple_cnaps"), (*images, *o)) for psi, o in film_options]
+    simple_cnaps = omniglot.format("simple_cnaps")
+    cases += [Case("simple_cnaps 5-way 1-shot", psi, simple_cnaps, o, OMNIGLOT) for psi, o in film_options]
     cases.append(
         Case("ICL linear regression (toy)", "prediction at the probe (paper)", "linear_regression-toy-conml", data=ICL)
     )
@@ -89,7 +91,8 @@ def paper_cases(image_tasks: int) -> list[Case]:
 
 
 def require_data(cases: list[Case]) -> None:
-    """Refuse, before anything is measured, real-data cases whose prepared dataset is absent."""
+    """Refuse, before anything is measured, real-data cases whose prepared dataset, or whose feature extractor
+    pretrained on it (Simple CNAPs'), is absent."""
     real = [case for case in cases if case.data == OMNIGLOT]
     if not real:
         return
@@ -100,6 +103,15 @@ def require_data(cases: list[Case]) -> None:
             "it with `make data-omniglot` (it writes under $CONML_DATA, else data/), or measure only the other cases "
             "with --data synthetic."
         )
+    for case in real:
+        model = compose_case(case, seed=0).model
+        if model._target_.endswith("FilmResNet18") and not Path(model.pretrained).is_file():
+            raise DataError(
+                f"The real Omniglot case of {case.learner} needs the ResNet-18 pretrained on Omniglot at "
+                f"{Path(model.pretrained).resolve()}, which does not exist: pretrain and export it as "
+                "docs/results/omniglot.md shows (`experiment=omniglot/pretrain_resnet18_film`, then "
+                "`python -m conml.nets.export_extractor`), or measure only the other cases with --data synthetic."
+            )
 
 
 def compose_case(case: Case, seed: int):
@@ -137,7 +149,7 @@ def measure(case: Case, seed: int = 0) -> dict:
     seed_everything(seed)
     tasks = cfg.trainer.meta_batch_size
     with tempfile.TemporaryDirectory() as scratch:
-        if cfg.model._target_.endswith("FilmResNet18"):
+        if case.data == SYNTHETIC_IMAGES and cfg.model._target_.endswith("FilmResNet18"):
             random_backbone = Path(scratch) / "resnet18.pt"
             torch.save(FilmResNet18(cfg.model.width, pretrained=None, frozen=False).state_dict(), random_backbone)
             cfg.model.pretrained = str(random_backbone)

@@ -11,7 +11,8 @@ import numpy as np
 import pytest
 
 from conml.data.images.cache import SPLITS, CacheWriter
-from conml.signal_survey import OMNIGLOT, SYNTHETIC_IMAGES, compose_case, measure, paper_cases
+from conml.errors import DataError
+from conml.signal_survey import OMNIGLOT, SYNTHETIC_IMAGES, compose_case, measure, paper_cases, require_data
 from conml.tables.table_sweep import table_cells
 from scripts import conml_signal
 
@@ -31,11 +32,21 @@ def tiny_omniglot(tmp_path, monkeypatch):
     return tmp_path / "data"
 
 
+@pytest.fixture
+def extractor(tiny_omniglot):
+    """Where Simple CNAPs' Omniglot cells load their pretrained ResNet-18 from; a placeholder file (the survey's
+    check is that it exists; the tests that measure Simple CNAPs' case are not these)."""
+    path = tiny_omniglot / "pretrained" / "omniglot_resnet18_film.pt"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(b"")
+    return path
+
+
 def test_the_real_data_cases_are_the_omniglot_tables_5way_1shot_conml_cells_with_every_psi():
     cases = paper_cases(image_tasks=8)
     real = [case for case in cases if case.data == OMNIGLOT]
     cells = {cell.run_name: cell for cell in table_cells("omniglot")}
-    learners = ("maml", "fomaml", "reptile", "protonet", "matchingnet")
+    learners = ("maml", "fomaml", "reptile", "protonet", "matchingnet", "simple_cnaps")
     assert sorted({case.preset for case in real}) == sorted(f"omniglot-{name}-5way-1shot-conml" for name in learners)
     assert all(case.preset in cells for case in real)
     for name in learners:  # the psi options of the synthetic-episode rows, on the cell's own meta-batch
@@ -67,7 +78,7 @@ def fake_measure(case, seed):
     return row | {"share": 0.5 + seed, "d_in": 0.1, "d_out": 0.2}
 
 
-def test_a_real_data_survey_measures_only_omniglot_rows_and_keeps_the_others(tiny_omniglot, tmp_path, monkeypatch):
+def test_a_real_data_survey_measures_only_omniglot_rows_and_keeps_the_others(extractor, tmp_path, monkeypatch):
     kept = {"learner": "maml 1-shot", "psi": "update", "command": "x", "tasks": 8, "d_in": 0.5, "d_out": 0.9}
     kept |= {"share": 1e-3, "share_by_seed": [1e-3], "seeds": [7]}
     out = tmp_path / "signal.json"
@@ -77,11 +88,20 @@ def test_a_real_data_survey_measures_only_omniglot_rows_and_keeps_the_others(tin
 
     assert rows == json.loads(out.read_text())["rows"]
     assert rows[0] == {**kept, "data": SYNTHETIC_IMAGES}  # not re-measured although its seeds differ
-    assert [row["data"] for row in rows[1:]] == [OMNIGLOT] * 15 and rows[1]["learner"] == "maml 5-way 1-shot"
+    assert [row["data"] for row in rows[1:]] == [OMNIGLOT] * 18 and rows[1]["learner"] == "maml 5-way 1-shot"
     assert all(row["share"] == 1.0 and row["share_by_seed"] == [0.5, 1.5] for row in rows[1:])
     table = conml_signal.markdown(rows)
     assert "| maml 1-shot | update | synthetic 84 px |" in table
     assert "| maml 5-way 1-shot | weights (paper) | Omniglot (real) |" in table
+
+
+def test_without_the_pretrained_extractor_the_simple_cnaps_case_is_refused_in_one_paragraph(tiny_omniglot, tmp_path):
+    (case,) = [c for c in paper_cases(8) if c.learner == "simple_cnaps 5-way 1-shot" and c.psi == "FiLM (paper)"]
+    with pytest.raises(DataError) as refused:
+        require_data([case])
+    message = str(refused.value)
+    assert str(tiny_omniglot / "pretrained" / "omniglot_resnet18_film.pt") in message
+    assert "export_extractor" in message and "--data synthetic" in message
 
 
 @pytest.mark.parametrize("learner", ["maml", "protonet"])
