@@ -64,8 +64,8 @@ def test_table2_smoke_fills_every_cell_and_draws_the_figures(tmp_path):
     table, entries = smoke("table2", tmp_path, 0)
     # 4 rows with 5- and 10-shot runs, 2 ablations (10-shot); ConML rows add the gradient share;
     # the 4 main rows at 5 and 10 test-time inner steps (5- and 10-shot), and at 10 steps with 20 and 50 test
-    # shots; each ConML row minus MAML at 10 steps (5- and 10-shot).
-    assert len(entries) == 7 + 3 * 9 + 2 * 7 + 4 * (2 * 2 + 2) + 3 * 2 and all(measured(e) for e in entries)
+    # shots; each ConML row minus MAML at 10 steps (5- and 10-shot, and the 10-shot runs at 20 test shots).
+    assert len(entries) == 7 + 3 * 9 + 2 * 7 + 4 * (2 * 2 + 2) + 3 * 3 and all(measured(e) for e in entries)
     retested = {e["method"] for e in entries if "inner steps at test" in e["method"]}
     assert "ConML-MAML − MAML, 10 inner steps at test" in retested and "ConML-MAML, 10 inner steps at test" in retested
     assert "over seeds [0]" in table["caption"] and "iterations per run: 2" in table["caption"]
