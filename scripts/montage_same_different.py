@@ -34,7 +34,18 @@ def examples(source: SameDifferentEpisodes, task: str, per_label: int) -> dict[i
 
 
 def montage(tasks: list[str], per_label: int, seed: int, out: Path, objects_root: str | None = None) -> None:
-    source = SameDifferentEpisodes(tasks=tasks, support_sizes=[2], seed=seed, objects_root=objects_root)
+    source = SameDifferentEpisodes(
+        tasks=tasks,
+        held_out=None,
+        support_sizes=[2],
+        queries=2,
+        episodes=[1000, 200, 200],
+        block=1,
+        seed=seed,
+        root="data/same_different",
+        cached=False,
+        objects_root=objects_root,
+    )
     columns = 2 * per_label
     sheet = Image.new(
         "RGB", (LABEL_WIDTH + columns * (CELL + GAP), HEADER + len(tasks) * (CELL + GAP)), (160, 160, 160)

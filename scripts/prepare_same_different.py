@@ -53,12 +53,18 @@ def prepare(
     workers: int = 1,
 ) -> None:
     """Write every (task, support size, split) file that is not complete yet."""
+    # Drawn, not read (cached=False: root is where they are written); one block, no held-out task (neither
+    # changes an episode, only which indices hold which support size and which tasks train).
     settings = dict(
         tasks=tasks,
+        held_out=None,
         support_sizes=support_sizes,
         queries=queries,
         episodes=episodes,
+        block=1,
         seed=seed,
+        root=str(root),
+        cached=False,
         objects_root=objects_root,
     )
     SameDifferentEpisodes(**settings)  # fail on bad settings before any file is touched

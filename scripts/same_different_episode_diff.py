@@ -23,14 +23,19 @@ import numpy as np
 HERE = Path(__file__).resolve().parents[1]
 SUPPORT, EPISODES = 4, 4
 # Run inside a checkout (its conml first on the path): writes the episodes of every shape task to argv[1].
+# Every setting is stated (the constructor has none of its own): the values its defaults had before.
 DRAW = f"""
 import sys
 import numpy as np
 from conml.data.same_different import episodes
-source = episodes.SameDifferentEpisodes(tasks=list(episodes.SHAPE_TASKS))
+from conml.data.same_different.tasks import SHAPE_TASKS
+source = episodes.SameDifferentEpisodes(
+    tasks=list(SHAPE_TASKS), held_out=None, support_sizes=[4, 6, 8, 10], queries=2, episodes=[1000, 200, 200],
+    block=1, seed=0, root="data/same_different", cached=False, objects_root=None,
+)
 np.savez_compressed(sys.argv[1], **{{
     f"{{task}}/{{split}}/{{e}}": source.generate(task, {SUPPORT}, split, e)[0]
-    for task in episodes.SHAPE_TASKS for split in episodes.SPLITS for e in range({EPISODES})
+    for task in SHAPE_TASKS for split in episodes.SPLITS for e in range({EPISODES})
 }})
 """
 

@@ -13,6 +13,7 @@ of a training step.
 from __future__ import annotations
 
 import copy
+import math
 import tempfile
 from dataclasses import replace
 from pathlib import Path
@@ -101,11 +102,29 @@ def _sampling(sample, tasks: int):
 def image_case(setup: MAMLSetup, run: BenchRun, root: Path, files: list[Path]) -> CaseResult:
     device = run.device
     settings = dict(
-        ways=setup.ways, shots=setup.shots, queries=setup.queries, device=str(device), preload=True, verify=False
+        ways=setup.ways,
+        shots=setup.shots,
+        queries=setup.queries,
+        train_ways=None,
+        train_shots=None,
+        train_queries=None,
+        mean=IMAGENET_MEAN,
+        std=IMAGENET_STD,
+        device=str(device),
+        preload=True,
+        verify=False,
+        seed=0,
+        synthetic=False,
+        rotations=1,
     )
-    plain = FewShotImages(str(root), "miniimagenet", **settings)
+    plain = FewShotImages(str(root), "miniimagenet", augmentation=None, **settings)
+    # lee2019's flip and jitter strengths (configs/dataset/augmentation/lee2019.yaml), padding scaled to the image.
+    jitter = dict(flip=True, brightness=0.4, contrast=0.4, saturation=0.4)
     augmented = FewShotImages(
-        str(root), "miniimagenet", augmentation=Augmentation(crop_padding=setup.image_size // 10), **settings
+        str(root),
+        "miniimagenet",
+        augmentation=Augmentation(crop_padding=setup.image_size // 10, **jitter),
+        **settings,
     )
     png = PngEpisodes(plain, files)
     ours, theirs = plain.sample("train", 0, setup.tasks), png.sample(0, setup.tasks)
@@ -158,7 +177,14 @@ def sine_case(run: BenchRun, tasks: int) -> CaseResult:
     """The counter-based sampler as training draws it: `SineWaves.steps_per_draw` steps' tasks per
     call, timed per call and reported per step, beside one call per step."""
     setup = sine_setup(tasks)
-    source = SineWaves(shots=setup.shots, queries=setup.queries)
+    source = SineWaves(
+        shots=setup.shots,
+        queries=setup.queries,
+        amplitude=(0.1, 5.0),
+        phase=(0.0, math.pi),
+        x_range=(-5.0, 5.0),
+        seed=0,
+    )
     per_draw = source.steps_per_draw
     batch = source.sample("train", 0, tasks)
     subject, one_per_step = f"sampler per step ({per_draw} steps per call)", "  one call per step"

@@ -15,9 +15,8 @@ from conml.benchmarks.maml_peers import ProjectMAML
 from conml.benchmarks.setups import MAMLSetup, network, synthetic_batch
 from conml.benchmarks.timing import peak_memory_mb
 from conml.composer import Composer
-from conml.data.images.source import FewShotImages
 from conml.data.images.synthetic import STANDARD, SyntheticImages
-from conml.data.metadataset.source import ALL_SOURCES, MetaDataset
+from conml.data.metadataset.source import ALL_SOURCES
 from conml.data.metadataset.synthetic import SOURCES
 from conml.gpu_check.budget import Budget
 from conml.gpu_check.measure import LiveBytes
@@ -27,6 +26,7 @@ from conml.gpu_check.settings import Verdicts, check_settings
 from conml.performance import PerformanceSettings, Precision
 from conml.tables.table_sweep import preset_overrides
 from tests.conftest import compose_config
+from tests.dataset_settings import source as configured
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -127,18 +127,21 @@ def test_budget_deadlines_are_cumulative():
     assert 49.0 < budget.left() <= 50.0
 
 
+def synthetic_tiered(root: str, **settings):
+    """dataset=tieredimagenet on synthetic images, read from the host (no preload), with `settings` changed."""
+    return configured("tieredimagenet", root=root, synthetic=True, preload=False, **settings)
+
+
 def test_synthetic_images_have_the_real_splits_and_are_seeded():
-    source = FewShotImages("no/such/folder", "tieredimagenet", ways=5, shots=1, queries=3, synthetic=True, seed=7)
+    source = synthetic_tiered("no/such/folder", ways=5, shots=1, queries=3, seed=7)
     for split, (classes, images) in STANDARD["tieredimagenet"].items():
         assert len(source.splits[split].counts) == classes and source.splits[split].counts.sum() == images
     batch = source.sample("test", 3, 2)
-    again = FewShotImages("elsewhere", "tieredimagenet", ways=5, shots=1, queries=3, synthetic=True, seed=7).sample(
-        "test", 4, 1
-    )
+    again = synthetic_tiered("elsewhere", ways=5, shots=1, queries=3, seed=7).sample("test", 4, 1)
     assert batch.support.x.dtype == torch.float32 and batch.support.x.shape == (2, 5, 3, 84, 84)
     assert torch.equal(batch.support.x[1:], again.support.x)
     assert not torch.equal(
-        FewShotImages("x", "tieredimagenet", synthetic=True, seed=8).sample("test", 4, 1).support.x,
+        synthetic_tiered("x", seed=8).sample("test", 4, 1).support.x,
         again.support.x[:, :1],
     )
     # Images of one class share a colour: classes can be told apart.
@@ -160,8 +163,12 @@ def test_synthetic_images_index_alike_from_numpy_and_from_the_device():
 
 def test_synthetic_metadataset_has_the_real_class_splits():
     assert set(SOURCES) == set(ALL_SOURCES)
-    source = MetaDataset(
-        "no/such/folder", sources=("ilsvrc_2012", "omniglot"), test_sources=("traffic_sign",), synthetic=True
+    source = configured(
+        "metadataset",
+        root="no/such/folder",
+        sources=["ilsvrc_2012", "omniglot"],
+        test_sources=["traffic_sign"],
+        synthetic=True,
     )
     assert [len(source.caches["omniglot"].split_classes[s]) for s in ("train", "val", "test")] == [883, 81, 659]
     assert len(source.caches["traffic_sign"].split_classes["test"]) == 43

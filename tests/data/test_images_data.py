@@ -11,16 +11,21 @@ import pytest
 from conml.data.images.cache import read_split
 from conml.data.images.miniimagenet import prepare_miniimagenet
 from conml.data.images.prepare import main as prepare_cli
-from conml.data.images.source import FewShotImages
 from conml.data.images.tieredimagenet import prepare_tieredimagenet
 from conml.errors import DataError
 from conml.tables.table_sweep import preset_overrides
 from conml.train import run
 from tests.conftest import TINY, compose_config
+from tests.dataset_settings import source
 from tests.images_fixture import SPLITS, class_images, wnid, write_mini_csv, write_mini_pickles, write_tiered_pickles
 
 CLASSES = {"train": 3, "val": 2, "test": 2}
 PER_CLASS = 4
+
+
+def images(root, name: str = "miniimagenet", **settings):
+    """dataset=<name> read from the cache at `root` on the host (no preload), with `settings` changed."""
+    return source(name, root=str(root), preload=False, **settings)
 
 
 def expected_split(split: str) -> np.ndarray:
@@ -128,7 +133,7 @@ def mini_cache(tmp_path):
 
 def test_missing_dataset_prints_layout_and_command(tmp_path):
     with pytest.raises(DataError) as error:
-        FewShotImages(str(tmp_path / "data" / "miniimagenet"), "miniimagenet")
+        images(tmp_path / "data" / "miniimagenet")
     message = str(error.value)
     for part in (
         "does not exist",
@@ -144,7 +149,7 @@ def test_missing_dataset_prints_layout_and_command(tmp_path):
 def test_unfinished_preparation_is_reported(mini_cache):
     (mini_cache / "manifest.json").unlink()
     with pytest.raises(DataError, match="missing or unfinished preparation"):
-        FewShotImages(str(mini_cache), "miniimagenet")
+        images(mini_cache)
 
 
 def test_changed_cache_file_fails_its_checksum(mini_cache):
@@ -153,21 +158,21 @@ def test_changed_cache_file_fails_its_checksum(mini_cache):
     data[-1] ^= 0xFF
     path.write_bytes(bytes(data))
     with pytest.raises(DataError, match=r"val\.npy does not match its SHA-256"):
-        FewShotImages(str(mini_cache), "miniimagenet", shots=1, queries=2)
-    FewShotImages(str(mini_cache), "miniimagenet", ways=2, shots=1, queries=2, verify=False)  # sizes still agree
+        images(mini_cache, shots=1, queries=2)
+    images(mini_cache, ways=2, shots=1, queries=2, verify=False)  # sizes still agree
 
 
 def test_truncated_cache_file_is_named(mini_cache):
     path = mini_cache / "test.npy"
     path.write_bytes(path.read_bytes()[:-100])
     with pytest.raises(DataError, match=r"test\.npy has .* bytes but manifest\.json records"):
-        FewShotImages(str(mini_cache), "miniimagenet", ways=2, shots=1, queries=2, verify=False)
+        images(mini_cache, ways=2, shots=1, queries=2, verify=False)
 
 
 def test_cache_of_the_other_dataset_is_refused(mini_cache, tmp_path):
     shutil.copytree(mini_cache, tmp_path / "tieredimagenet")
     with pytest.raises(DataError, match="holds the prepared 'miniimagenet' dataset, not 'tieredimagenet'"):
-        FewShotImages(str(tmp_path / "tieredimagenet"), "tieredimagenet")
+        images(tmp_path / "tieredimagenet", "tieredimagenet")
 
 
 def test_a_run_without_the_dataset_stops_with_the_preparation_command(tmp_path):

@@ -6,12 +6,13 @@ import numpy as np
 import pytest
 import torch
 
-from conml.data.images.augment import Augmentation
 from conml.data.images.miniimagenet import prepare_miniimagenet
 from conml.data.images.sampler import EpisodeShape, draw_episode
 from conml.data.images.source import FewShotImages
 from conml.data.seeding import episode_rng
 from conml.errors import ConfigError
+from tests.dataset_settings import part
+from tests.dataset_settings import source as configured
 from tests.images_fixture import write_mini_pickles
 
 CLASSES = {"train": 8, "val": 6, "test": 6}
@@ -26,8 +27,11 @@ def root(tmp_path_factory):
     return str(folder / "cache")
 
 
-def source(root, **settings) -> FewShotImages:
-    return FewShotImages(root, "miniimagenet", **{"ways": 5, "shots": 2, "queries": 3, **settings})
+def source(root, *overrides: str, **settings) -> FewShotImages:
+    """dataset=miniimagenet on the cache at `root`, 5-way 2-shot with 3 queries, read from the host (no preload)."""
+    return configured(
+        "miniimagenet", *overrides, **{"root": root, "ways": 5, "shots": 2, "queries": 3, "preload": False, **settings}
+    )
 
 
 def pixels(batch_x: torch.Tensor, data: FewShotImages) -> np.ndarray:
@@ -123,7 +127,7 @@ def test_draw_episode_is_a_function_of_its_generator():
 
 def test_augmentation_is_per_image_and_replayable(root):
     plain = source(root)
-    augmented = source(root, augmentation=Augmentation(crop_padding=2))
+    augmented = source(root, "dataset/augmentation=lee2019", augmentation={"crop_padding": 2})
     a, b = augmented.sample("train", 0, 2), augmented.sample("train", 0, 2)
     assert torch.equal(a.support.x, b.support.x), "augmentation is not a function of the episode"
     assert not torch.equal(a.support.x, plain.sample("train", 0, 2).support.x)
@@ -134,7 +138,16 @@ def test_augmentation_is_per_image_and_replayable(root):
 
 def test_crop_and_flip_read_the_right_pixels():
     images = torch.arange(2 * 4 * 4 * 3, dtype=torch.uint8).view(2, 4, 4, 3)
-    augment = Augmentation(crop_padding=1, flip=True, brightness=0.0, contrast=0.0, saturation=0.0)
+    augment = part(
+        "miniimagenet",
+        "augmentation",
+        "dataset/augmentation=lee2019",
+        crop_padding=1,
+        flip=True,
+        brightness=0.0,
+        contrast=0.0,
+        saturation=0.0,
+    )
     params = {"offsets": np.array([[0, 2], [1, 1]]), "flip": np.array([True, False]), "factors": np.ones((2, 3))}
     out = augment.apply(images, params).round().to(torch.uint8)
     padded = np.pad(images.numpy(), ((0, 0), (1, 1), (1, 1), (0, 0)))

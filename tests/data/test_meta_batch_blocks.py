@@ -11,6 +11,7 @@ from conml.data.images.source import FewShotImages
 from conml.data.prefetch import MetaBatches, meta_batch_stream
 from conml.data.sinusoid import SineWaves
 from conml.episodes import EpisodeBatch
+from tests.dataset_settings import arguments, source
 
 
 def tensors(batch: EpisodeBatch) -> tuple[torch.Tensor, ...]:
@@ -18,7 +19,9 @@ def tensors(batch: EpisodeBatch) -> tuple[torch.Tensor, ...]:
 
 
 def stream(steps_per_draw: int, offset: int, count: int, first_step: int) -> list[EpisodeBatch]:
-    batches = MetaBatches(SineWaves(shots=3, queries=4, seed=7), 8, offset, count, first_step, 23, steps_per_draw)
+    batches = MetaBatches(
+        source("sinusoid", shots=3, queries=4, seed=7), 8, offset, count, first_step, 23, steps_per_draw
+    )
     return list(meta_batch_stream(batches, workers=0, pin_memory=False))
 
 
@@ -39,8 +42,8 @@ def test_blocks_yield_the_meta_batches_of_one_draw_per_step(offset, count, first
 class RecordedDraws(SineWaves):
     """Sine waves that record the first task of every draw."""
 
-    def __init__(self):
-        super().__init__(seed=7)
+    def __init__(self, **settings):
+        super().__init__(**settings)
         self.firsts: list[int] = []
 
     def sample(self, split, first, count, shots=None, queries=None):
@@ -49,7 +52,7 @@ class RecordedDraws(SineWaves):
 
 
 def test_the_in_process_stream_draws_once_per_block():
-    source, per_draw = RecordedDraws(), SineWaves.steps_per_draw
+    source, per_draw = RecordedDraws(**arguments("sinusoid", seed=7)), SineWaves.steps_per_draw
     last_step = 5 + 2 * per_draw + 3
     batches = MetaBatches(source, 8, 0, 8, 5, last_step, source.steps_per_draw)
     assert len(list(meta_batch_stream(batches, workers=0, pin_memory=False))) == last_step - 5

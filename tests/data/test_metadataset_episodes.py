@@ -10,6 +10,7 @@ from conml.data.metadataset.cache import SourceCache
 from conml.data.metadataset.sampler import MAX_SPANNING_LEAVES_ELIGIBLE
 from conml.data.metadataset.source import MetaDataset
 from conml.errors import DataError
+from tests.dataset_settings import source as configured
 from tests.metadataset_fixture import (
     IMAGE_SIZE,
     SOURCES,
@@ -22,7 +23,19 @@ BOUNDS = dict(min_ways=3, max_ways=6, max_num_query=3, max_support_set_size=14, 
 
 
 def dataset(root, **settings) -> MetaDataset:
-    return MetaDataset(str(root), sources=tuple(SOURCES), image_size=IMAGE_SIZE, seed=3, **{**BOUNDS, **settings})
+    """dataset=metadataset on the fixture's cache: its sources, tested on them (test_sources=null), the BOUNDS."""
+    return configured(
+        "metadataset",
+        **{
+            "root": str(root),
+            "sources": list(SOURCES),
+            "test_sources": None,
+            "image_size": IMAGE_SIZE,
+            "seed": 3,
+            **BOUNDS,
+            **settings,
+        },
+    )
 
 
 def cache_rows(cache: SourceCache) -> dict[bytes, int]:
@@ -73,7 +86,9 @@ def test_episodes_respect_bounds_and_splits(metadataset_cache, split):
 
 
 def test_default_bounds_give_five_or_more_ways(metadataset_cache):
-    source = MetaDataset(str(metadataset_cache), sources=("aircraft",), image_size=IMAGE_SIZE)
+    source = configured(
+        "metadataset", root=str(metadataset_cache), sources=["aircraft"], test_sources=None, image_size=IMAGE_SIZE
+    )
     ways = source.sample("train", 0, 30).info["ways"]
     assert ways.min() >= 5 and ways.max() <= 7  # aircraft has 7 training classes
     assert len(set(ways.tolist())) > 1
@@ -119,9 +134,7 @@ def test_episodes_are_pure_functions_of_seed_split_and_index(metadataset_cache):
         batch.query.y[4][batch.query.mask[4]],
         alone.query.y[0][alone.query.mask[0]] if alone.query.mask is not None else alone.query.y[0],
     )
-    other = MetaDataset(str(metadataset_cache), sources=tuple(SOURCES), image_size=IMAGE_SIZE, seed=4, **BOUNDS).sample(
-        "val", 4, 1
-    )
+    other = dataset(metadataset_cache, seed=4).sample("val", 4, 1)
     assert not torch.equal(other.support.x, alone.support.x)
 
 

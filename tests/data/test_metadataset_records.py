@@ -10,9 +10,9 @@ import pytest
 
 from conml.data.metadataset.cache import SourceCache, build_cache
 from conml.data.metadataset.records import FRAMING_BYTES, index_records, read_class_images
-from conml.data.metadataset.source import MetaDataset
 from conml.data.metadataset.spec import check_official_splits, load_spec
 from conml.errors import DataError
+from tests.dataset_settings import source as configured
 from tests.metadataset_fixture import (
     AIRCRAFT_CLASSES,
     IMAGE_SIZE,
@@ -144,4 +144,4 @@ def test_official_splits_are_checked(metadataset_records, tmp_path):
 
 def test_missing_cache_says_how_to_build_it(tmp_path):
     with pytest.raises(DataError, match=r"images_32\.npy.*make data-metadataset RECORDS="):
-        MetaDataset(str(tmp_path), sources=("omniglot",), image_size=32)
+        configured("metadataset", root=str(tmp_path), sources=["omniglot"], test_sources=None, image_size=32)

@@ -16,8 +16,8 @@ from conml.data.images.cache import read_split
 from conml.data.images.omniglot import STANDARD, decode
 from conml.data.images.omniglot_prepare import download, prepare_omniglot
 from conml.data.images.omniglot_runs import FILE, load_runs, runs_episode
-from conml.data.images.source import FewShotImages
 from conml.errors import DataError
+from tests.dataset_settings import source as configured
 from tests.omniglot_fixture import DRAWINGS, answers, drawing, write_extracted, write_official_zips, write_zip
 
 SHARED = Path(__file__).resolve().parents[3] / "shared" / "data" / "omniglot"
@@ -72,10 +72,9 @@ def test_extracted_folders_and_torchvisions_folder_give_the_same_cache(official,
 
 def test_rotations_are_new_classes_turned_counter_clockwise(official):
     _, prepared = official
-    source = FewShotImages(
-        str(prepared / "vinyals"), "omniglot", ways=20, shots=1, queries=1, mean=(0.0,), std=(1.0,), rotations=4
-    )
-    plain = FewShotImages(str(prepared / "vinyals"), "omniglot", ways=5, shots=1, queries=1, mean=(0.0,), std=(1.0,))
+    root = str(prepared / "vinyals")
+    source = configured("omniglot", root=root, ways=20, shots=1, queries=1, rotations=4, preload=False)
+    plain = configured("omniglot", root=root, ways=5, shots=1, queries=1, rotations=1, preload=False)
     assert source.counts["test"].size == 4 * 423
     split = source.splits["test"]
     turned = 0

@@ -9,17 +9,23 @@ import pytest
 import torch
 from PIL import Image, ImageDraw
 
+from conml.data.episode_source import EpisodeSource
 from conml.data.same_different.cache import VERSION, write_episodes
-from conml.data.same_different.episodes import SameDifferentEpisodes
 from conml.data.same_different.naturalistic import ObjectPairs
 from conml.errors import ConfigError, DataError
 from scripts.prepare_same_different import prepare
+from tests import dataset_settings
 
 FAST = ["lines", "arrows", "scrambled"]
 
 
-def source(**settings) -> SameDifferentEpisodes:
-    return SameDifferentEpisodes(**{"tasks": FAST, "episodes": [6, 3, 3], "block": 2, **settings})
+def source(**settings) -> EpisodeSource:
+    return episodes_of(**{"tasks": FAST, "episodes": [6, 3, 3], "block": 2, **settings})
+
+
+def episodes_of(**settings) -> EpisodeSource:
+    """dataset=same_different with `settings` changed."""
+    return dataset_settings.source("same_different", **settings)
 
 
 def test_supports_are_balanced_and_queries_are_one_same_one_different():
@@ -92,10 +98,10 @@ def test_bad_settings_are_refused_with_the_allowed_values(settings):
 
 def test_cached_episodes_are_the_drawn_ones(tmp_path):
     prepare(tmp_path, ["lines", "arrows"], [4], [3, 2, 2], workers=2)
-    cached = SameDifferentEpisodes(
+    cached = episodes_of(
         tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2], root=str(tmp_path), cached=True
     )
-    drawn = SameDifferentEpisodes(tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2])
+    drawn = episodes_of(tasks=["lines", "arrows"], support_sizes=[4], episodes=[3, 2, 2])
     for split in ("train", "val", "test"):
         a, b = cached.sample(split, 0, 4), drawn.sample(split, 0, 4)
         assert torch.equal(a.support.x, b.support.x) and torch.equal(a.query.x, b.query.x)
@@ -104,12 +110,12 @@ def test_cached_episodes_are_the_drawn_ones(tmp_path):
 
 def test_missing_or_mismatched_cache_says_how_to_build_it(tmp_path):
     with pytest.raises(DataError, match="make data-same-different"):
-        SameDifferentEpisodes(root=str(tmp_path), cached=True)
+        episodes_of(root=str(tmp_path), cached=True)
     prepare(tmp_path, ["lines"], [4], [1, 1, 1], workers=1)
     with pytest.raises(DataError, match="seed"):
-        SameDifferentEpisodes(root=str(tmp_path), cached=True, seed=3)
+        episodes_of(root=str(tmp_path), cached=True, seed=3)
     with pytest.raises(DataError, match="support4_train_images.npy"):
-        SameDifferentEpisodes(tasks=["arrows"], root=str(tmp_path), cached=True).sample("train", 0, 1)
+        episodes_of(tasks=["arrows"], root=str(tmp_path), cached=True).sample("train", 0, 1)
 
 
 def test_a_cache_of_an_older_stimulus_version_is_refused(tmp_path):
@@ -118,7 +124,7 @@ def test_a_cache_of_an_older_stimulus_version_is_refused(tmp_path):
     )  # unversioned: the old wider_line strokes
     old = f"stimuli of version 1, but this code draws version {VERSION}.*Delete that folder and rebuild it with `make data-same-different`"
     with pytest.raises(DataError, match=old):
-        SameDifferentEpisodes(root=str(tmp_path), cached=True)
+        episodes_of(root=str(tmp_path), cached=True)
     with pytest.raises(DataError, match=old):
         prepare(tmp_path, ["lines"], [4], [1, 1, 1], workers=1)
     assert not (tmp_path / "lines").exists(), "nothing is added to an old cache"
@@ -156,7 +162,7 @@ def test_naturalistic_pairs_come_from_disjoint_object_pools(tmp_path):
     pools = ObjectPairs(folder).pools
     assert sum(len(p) for p in pools.values()) == 20
     assert not set(pools["train"]) & set(pools["test"]) and not set(pools["val"]) & set(pools["test"])
-    make = lambda: SameDifferentEpisodes(tasks=["naturalistic"], episodes=[4, 2, 2], objects_root=str(folder))  # noqa: E731
+    make = lambda: episodes_of(tasks=["naturalistic"], episodes=[4, 2, 2], objects_root=str(folder))  # noqa: E731
     batch = make().sample("test", 0, 2, shots=4)
     assert batch.support.x.shape == (2, 4, 3, 128, 128) and (batch.support.y.sum(1) == 2).all()
     assert torch.equal(make().sample("test", 0, 2, shots=4).support.x, batch.support.x)
@@ -164,4 +170,4 @@ def test_naturalistic_pairs_come_from_disjoint_object_pools(tmp_path):
 
 def test_missing_object_folder_names_the_layout(tmp_path):
     with pytest.raises(DataError, match="does not exist.*<object>.jpg"):
-        SameDifferentEpisodes(tasks=["naturalistic"], objects_root=str(tmp_path / "nowhere"))
+        episodes_of(tasks=["naturalistic"], objects_root=str(tmp_path / "nowhere"))

@@ -8,10 +8,10 @@ import pytest
 import torch
 
 from conml.checkpoint import load_checkpoint
-from conml.data.sinusoid import SineWaves
 from conml.errors import ConfigError
 from conml.train import run
 from tests.conftest import TINY, compose_config
+from tests.dataset_settings import source
 
 # Random subsets draw from the global RNG, so resuming must restore it to match.
 RANDOM_SUBSETS = ["conml.subset=random", "conml.num_subsets=2", "conml.subset_fraction=0.5"]
@@ -24,12 +24,12 @@ def logged_metrics(run_dir):
 
 
 def test_episodes_are_a_function_of_seed_split_and_index():
-    source = SineWaves(seed=3)
-    whole = source.sample("test", 0, 6)
-    again = source.sample("test", 2, 3)
+    waves = source("sinusoid", seed=3)
+    whole = waves.sample("test", 0, 6)
+    again = waves.sample("test", 2, 3)
     assert torch.equal(whole.support.x[2:5], again.support.x) and torch.equal(whole.query.y[2:5], again.query.y)
-    assert not torch.equal(source.sample("val", 0, 6).support.x, whole.support.x)
-    assert not torch.equal(SineWaves(seed=4).sample("test", 0, 6).support.x, whole.support.x)
+    assert not torch.equal(waves.sample("val", 0, 6).support.x, whole.support.x)
+    assert not torch.equal(source("sinusoid", seed=4).sample("test", 0, 6).support.x, whole.support.x)
 
 
 def test_same_seed_gives_the_same_metrics(run_tiny):

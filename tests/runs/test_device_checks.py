@@ -19,10 +19,6 @@ import os
 import pytest
 import torch
 
-from conml.data.functions import FunctionTasks
-from conml.data.functions.families import LinearFunctions
-from conml.data.images.source import FewShotImages
-from conml.data.metadataset.source import MetaDataset
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.icl import InContextLearner
 from conml.learners.maml import MAML
@@ -30,6 +26,7 @@ from conml.objective import ConMLObjective, ConMLSettings
 from conml.performance import PerformanceSettings, Precision, apply_backend_flags
 from conml.train import run
 from tests.conftest import TINY, compose_config
+from tests.dataset_settings import source
 from tests.learner_settings import configured
 from tests.learners.test_conml_reference import CASES, batch_of, gradients, meta_parameters
 from tests.learners.test_maml_gradients import batchnorm_case, reference_loss, regression_case
@@ -143,9 +140,9 @@ def test_in_context_learning_under_bf16_autocast(tmp_path):
 def test_episodes_and_caches_are_placed_on_the_device():
     """Image episodes are assembled on the device, preloaded splits live there, Meta-Dataset pads there,
     in-context prompts are drawn there."""
-    images = FewShotImages(
-        "unused",
+    images = source(
         "miniimagenet",
+        root="unused",
         ways=5,
         shots=1,
         queries=2,
@@ -162,10 +159,11 @@ def test_episodes_and_caches_are_placed_on_the_device():
     assert torch.equal(images.sample("train", 1, 1).query.x.cpu(), batch.query.x[1:].cpu()), (
         "task 1 depends on its batch"
     )
-    metadataset = MetaDataset(
-        "unused",
-        sources=("omniglot", "aircraft"),
-        test_sources=("traffic_sign",),
+    metadataset = source(
+        "metadataset",
+        root="unused",
+        sources=["omniglot", "aircraft"],
+        test_sources=["traffic_sign"],
         max_ways=8,
         max_support_set_size=20,
         device=str(DEVICE),
@@ -175,9 +173,9 @@ def test_episodes_and_caches_are_placed_on_the_device():
     assert episodes.support.x.device.type == DEVICE.type and episodes.support.x.dtype == torch.float32
     assert episodes.support.mask is None or episodes.support.mask.device.type == DEVICE.type
     assert metadataset.test_sets()["traffic_sign"].sample("test", 0, 1).query.x.device.type == DEVICE.type
-    prompts = FunctionTasks(LinearFunctions(), dims=5, points=11, meta_batch_size=4, device=str(DEVICE)).sample(
-        "train", 0, 4
-    )
+    prompts = source(
+        "linear_regression", dims=5, points=11, curriculum=None, meta_batch_size=4, device=str(DEVICE)
+    ).sample("train", 0, 4)
     assert prompts.support.x.device.type == prompts.probe.device.type == DEVICE.type, (
         "training prompts are drawn on the device"
     )

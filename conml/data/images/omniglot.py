@@ -9,7 +9,7 @@ Preprocessing is the reference codes' (Finn et al.'s MAML, Snell et al.'s ProtoN
 is resized to 28 x 28 by Pillow, which resamples 1-bit images with nearest neighbour whatever filter
 is asked (Finn et al. ask for LANCZOS), so pixels stay binary; strokes are inverted to 1 and the
 background to 0 (stored as 255 and 0). Rotations by 90, 180 and 270 degrees as new classes are
-drawn at episode time (`FewShotImages(rotations=4)`), so the cache holds each drawing once.
+drawn at episode time (`rotations: 4` in configs/dataset/omniglot.yaml), so the cache holds each drawing once.
 
 Two split schemes are prepared, one cache folder each under the output folder:
 
