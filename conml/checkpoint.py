@@ -126,12 +126,31 @@ def load_data_only(path: Path, allowed: list, holds: str, advice: str) -> object
         ) from None
 
 
+# Network settings that configs/model/*.yaml came to write after runs had been recorded without them. Such a run
+# built its net with the value the class's signature then gave, the value the file writes now; its checkpoint's
+# config is given that value, so that the run is rebuilt, evaluated and resumed as it ran.
+WRITTEN_LATER = {
+    "conml.nets.conv.ConvNet": {"stride": 1, "max_pool": True, "spatial_mean": False},
+    "conml.nets.kim_conv.KimConvNet": {"track_running_stats": True},
+}
+
+
+def with_settings_written_later(config: dict) -> dict:
+    """A run's recorded config with the net settings it lacks from WRITTEN_LATER (in place; returned)."""
+    model = config.get("model")
+    if isinstance(model, dict):
+        for key, value in WRITTEN_LATER.get(model.get("_target_"), {}).items():
+            model.setdefault(key, value)
+    return config
+
+
 def load_checkpoint(path: Path) -> dict:
-    """Load a checkpoint onto the CPU, building data only; a damaged or unsafe file is named in the error."""
+    """Load a checkpoint onto the CPU, building data only; a damaged or unsafe file is named in the error. The
+    run's config is completed with the net settings written after it was recorded (WRITTEN_LATER)."""
     if not path.is_file():
         raise DataError(f"Checkpoint {path} does not exist.")
     try:
-        return load_data_only(
+        state = load_data_only(
             path,
             [*numpy_globals(), *config_enums()],
             holds="a checkpoint written by this project holds only tensors, numbers, strings, the run's settings and "
@@ -144,6 +163,9 @@ def load_checkpoint(path: Path) -> dict:
             f"Checkpoint {path} cannot be read ({type(error).__name__}: {error}). It is damaged; "
             "resume from another checkpoint of the run or start the run again."
         ) from None
+    if isinstance(state, dict) and isinstance(state.get("config"), dict):
+        with_settings_written_later(state["config"])
+    return state
 
 
 def rng_states() -> dict:

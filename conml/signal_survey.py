@@ -28,7 +28,6 @@ from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import DataError
 from conml.gradient_share import gradient_share
-from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective
 from conml.tables.table_sweep import preset_overrides
 from conml.task_kind import CLASSIFICATION
@@ -151,7 +150,7 @@ def measure(case: Case, seed: int = 0) -> dict:
     with tempfile.TemporaryDirectory() as scratch:
         if case.data == SYNTHETIC_IMAGES and cfg.model._target_.endswith("FilmResNet18"):
             random_backbone = Path(scratch) / "resnet18.pt"
-            torch.save(FilmResNet18(cfg.model.width, pretrained=None, frozen=False).state_dict(), random_backbone)
+            torch.save(build(cfg.model, pretrained=None, frozen=False).state_dict(), random_backbone)
             cfg.model.pretrained = str(random_backbone)
         net = build(cfg.model)
     if case.data == SYNTHETIC_IMAGES:

@@ -56,7 +56,12 @@ def _gpt2(run: BenchRun) -> GPT2:
     torch.manual_seed(0)
     scale = run.scale
     return GPT2(
-        DIMS, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * scale.icl_points + 1
+        in_features=DIMS,
+        out_features=1,
+        width=scale.gpt2_width,
+        depth=scale.gpt2_layers,
+        heads=HEADS,
+        max_positions=2 * scale.icl_points + 1,
     )
 
 
@@ -171,7 +176,7 @@ def _icl_step(
 def one_pass_gate(run: BenchRun, dims: int, points: int) -> GateResult:
     """float64 on the CPU: the one-pass ConML-ICL loss and meta-gradient equal the two-pass ones."""
     torch.manual_seed(0)
-    net = GPT2(dims, 1, width=16, depth=2, heads=2, max_positions=2 * points + 1).double()
+    net = GPT2(in_features=dims, out_features=1, width=16, depth=2, heads=2, max_positions=2 * points + 1).double()
     with torch.no_grad():  # large weights, so that e* and e^kappa depend on the prompt and ConML's gradient counts
         for p in net.parameters():
             if p.dim() > 1:
@@ -210,7 +215,12 @@ def b5b(run: BenchRun) -> list[CaseResult]:
             continue
         torch.manual_seed(0)
         net = GPT2(
-            dims, 1, width=scale.gpt2_width, depth=scale.gpt2_layers, heads=HEADS, max_positions=2 * points + 1
+            in_features=dims,
+            out_features=1,
+            width=scale.gpt2_width,
+            depth=scale.gpt2_layers,
+            heads=HEADS,
+            max_positions=2 * points + 1,
         ).to(run.device)
         plain, conml = ConMLObjective(ConMLSettings(enabled=False)), ConMLObjective(CONML_ICL)
         variants = [

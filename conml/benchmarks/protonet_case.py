@@ -61,7 +61,17 @@ def _gradient(implementation, batch: EpisodeBatch) -> Tensor:
 
 def _embedding_net(setup: MAMLSetup) -> ConvNet:
     torch.manual_seed(0)
-    return ConvNet(in_channels=3, hidden=setup.hidden, blocks=4, out_features=None, image_size=setup.image_size)
+    return ConvNet(
+        in_channels=3,
+        hidden=setup.hidden,
+        blocks=4,
+        out_features=None,
+        image_size=setup.image_size,
+        bn_eps=1e-3,
+        stride=1,
+        max_pool=True,
+        spatial_mean=False,
+    )
 
 
 def _iteration(implementation, batch: EpisodeBatch):

@@ -104,7 +104,7 @@ def network(setup: MAMLSetup, seed: int = 0) -> nn.Module:
     """The setup's freshly initialised network (the same weights for the same seed)."""
     torch.manual_seed(seed)
     if setup.sine:
-        return MLP(1, (40, 40), 1)
+        return MLP(in_features=1, hidden=(40, 40), out_features=1)
     if setup.omniglot:
         return ConvNet(
             in_channels=1,
@@ -112,11 +112,22 @@ def network(setup: MAMLSetup, seed: int = 0) -> nn.Module:
             blocks=4,
             out_features=setup.ways,
             image_size=setup.image_size,
+            bn_eps=1e-3,
             stride=2,
             max_pool=False,
             spatial_mean=True,
         )
-    return ConvNet(in_channels=3, hidden=setup.hidden, blocks=4, out_features=setup.ways, image_size=setup.image_size)
+    return ConvNet(
+        in_channels=3,
+        hidden=setup.hidden,
+        blocks=4,
+        out_features=setup.ways,
+        image_size=setup.image_size,
+        bn_eps=1e-3,
+        stride=1,
+        max_pool=True,
+        spatial_mean=False,
+    )
 
 
 def synthetic_batch(

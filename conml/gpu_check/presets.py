@@ -175,11 +175,10 @@ def stand_in_pretrained(cfg: DictConfig, scratch: Path) -> bool:
     path = cfg.model.get("pretrained")
     if path is None or Path(path).is_file():
         return False
-    from conml.nets.resnet18 import FilmResNet18  # the one network with a pretrained checkpoint
-
     stand_in = scratch / f"random_resnet18_width{cfg.model.width}.pt"
     if not stand_in.exists():
-        torch.save({"state_dict": FilmResNet18(width=cfg.model.width, frozen=False).state_dict()}, stand_in)
+        network = build(cfg.model, pretrained=None, frozen=False)  # the configured network, randomly initialised
+        torch.save({"state_dict": network.state_dict()}, stand_in)
     with open_dict(cfg):
         cfg.model.pretrained = str(stand_in)
     return True

@@ -1,11 +1,11 @@
 """Conv-4 family backbone of few-shot learning: blocks of conv3x3 -> BatchNorm -> ReLU -> maxpool2.
 
 With `out_features` it ends in a linear classifier (MAML-family); without, it is an embedding
-network (ProtoNet, MatchingNet). 64 channels by default (learn2learn's setting; the original MAML
-used 32 on miniImageNet). Finn et al.'s Omniglot network downsamples with stride-2 convolutions
-instead of max-pooling and averages the last feature map over space (`stride=2, max_pool=false,
-spatial_mean=true`: 28 -> 14 -> 7 -> 4 -> 2 pixels, then 64 features). It declares the grouped fast
-path for per-task weights (`TaskBatched`).
+network (ProtoNet, MatchingNet). configs/model/conv4.yaml has 64 channels (learn2learn's setting; the
+original MAML used 32 on miniImageNet: conv4_32.yaml). Finn et al.'s Omniglot network downsamples
+with stride-2 convolutions instead of max-pooling and averages the last feature map over space
+(`stride=2, max_pool=false, spatial_mean=true`: 28 -> 14 -> 7 -> 4 -> 2 pixels, then 64 features). It
+declares the grouped fast path for per-task weights (`TaskBatched`).
 """
 
 from __future__ import annotations
@@ -21,15 +21,15 @@ class ConvNet(nn.Sequential, TaskBatched):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        hidden: int = 64,
-        blocks: int = 4,
-        out_features: int | None = 5,
-        image_size: int = 84,
-        bn_eps: float = 1e-3,
-        stride: int = 1,
-        max_pool: bool = True,
-        spatial_mean: bool = False,
+        in_channels: int,
+        hidden: int,
+        blocks: int,
+        out_features: int | None,
+        image_size: int,
+        bn_eps: float,
+        stride: int,
+        max_pool: bool,
+        spatial_mean: bool,
     ):
         layers: list[nn.Module] = []
         channels = in_channels

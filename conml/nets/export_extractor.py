@@ -25,7 +25,7 @@ def extractor_state(learner_state: dict, run: Path) -> dict:
     """The backbone's tensors of a learner's state dict, if the backbone is a FiLM ResNet-18."""
     state = {key.removeprefix(PREFIX): value for key, value in learner_state.items() if key.startswith(PREFIX)}
     width = state["conv1.weight"].shape[0] if "conv1.weight" in state else 64
-    expected = FilmResNet18(width=width, frozen=False).state_dict()
+    expected = FilmResNet18(width=width, pretrained=None, frozen=False, activation_checkpointing=False).state_dict()
     missing = [key for key in expected if key not in state]
     if missing:
         raise ConfigError(
@@ -40,7 +40,9 @@ def export(run: Path, out: Path, checkpoint: str = "best") -> FilmResNet18:
     state = extractor_state(load_checkpoint(run / "checkpoints" / f"{checkpoint}.pt")["learner"], run)
     out.parent.mkdir(parents=True, exist_ok=True)
     torch.save({"state_dict": state}, out)
-    return FilmResNet18(width=state["conv1.weight"].shape[0], pretrained=str(out), frozen=True)
+    return FilmResNet18(
+        width=state["conv1.weight"].shape[0], pretrained=str(out), frozen=True, activation_checkpointing=False
+    )
 
 
 def main(argv: list[str] | None = None) -> None:

@@ -61,12 +61,12 @@ class GPT2(nn.Module):
 
     def __init__(
         self,
-        in_features: int = 20,
-        out_features: int = 1,
-        width: int = 256,
-        depth: int = 12,
-        heads: int = 8,
-        max_positions: int = 256,
+        in_features: int,
+        out_features: int,
+        width: int,
+        depth: int,
+        heads: int,
+        max_positions: int,
     ):
         super().__init__()
         if width % heads != 0:

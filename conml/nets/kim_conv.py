@@ -22,18 +22,18 @@ class KimConvNet(nn.Sequential, TaskBatched):
 
     def __init__(
         self,
-        channels: list[int] = [18, 36, 72, 144, 288, 576],
-        first_kernel: int = 6,
-        first_padding: int = 2,
-        kernel: int = 2,
-        padding: int = 1,
-        fc_units: int = 1024,
-        fc_layers: int = 3,
-        dropout: float = 0.5,
-        out_features: int = 2,
-        in_channels: int = 3,
-        image_size: int = 128,
-        track_running_stats: bool = True,
+        channels: list[int],
+        first_kernel: int,
+        first_padding: int,
+        kernel: int,
+        padding: int,
+        fc_units: int,
+        fc_layers: int,
+        dropout: float,
+        out_features: int,
+        in_channels: int,
+        image_size: int,
+        track_running_stats: bool,
     ):
         layers: list[nn.Module] = []
         previous, size = in_channels, image_size

@@ -11,7 +11,7 @@ from conml.nets.task_batched import TaskBatched
 class MLP(nn.Sequential, TaskBatched):
     """Linear layers with ReLU between them; `hidden` lists the hidden widths."""
 
-    def __init__(self, in_features: int = 1, hidden: tuple[int, ...] = (40, 40), out_features: int = 1):
+    def __init__(self, in_features: int, hidden: tuple[int, ...], out_features: int):
         widths = [in_features, *hidden, out_features]
         layers: list[nn.Module] = []
         for i, (fan_in, fan_out) in enumerate(zip(widths[:-1], widths[1:])):

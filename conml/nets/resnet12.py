@@ -50,12 +50,12 @@ class ResNet12(nn.Sequential, TaskBatched):
 
     def __init__(
         self,
-        in_channels: int = 3,
-        channels: tuple[int, ...] = (64, 160, 320, 640),
-        out_features: int | None = None,
-        image_size: int = 84,
-        bn_eps: float = 1e-5,
-        slope: float = 0.1,
+        in_channels: int,
+        channels: tuple[int, ...],
+        out_features: int | None,
+        image_size: int,
+        bn_eps: float,
+        slope: float,
     ):
         widths = [in_channels, *channels]
         layers: list[nn.Module] = [ResidualBlock(a, b, bn_eps, slope) for a, b in zip(widths[:-1], widths[1:])]

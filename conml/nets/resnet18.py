@@ -83,10 +83,10 @@ class FilmResNet18(nn.Module):
 
     def __init__(
         self,
-        width: int = 64,
-        pretrained: Optional[str] = None,
-        frozen: bool = True,
-        activation_checkpointing: bool = False,
+        width: int,
+        pretrained: Optional[str],
+        frozen: bool,
+        activation_checkpointing: bool,
     ):
         super().__init__()
         if frozen and pretrained is None:

@@ -7,12 +7,12 @@ import torch
 from omegaconf import OmegaConf
 
 from conml.learners.maml import MAML
-from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.performance import PerformanceSettings, Precision, apply_performance
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 
 def test_settings_are_part_of_the_typed_config():
@@ -25,7 +25,9 @@ def test_settings_are_part_of_the_typed_config():
 
 
 def test_cpu_runs_are_untouched():
-    learner = configured("maml", ConvNet(hidden=4, blocks=2, out_features=3, image_size=8), CLASSIFICATION)
+    learner = configured(
+        "maml", configured_net("conv4", hidden=4, blocks=2, out_features=3, image_size=8), CLASSIFICATION
+    )
     objective = ConMLObjective(ConMLSettings())
     flags = (torch.backends.cudnn.benchmark, torch.get_float32_matmul_precision())
     settings = PerformanceSettings(precision=Precision.bf16, channels_last=True, cudnn_benchmark=True)
@@ -36,7 +38,9 @@ def test_cpu_runs_are_untouched():
 
 @pytest.mark.skipif(not torch.cuda.is_available(), reason="needs a GPU")
 def test_gpu_settings_apply():
-    learner = configured("maml", ConvNet(hidden=4, blocks=2, out_features=3, image_size=8), CLASSIFICATION).cuda()
+    learner = configured(
+        "maml", configured_net("conv4", hidden=4, blocks=2, out_features=3, image_size=8), CLASSIFICATION
+    ).cuda()
     settings = PerformanceSettings(precision=Precision.bf16, channels_last=True, cudnn_benchmark=True)
     objective = apply_performance(settings, torch.device("cuda"), learner, ConMLObjective(ConMLSettings()))
     with objective.forward_context():

@@ -10,8 +10,8 @@ import torch
 import torch.nn.functional as F
 from torch import nn
 
-from conml.nets.conv import ConvNet
 from conml.nets.task_batched import _GroupedConv2d, task_forward, task_params
+from tests.net_settings import configured_net
 
 
 def _second_order(f, params):
@@ -42,7 +42,7 @@ def test_grouped_convolution_matches_native_to_second_order(stride, padding, dil
 
 def _net_and_tasks():
     torch.manual_seed(0)
-    net = ConvNet(in_channels=3, hidden=6, blocks=2, out_features=4, image_size=8).double()
+    net = configured_net("conv4", in_channels=3, hidden=6, blocks=2, out_features=4, image_size=8).double()
     return net, torch.randn(3, 5, 3, 8, 8, dtype=torch.float64)
 
 

@@ -8,11 +8,11 @@ import re
 import numpy as np
 import pytest
 import torch
+from omegaconf import OmegaConf
 from PIL import Image
 
 from conml.learners.conventional import Conventional
 from conml.learners.maml import MAML
-from conml.nets.kim_conv import KimConvNet
 from conml.tables.table_sweep import every_sweep_cell
 from conml.task_kind import CLASSIFICATION
 from scripts import weight_space_pca as pca_script
@@ -20,8 +20,10 @@ from scripts.montage_same_different import montage
 from scripts.weight_space_pca import principal_components, weight_space_pca
 from tests.conftest import CONFIGS, compose_config
 from tests.learner_settings import configured
+from tests.net_settings import configured_net, net_config
 
-TINY_MODEL = {"_target_": "conml.nets.kim_conv.KimConvNet", "channels": [2, 2], "fc_units": 8}
+# Kim et al.'s Conv6 shrunk to two conv layers of 2 filters and fully connected layers of 8 units.
+TINY_MODEL = {"channels": [2, 2], "fc_units": 8}
 
 
 def test_montage_shows_same_and_different_examples_per_task(tmp_path):
@@ -44,10 +46,16 @@ def test_principal_components_match_an_svd():
 def fake_run(path, learner: str, seed: int):
     """A run folder with a checkpoint in the trainer's format."""
     torch.manual_seed(seed)
-    net = KimConvNet(channels=[2, 2], fc_units=8)
+    net = configured_net("kim_conv6", **TINY_MODEL)
     learner = configured(learner, net, CLASSIFICATION)
     (path / "checkpoints").mkdir(parents=True)
-    torch.save({"learner": learner.state_dict(), "config": {"model": TINY_MODEL}}, path / "checkpoints" / "best.pt")
+    torch.save(
+        {
+            "learner": learner.state_dict(),
+            "config": {"model": OmegaConf.to_container(net_config("kim_conv6", **TINY_MODEL))},
+        },
+        path / "checkpoints" / "best.pt",
+    )
     return path
 
 

@@ -42,6 +42,7 @@ from conml.nets.resnet18 import FilmResNet18
 from conml.objective import Centring, ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import CLASSIFICATION, REGRESSION
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 TASKS, WAYS, SHOTS, QUERIES = 3, 3, 2, 2
 VALUE_TOLERANCE, GRADIENT_RTOL = 1e-10, 1e-8
@@ -283,25 +284,25 @@ def prompt_batch(g: torch.Generator, tasks: int, dims: int = 3, points: int = 6)
 
 
 def conv(out_features: int | None) -> ConvNet:
-    return ConvNet(in_channels=3, hidden=4, blocks=2, out_features=out_features, image_size=8)
+    return configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=out_features, image_size=8)
 
 
 def frozen_film_resnet(workdir: Path) -> FilmResNet18:
     """A 'pretrained' FilmResNet18 of width 4 (random weights and BatchNorm statistics), frozen as in Simple CNAPs."""
-    pretrained = FilmResNet18(width=4, frozen=False)
+    pretrained = configured_net("resnet18_film", width=4, pretrained=None, frozen=False)
     for module in pretrained.modules():
         if isinstance(module, nn.BatchNorm2d):
             module.running_mean.normal_(0, 0.1)
             module.running_var.uniform_(0.5, 2.0)
     path = workdir / "pretrained_resnet_meta_dataset.pt.tar"
     torch.save({"state_dict": pretrained.state_dict()}, path)
-    return FilmResNet18(width=4, pretrained=str(path))
+    return configured_net("resnet18_film", width=4, pretrained=str(path))
 
 
 def context_sensitive_gpt2() -> GPT2:
     """A tiny GPT-2 with large random weights: with GPT-2's initialisation (std 0.02) the prediction at the
     probe hardly depends on the prompt, and d_in, d_out would all be sigmoid(~0) = 1/2."""
-    net = GPT2(in_features=3, width=8, depth=2, heads=2, max_positions=16)
+    net = configured_net("gpt2", in_features=3, width=8, depth=2, heads=2, max_positions=16)
     with torch.no_grad():
         for p in net.parameters():
             if p.dim() > 1:

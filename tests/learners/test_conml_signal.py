@@ -16,12 +16,12 @@ from conml.errors import ConfigError
 from conml.gradient_share import gradient_share
 from conml.learners.matchingnet import MatchingNet
 from conml.learners.protonet import ProtoNet
-from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 from tests.learner_settings import configured
 from tests.learners.test_objective import MeanLearner, cosine, hand_distances, sigmoid_squared, tiny_batch
+from tests.net_settings import configured_net
 
 LAM = 0.3
 
@@ -155,7 +155,12 @@ def test_a_wrong_prototype_psi_is_refused_with_the_allowed_ones(learner):
     with pytest.raises(
         ConfigError, match=r"learner.representation must be one of \['prototypes', 'centred'\], got 'bogus'"
     ):
-        configured(learner, ConvNet(hidden=4, out_features=None, image_size=16), CLASSIFICATION, representation="bogus")
+        configured(
+            learner,
+            configured_net("conv4", hidden=4, out_features=None, image_size=16),
+            CLASSIFICATION,
+            representation="bogus",
+        )
 
 
 def test_a_lambda_that_makes_conml_dominate_is_warned_about_once(run_tiny, capsys):

@@ -11,17 +11,19 @@ from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.base import Adaptation
 from conml.learners.icl import InContextLearner
-from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 ICL_TINY = ["experiment=icl/toy", "dataset=linear_regression", "model.width=16", "model.depth=2", "model.heads=2"]
 
 
 def _learner(dims: int = 4, seed: int = 0) -> InContextLearner:
     torch.manual_seed(seed)
-    return configured("icl", GPT2(in_features=dims, width=16, depth=2, heads=2, max_positions=32), REGRESSION)
+    return configured(
+        "icl", configured_net("gpt2", in_features=dims, width=16, depth=2, heads=2, max_positions=32), REGRESSION
+    )
 
 
 def _batch(count: int = 3, points: int = 7) -> EpisodeBatch:
@@ -29,7 +31,7 @@ def _batch(count: int = 3, points: int = 7) -> EpisodeBatch:
 
 
 def test_gpt2_output_sees_only_earlier_tokens():
-    net = GPT2(in_features=3, width=16, depth=2, heads=4, max_positions=10)
+    net = configured_net("gpt2", in_features=3, width=16, depth=2, heads=4, max_positions=10)
     tokens = torch.randn(2, 8, 3)
     changed = tokens.clone()
     changed[:, 5:] = torch.randn(2, 3, 3)

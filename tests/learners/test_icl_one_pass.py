@@ -17,9 +17,9 @@ import torch
 from conml.episodes import EpisodeBatch
 from conml.learners.base import Adaptation, Learner
 from conml.learners.icl import InContextLearner
-from conml.nets.gpt2 import GPT2
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy, Terms
 from tests.learners.test_conml_reference import CASES, ICL_SETTINGS, Reference, gradients, meta_parameters
+from tests.net_settings import configured_net
 
 TOLERANCE = 1e-10
 CASE = CASES["icl"]  # a tiny GPT-2 with large weights, so that psi depends on the prompt
@@ -41,7 +41,7 @@ def two_passes(learner: InContextLearner, batch: EpisodeBatch) -> Reference:
 
 def test_reader_tokens_equal_passes_of_their_own():
     torch.manual_seed(0)
-    net = GPT2(in_features=3, width=16, depth=2, heads=4, max_positions=16).double()
+    net = configured_net("gpt2", in_features=3, width=16, depth=2, heads=4, max_positions=16).double()
     sequence, readers = torch.randn(2, 9, 3, dtype=torch.float64), (9, 4, 0, 1, 4)
     probes = torch.randn(2, len(readers), 3, dtype=torch.float64)
     out = net(torch.cat([sequence, probes], 1), readers=readers)
@@ -52,7 +52,7 @@ def test_reader_tokens_equal_passes_of_their_own():
 
 
 def test_reader_positions_are_checked():
-    net = GPT2(in_features=3, width=8, depth=1, heads=2, max_positions=6)
+    net = configured_net("gpt2", in_features=3, width=8, depth=1, heads=2, max_positions=6)
     with pytest.raises(ValueError, match="reader positions"):
         net(torch.randn(1, 5, 3), readers=(5,))  # a reader after 4 tokens cannot read 5
     net(torch.randn(1, 7, 3), readers=(5, 2))  # positions up to 5: fits 6

@@ -20,12 +20,12 @@ from conml.learners.matchingnet import MatchingNet
 from conml.learners.protonet import ProtoNet
 from conml.learners.reptile import Reptile
 from conml.nets.conv import ConvNet
-from conml.nets.resnet12 import ResNet12
 from conml.nets.task_batched import task_forward, task_params
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
 from tests.learner_settings import configured
 from tests.learners.test_maml_gradients import assert_matches_reference
+from tests.net_settings import configured_net
 
 TASKS, WAYS, SHOTS, QUERIES = 3, 3, 2, 2
 
@@ -46,7 +46,7 @@ def episode(seed: int = 0, size: int = 8) -> EpisodeBatch:
 
 def embedding_net() -> ConvNet:
     torch.manual_seed(0)
-    return ConvNet(in_channels=3, hidden=4, blocks=2, out_features=None, image_size=8).double()
+    return configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=None, image_size=8).double()
 
 
 def cosine_distance(a, b):
@@ -166,7 +166,7 @@ def reference_reptile_weights(learner: Reptile, x, y) -> dict:
 @pytest.mark.parametrize("inner_optimizer", ["adam", "sgd"])
 def test_reptile_gradient_is_theta_minus_mean_adapted_weights(inner_optimizer):
     torch.manual_seed(0)
-    net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
+    net = configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
     learner = configured(
         "reptile",
         net,
@@ -190,7 +190,7 @@ def test_reptile_gradient_is_theta_minus_mean_adapted_weights(inner_optimizer):
 
 def test_reptile_conml_gradient_reaches_theta_through_the_adapted_weights():
     torch.manual_seed(0)
-    net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
+    net = configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=WAYS, image_size=8).double()
     learner = configured("reptile", net, CLASSIFICATION, inner_steps=2, inner_lr=0.05, inner_batch_size=4)
     batch = episode()
     plain, conml = (
@@ -204,7 +204,7 @@ def test_reptile_conml_gradient_reaches_theta_through_the_adapted_weights():
 
 def test_resnet12_task_forward_matches_the_module_per_task():
     torch.manual_seed(0)
-    net = ResNet12(channels=(4, 6), out_features=3, image_size=8).double()
+    net = configured_net("resnet12", channels=(4, 6), out_features=3, image_size=8).double()
     x = torch.randn(2, 5, 3, 8, 8, dtype=torch.float64)
     batched = task_forward(net, task_params(net, 2), x)
     for t in range(2):
@@ -215,6 +215,6 @@ def test_resnet12_task_forward_matches_the_module_per_task():
 @pytest.mark.parametrize("conml", [False, True], ids=["plain", "conml"])
 def test_maml_resnet12_meta_gradient_matches_per_task_reference(first_order, conml):
     torch.manual_seed(0)
-    net = ResNet12(channels=(4, 6), out_features=WAYS, image_size=8).double()
+    net = configured_net("resnet12", channels=(4, 6), out_features=WAYS, image_size=8).double()
     learner = configured("maml", net, CLASSIFICATION, inner_steps=2, inner_lr=0.1, first_order=first_order).double()
     assert_matches_reference(learner, episode(), conml)

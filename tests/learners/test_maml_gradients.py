@@ -14,18 +14,17 @@ from torch.func import functional_call
 
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.maml import MAML
-from conml.nets.conv import ConvNet
-from conml.nets.mlp import MLP
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION, REGRESSION
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 TASKS = 3
 
 
 def regression_case():
     torch.manual_seed(0)
-    net = MLP(1, (8, 8), 1).double()
+    net = configured_net("mlp", in_features=1, hidden=(8, 8), out_features=1).double()
     x = torch.randn(TASKS, 10, 1, dtype=torch.float64)
     y = torch.sin(x) * torch.arange(1, TASKS + 1, dtype=torch.float64).view(-1, 1, 1)
     return net, REGRESSION, EpisodeBatch(Tasks(x[:, :5], y[:, :5]), Tasks(x[:, 5:], y[:, 5:]))
@@ -33,7 +32,7 @@ def regression_case():
 
 def batchnorm_case():
     torch.manual_seed(0)
-    net = ConvNet(in_channels=3, hidden=4, blocks=2, out_features=3, image_size=8).double()
+    net = configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=3, image_size=8).double()
     x = torch.randn(TASKS, 12, 3, 8, 8, dtype=torch.float64)
     y = torch.arange(3).repeat(4).repeat(TASKS, 1)
     return net, CLASSIFICATION, EpisodeBatch(Tasks(x[:, :6], y[:, :6]), Tasks(x[:, 6:], y[:, 6:]))

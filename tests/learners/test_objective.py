@@ -12,10 +12,10 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
 from conml.learners.base import Adaptation, Learner
 from conml.learners.maml import MAML
-from conml.nets.mlp import MLP
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy, Terms
 from conml.task_kind import REGRESSION
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 
 class MeanLearner(Learner):
@@ -102,7 +102,9 @@ def test_support_subset_with_several_draws_is_refused():
 
 def test_conml_off_is_the_plain_learner_bit_for_bit():
     torch.manual_seed(0)
-    learner = configured("maml", MLP(1, (16, 16), 1), REGRESSION, inner_steps=2)
+    learner = configured(
+        "maml", configured_net("mlp", in_features=1, hidden=(16, 16), out_features=1), REGRESSION, inner_steps=2
+    )
     x, y = torch.randn(4, 10, 1), torch.randn(4, 10, 1)
     batch = EpisodeBatch(Tasks(x[:, :5], y[:, :5]), Tasks(x[:, 5:], y[:, 5:]))
     params = list(learner.parameters())

@@ -12,7 +12,6 @@ from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError, DataError
 from conml.learners.base import Adaptation
 from conml.learners.simple_cnaps import SimpleCNAPs, fit_mahalanobis
-from conml.nets.resnet18 import FilmResNet18
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.task_kind import CLASSIFICATION
@@ -24,6 +23,7 @@ from tests.metadataset_fixture import (
     metadataset_cache,  # noqa: F401 - fixture
     metadataset_records,  # noqa: F401 - fixture
 )
+from tests.net_settings import configured_net
 
 WIDTH = 8  # a narrow ResNet-18 and set encoder keep CPU runs short
 NARROW = [f"model.width={WIDTH}", f"learner.set_encoder_width={WIDTH}"]
@@ -43,7 +43,11 @@ METADATASET_PRESETS = sorted(cell.run_name for cell in table_cells("metadataset"
 def learner(width: int = WIDTH, **settings) -> SimpleCNAPs:
     torch.manual_seed(0)
     return configured(
-        "simple_cnaps", FilmResNet18(width=width, frozen=False), CLASSIFICATION, set_encoder_width=width, **settings
+        "simple_cnaps",
+        configured_net("resnet18_film", width=width, pretrained=None, frozen=False),
+        CLASSIFICATION,
+        set_encoder_width=width,
+        **settings,
     )
 
 
@@ -105,9 +109,14 @@ def test_psi_is_the_film_parameters_whatever_the_way():
 
 def test_frozen_backbone_gets_no_gradient_but_film_does(tmp_path):
     path = tmp_path / "pretrained_resnet_meta_dataset.pt.tar"
-    torch.save({"state_dict": FilmResNet18(width=WIDTH, frozen=False).state_dict()}, path)
+    torch.save(
+        {"state_dict": configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False).state_dict()}, path
+    )
     model = configured(
-        "simple_cnaps", FilmResNet18(width=WIDTH, pretrained=str(path)), CLASSIFICATION, set_encoder_width=WIDTH
+        "simple_cnaps",
+        configured_net("resnet18_film", width=WIDTH, pretrained=str(path)),
+        CLASSIFICATION,
+        set_encoder_width=WIDTH,
     )
     g = torch.Generator().manual_seed(3)
     batch = EpisodeBatch(random_tasks(2, 3, 2, g), random_tasks(2, 3, 2, g))
@@ -130,22 +139,22 @@ def test_activation_checkpointing_gives_the_same_gradients():
 
 
 def test_pretrained_weights_load_and_missing_ones_say_where_to_put_them(tmp_path):
-    reference = FilmResNet18(width=WIDTH, frozen=False)
+    reference = configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False)
     path = tmp_path / "pretrained_resnet_mini_imagenet.pt.tar"
     torch.save({"resnet_dict": reference.state_dict()}, path)
-    loaded = FilmResNet18(width=WIDTH, pretrained=str(path))
+    loaded = configured_net("resnet18_film", width=WIDTH, pretrained=str(path))
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), reference.state_dict().values()))
     assert not loaded.training and not loaded.train().training  # BatchNorm keeps the pretrained statistics
     with pytest.raises(DataError, match=r"not a CNAPs ResNet-18 checkpoint for width 16"):
-        FilmResNet18(width=16, pretrained=str(path))
+        configured_net("resnet18_film", width=16, pretrained=str(path))
     missing = tmp_path / "pretrained" / "pretrained_resnet_tiered_imagenet.pt.tar"
     with pytest.raises(
         DataError,
         match=rf"put the file 'pretrained_resnet_tiered_imagenet.pt.tar' from the Simple CNAPs repository.*{missing}",
     ):
-        FilmResNet18(pretrained=str(missing))
+        configured_net("resnet18_film", pretrained=str(missing))
     with pytest.raises(ConfigError, match="model.frozen=true needs model.pretrained"):
-        FilmResNet18()
+        configured_net("resnet18_film", pretrained=None)
 
 
 def metadataset_overrides(preset: str, cache: Path) -> list[str]:
@@ -183,7 +192,10 @@ def test_metadataset_presets_train_a_few_steps(run_tiny, metadataset_cache, tmp_
     if "ilsvrc" in preset:
         # These run as published: a frozen pretrained extractor, here on fixed-way fixed-shot episodes.
         path = tmp_path / "pretrained_resnet_meta_dataset.pt.tar"
-        torch.save({"state_dict": FilmResNet18(width=WIDTH, frozen=False).state_dict()}, path)
+        torch.save(
+            {"state_dict": configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False).state_dict()},
+            path,
+        )
         overrides = [o for o in overrides if not o.startswith(("model.pretrained", "model.frozen"))]
         overrides += [f"model.pretrained={path}", "dataset.ways=3", "dataset.shots=2", "dataset.queries=2"]
         keys = [f"{name}/accuracy@2shot" for name in SOURCES]

@@ -32,6 +32,7 @@ from conml.task_chunks import chunked_backward
 from tests.conftest import compose_config
 from tests.learner_settings import configured
 from tests.learners.test_conml_reference import CASES, Case
+from tests.net_settings import configured_net
 
 TASKS = 5  # chunks of 3 leave a chunk of 2
 TOLERANCE = 1e-10
@@ -150,12 +151,12 @@ def test_dropout_masks_are_the_same_in_both_passes_of_a_chunk():
     """With dropout, a single chunk draws the unchunked step's masks in both of its passes, so it gives the
     unchunked meta-gradient (chunks of fewer tasks draw other masks, as another meta-batch size would)."""
     from conml.learners.maml import MAML
-    from conml.nets.kim_conv import KimConvNet
     from conml.task_kind import CLASSIFICATION
     from tests.learners.test_conml_reference import IMAGES
 
     torch.manual_seed(0)
-    net = KimConvNet(
+    net = configured_net(
+        "kim_conv2",
         channels=[4, 8],
         first_kernel=3,
         first_padding=1,

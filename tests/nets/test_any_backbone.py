@@ -19,16 +19,14 @@ from conml.errors import ConfigError
 from conml.learners.maml import MAML
 from conml.learners.protonet import ProtoNet
 from conml.learners.reptile import Reptile
-from conml.nets.conv import ConvNet
-from conml.nets.kim_conv import KimConvNet
 from conml.nets.mlp import MLP
-from conml.nets.resnet12 import ResNet12
 from conml.nets.task_batched import TaskBatched, task_params
 from conml.nets.task_functional import TaskByTask, TaskPath, task_call, task_path
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION, REGRESSION
 from tests.learner_settings import configured
 from tests.learners.test_conml_reference import WAYS, image_batch, maml_reference, metric_reference, reptile_reference
+from tests.net_settings import configured_net
 
 TASKS = 3
 SETTINGS = ConMLSettings(lam=0.5)
@@ -157,10 +155,10 @@ def test_second_order_terms_reach_the_general_path():
 
 def test_the_fast_path_is_taken_by_the_nets_that_declare_it():
     declared = [
-        MLP(),
-        ConvNet(hidden=4, image_size=16),
-        KimConvNet(channels=[4, 8], fc_units=8, image_size=16),
-        ResNet12(channels=(4, 4, 4, 4), image_size=16),
+        configured_net("mlp"),
+        configured_net("conv4", hidden=4, image_size=16, out_features=5),
+        configured_net("kim_conv6", channels=[4, 8], fc_units=8, image_size=16),
+        configured_net("resnet12", channels=(4, 4, 4, 4), image_size=16),
     ]
     for net in declared:
         assert task_path(net) is TaskPath.grouped and task_path(net.eval()) is TaskPath.grouped, type(net).__name__

@@ -16,6 +16,7 @@ from conml.nets.kim_conv import KimConvNet
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 # (config, flattened feature size, parameter count) from Gupta et al.'s models.
 ARCHITECTURES = [
@@ -33,7 +34,7 @@ def settings(model: str) -> dict:
 
 
 def build(model: str, **changes) -> KimConvNet:
-    return KimConvNet(**{**settings(model), **changes})
+    return configured_net(model, **changes)
 
 
 @pytest.mark.parametrize("model, features, parameters", ARCHITECTURES)

@@ -19,6 +19,7 @@ from conml.tables.table_sweep import preset_overrides
 from conml.train import run
 from tests.conftest import TINY, compose_config
 from tests.learners.test_simple_cnaps import NARROW, WIDTH
+from tests.net_settings import configured_net
 from tests.omniglot_fixture import write_official_zips
 from tests.presets.test_omniglot_presets import tiny
 
@@ -58,11 +59,16 @@ def test_the_export_is_a_file_the_loader_takes_with_the_runs_extractor_weights(p
     export_extractor.main([str(pretrained_run), str(out), "--checkpoint", "last"])
     assert str(out) in capsys.readouterr().out
     learner = load_checkpoint(pretrained_run / "checkpoints" / "last.pt")["learner"]
-    loaded = FilmResNet18(width=WIDTH, pretrained=str(out), frozen=True).state_dict()
-    assert loaded.keys() == FilmResNet18(width=WIDTH, frozen=False).state_dict().keys()
+    loaded = configured_net("resnet18_film", width=WIDTH, pretrained=str(out), frozen=True).state_dict()
+    assert (
+        loaded.keys() == configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False).state_dict().keys()
+    )
     assert all(torch.equal(tensor, learner[f"net.{key}"]) for key, tensor in loaded.items())
     assert not all(
-        torch.equal(tensor, FilmResNet18(width=WIDTH, frozen=False).state_dict()[key]) for key, tensor in loaded.items()
+        torch.equal(
+            tensor, configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False).state_dict()[key]
+        )
+        for key, tensor in loaded.items()
     )
 
 

@@ -10,12 +10,12 @@ from pathlib import Path
 import pytest
 import torch
 
-from conml.nets.resnet18 import FilmResNet18
 from conml.tables.table_sweep import preset_overrides, table_cells
 from conml.train import run
 from tests.conftest import TINY, compose_config
 from tests.images_fixture import prepared_datasets
 from tests.learners.test_simple_cnaps import NARROW, SHORT, WIDTH
+from tests.net_settings import configured_net
 
 PRESETS = sorted(c.run_name for t in ("table3", "table4") for c in table_cells(t) if c.protocol == "simple_cnaps")
 CHECKPOINTS = {
@@ -29,7 +29,10 @@ def data_dir(tmp_path_factory) -> Path:
     data = prepared_datasets(tmp_path_factory.mktemp("images"), 32)
     (data / "pretrained").mkdir()
     for name in CHECKPOINTS.values():
-        torch.save({"resnet_dict": FilmResNet18(width=WIDTH, frozen=False).state_dict()}, data / "pretrained" / name)
+        torch.save(
+            {"resnet_dict": configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False).state_dict()},
+            data / "pretrained" / name,
+        )
     return data
 
 

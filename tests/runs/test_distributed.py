@@ -13,10 +13,10 @@ import torch.multiprocessing as mp
 from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.maml import MAML
-from conml.nets.conv import ConvNet
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 TASKS, WORLD = 4, 2
 
@@ -24,7 +24,11 @@ TASKS, WORLD = 4, 2
 def make_problem():
     torch.manual_seed(0)
     learner = configured(
-        "maml", ConvNet(3, 4, blocks=2, out_features=3, image_size=8), CLASSIFICATION, inner_steps=2, inner_lr=0.1
+        "maml",
+        configured_net("conv4", in_channels=3, hidden=4, blocks=2, out_features=3, image_size=8),
+        CLASSIFICATION,
+        inner_steps=2,
+        inner_lr=0.1,
     ).double()
     x = torch.randn(TASKS, 12, 3, 8, 8, dtype=torch.float64)
     y = torch.arange(3).repeat(4).repeat(TASKS, 1)

@@ -24,10 +24,10 @@ from conml.data.images.pickles import load_pickle
 from conml.data.images.tieredimagenet import prepare_tieredimagenet
 from conml.distances import Distance
 from conml.errors import UnsafeFileError
-from conml.nets.resnet18 import FilmResNet18
 from conml.train import run
 from tests.conftest import TINY, compose_config
 from tests.images_fixture import write_mini_pickles, write_tiered_pickles
+from tests.net_settings import configured_net
 
 CLASSES = {"train": 3, "val": 2, "test": 2}
 PER_CLASS = 4
@@ -186,16 +186,16 @@ WIDTH = 8
 
 
 def test_pretrained_weights_load_as_data_and_crafted_ones_run_nothing(tmp_path):
-    reference = FilmResNet18(width=WIDTH, frozen=False)
+    reference = configured_net("resnet18_film", width=WIDTH, pretrained=None, frozen=False)
     path, marker = tmp_path / "pretrained_resnet_mini_imagenet.pt.tar", tmp_path / "ran"
     # As training scripts of the time saved them: a metric as a numpy scalar beside the weights.
     torch.save({"state_dict": reference.state_dict(), "epoch": 90, "arch": "resnet18", "best": np.float64(0.7)}, path)
-    loaded = FilmResNet18(width=WIDTH, pretrained=str(path))
+    loaded = configured_net("resnet18_film", width=WIDTH, pretrained=str(path))
     assert all(torch.equal(a, b) for a, b in zip(loaded.state_dict().values(), reference.state_dict().values()))
 
     torch.save({"state_dict": reference.state_dict(), "extra": Payload(marker)}, path)
     assert_live(path, marker, lambda p: torch.load(p, map_location="cpu", weights_only=False))
     with pytest.raises(UnsafeFileError) as error:
-        FilmResNet18(width=WIDTH, pretrained=str(path))
+        configured_net("resnet18_film", width=WIDTH, pretrained=str(path))
     assert_refused(error, path, marker)
     assert "github.com/peymanbateni/simple-cnaps" in str(error.value)

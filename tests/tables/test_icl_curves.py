@@ -17,10 +17,10 @@ from conml.evaluate import evaluate
 from conml.icl_baselines import averaging, nearest_neighbours
 from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_minimum_error, shot_spare
 from conml.learners.icl import InContextLearner
-from conml.nets.gpt2 import GPT2
 from conml.task_kind import REGRESSION
 from scripts.icl_curves import main as icl_curves_cli
 from tests.learner_settings import configured
+from tests.net_settings import configured_net
 
 ROOT = Path(__file__).resolve().parents[2]
 ICL_TINY = [
@@ -63,7 +63,9 @@ def test_relative_minimum_error_and_shot_spare_by_hand():
 
 def test_learner_curve_agrees_with_meta_testing_at_each_shot():
     torch.manual_seed(0)
-    learner = configured("icl", GPT2(in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION)
+    learner = configured(
+        "icl", configured_net("gpt2", in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION
+    )
     source = FunctionTasks(DecisionTrees(2), dims=3, points=6)
     curve = learner_curve("icl", learner, source, episodes=10, batch_size=4, device=torch.device("cpu"))
     for k in (0, 2, 5):

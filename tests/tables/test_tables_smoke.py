@@ -9,9 +9,9 @@ import math
 import pytest
 import torch
 
-from conml.nets.resnet18 import FilmResNet18
 from conml.tables.cli import main
 from tests.images_fixture import prepared_datasets
+from tests.net_settings import configured_net
 
 
 @pytest.fixture(autouse=True)
@@ -30,7 +30,10 @@ def image_data(tmp_path_factory):
     data = prepared_datasets(tmp_path_factory.mktemp("images"), 84)
     (data / "pretrained").mkdir()
     for name in ("pretrained_resnet_mini_imagenet.pt.tar", "pretrained_resnet_tiered_imagenet.pt.tar"):
-        torch.save({"resnet_dict": FilmResNet18(frozen=False).state_dict()}, data / "pretrained" / name)
+        torch.save(
+            {"resnet_dict": configured_net("resnet18_film", pretrained=None, frozen=False).state_dict()},
+            data / "pretrained" / name,
+        )
     return data
 
 
