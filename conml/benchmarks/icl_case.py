@@ -65,6 +65,21 @@ def _gpt2(run: BenchRun) -> GPT2:
     )
 
 
+def prompts(dims: int, points: int, meta_batch_size: int, device: str) -> FunctionTasks:
+    """Linear-regression prompts of `points` points in `dims` dimensions, at full size from the first step (no
+    curriculum), one query, drawn on `device` from seed 0."""
+    return FunctionTasks(
+        LinearFunctions(),
+        dims=dims,
+        points=points,
+        curriculum=None,
+        queries=1,
+        meta_batch_size=meta_batch_size,
+        device=device,
+        seed=0,
+    )
+
+
 def eager_loss(net: GPT2, xs: Tensor, ys: Tensor) -> Tensor:
     """dtsip's objective: squared error of the predictions read at the x tokens of the whole prompt."""
     tokens = interleave(Tasks(xs, ys.unsqueeze(-1)))
@@ -75,7 +90,7 @@ def _project_step(net: GPT2, run: BenchRun):
     scale = run.scale
     learner = InContextLearner(net, REGRESSION, mixed_precision=True)
     objective = ConMLObjective(ConMLSettings(enabled=False))
-    source = FunctionTasks(LinearFunctions(), DIMS, scale.icl_points, None, 1, scale.icl_batch, str(run.device))
+    source = prompts(DIMS, scale.icl_points, scale.icl_batch, str(run.device))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     step = [0]
 
@@ -159,7 +174,7 @@ def _icl_step(
     """One training step (sample on the device, loss, backward, Adam) with `loss(learner, batch)`."""
     learner = InContextLearner(net, REGRESSION, mixed_precision=True)
     batch_size = run.scale.icl_batch
-    source = FunctionTasks(LinearFunctions(), dims, points, None, 1, batch_size, str(run.device))
+    source = prompts(dims, points, batch_size, str(run.device))
     optimizer = torch.optim.Adam(net.parameters(), lr=1e-4)
     step = [0]
 
@@ -182,7 +197,7 @@ def one_pass_gate(run: BenchRun, dims: int, points: int) -> GateResult:
             if p.dim() > 1:
                 p.normal_(0.0, 0.5)
     learner, objective = InContextLearner(net, REGRESSION, mixed_precision=True), ConMLObjective(CONML_ICL)
-    batch = FunctionTasks(LinearFunctions(), dims, points, meta_batch_size=4).sample("train", 0, 4)
+    batch = prompts(dims, points, 4, "cpu").sample("train", 0, 4)
     batch = EpisodeBatch(
         *(Tasks(t.x.double(), t.y.double()) for t in (batch.support, batch.query)), batch.probe.double()
     )

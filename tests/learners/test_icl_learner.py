@@ -6,13 +6,13 @@ import json
 
 import torch
 
-from conml.data.functions import FunctionTasks, LinearFunctions
 from conml.distances import Distance
 from conml.episodes import EpisodeBatch, Tasks
 from conml.learners.base import Adaptation
 from conml.learners.icl import InContextLearner
 from conml.objective import ConMLObjective, ConMLSettings, SubsetStrategy
 from conml.task_kind import REGRESSION
+from tests.dataset_settings import source
 from tests.learner_settings import configured
 from tests.net_settings import configured_net
 
@@ -27,7 +27,8 @@ def _learner(dims: int = 4, seed: int = 0) -> InContextLearner:
 
 
 def _batch(count: int = 3, points: int = 7) -> EpisodeBatch:
-    return FunctionTasks(LinearFunctions(), dims=4, points=points, meta_batch_size=count).sample("train", 0, count)
+    prompts = source("linear_regression", dims=4, points=points, curriculum=None, meta_batch_size=count)
+    return prompts.sample("train", 0, count)
 
 
 def test_gpt2_output_sees_only_earlier_tokens():
@@ -94,10 +95,10 @@ def test_conml_reads_the_loss_e_star_and_e_kappa_off_one_pass():
 
 def test_evaluate_is_the_error_at_the_query_after_k_examples():
     learner = _learner()
-    source = FunctionTasks(LinearFunctions(), dims=4, points=7)
-    batch = source.sample("test", 0, 5, shots=3, queries=1)
+    prompts = source("linear_regression", dims=4, points=7)
+    batch = prompts.sample("test", 0, 5, shots=3, queries=1)
     with torch.no_grad():
-        prefixes, _ = learner.prefix_predictions(source.sample("test", 0, 5).whole)
+        prefixes, _ = learner.prefix_predictions(prompts.sample("test", 0, 5).whole)
     expected = (prefixes[:, 3, 0] - batch.query.y[:, 0, 0]).pow(2)
     assert torch.allclose(learner.evaluate(batch), expected, atol=1e-5)
 

@@ -8,13 +8,13 @@ import pytest
 import torch
 from omegaconf import OmegaConf
 
-from conml.data.same_different.episodes import SameDifferentEpisodes
 from conml.learners.base import Adaptation
 from conml.learners.conventional import Conventional
 from conml.learners.maml import MAML
 from conml.nets.kim_conv import KimConvNet
 from conml.task_kind import CLASSIFICATION
 from tests.conftest import compose_config
+from tests.dataset_settings import source
 from tests.learner_settings import configured
 from tests.net_settings import configured_net
 
@@ -51,7 +51,7 @@ def test_architecture_matches_the_paper(model, features, parameters):
 @pytest.fixture(scope="module")
 def batch():
     """Two tasks of support size 2: grouped convolutions over tasks are slow on a CPU."""
-    return SameDifferentEpisodes(tasks=["lines", "arrows"], episodes=[4, 2, 2]).sample("train", 0, 2, shots=2)
+    return source("same_different", tasks=["lines", "arrows"], episodes=[4, 2, 2]).sample("train", 0, 2, shots=2)
 
 
 def small(model: str) -> KimConvNet:

@@ -11,7 +11,6 @@ from pathlib import Path
 import pytest
 import torch
 
-from conml.data.functions import DecisionTrees, FunctionTasks, LinearFunctions
 from conml.errors import ConfigError
 from conml.evaluate import evaluate
 from conml.icl_baselines import averaging, nearest_neighbours
@@ -19,6 +18,7 @@ from conml.icl_curves import Curve, baseline_curves, learner_curve, relative_min
 from conml.learners.icl import InContextLearner
 from conml.task_kind import REGRESSION
 from scripts.icl_curves import main as icl_curves_cli
+from tests.dataset_settings import source as prompts
 from tests.learner_settings import configured
 from tests.net_settings import configured_net
 
@@ -34,7 +34,7 @@ ICL_TINY = [
 
 
 def test_least_squares_solves_noiseless_linear_prompts_from_d_points():
-    source = FunctionTasks(LinearFunctions(), dims=5, points=11)
+    source = prompts("linear_regression", dims=5, points=11)
     curves = {c.name: c for c in baseline_curves(source, episodes=64, batch_size=32)}
     least_squares = curves["least squares"]
     assert least_squares.shots == list(range(11))
@@ -66,7 +66,7 @@ def test_learner_curve_agrees_with_meta_testing_at_each_shot():
     learner = configured(
         "icl", configured_net("gpt2", in_features=3, width=16, depth=1, heads=2, max_positions=16), REGRESSION
     )
-    source = FunctionTasks(DecisionTrees(2), dims=3, points=6)
+    source = prompts("decision_tree", functions={"depth": 2}, dims=3, points=6)
     curve = learner_curve("icl", learner, source, episodes=10, batch_size=4, device=torch.device("cpu"))
     for k in (0, 2, 5):
         at_k = evaluate(learner, source, "test", 10, 3, torch.device("cpu"), shots=k, queries=1, progress=False)
