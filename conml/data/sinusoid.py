@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-import math
-
 import torch
 
 from conml.data.episode_source import EpisodeSource
@@ -23,12 +21,12 @@ class SineWaves(EpisodeSource):
 
     def __init__(
         self,
-        shots: int = 10,
-        queries: int = 10,
-        amplitude: tuple[float, float] = (0.1, 5.0),
-        phase: tuple[float, float] = (0.0, math.pi),
-        x_range: tuple[float, float] = (-5.0, 5.0),
-        seed: int = 0,
+        shots: int,
+        queries: int,
+        amplitude: tuple[float, float],
+        phase: tuple[float, float],
+        x_range: tuple[float, float],
+        seed: int,
     ):
         if shots < 1 or queries < 1:
             raise ConfigError(f"dataset.shots and dataset.queries must be positive, got {shots} and {queries}.")
@@ -37,7 +35,14 @@ class SineWaves(EpisodeSource):
 
     def with_amplitude(self, amplitude: tuple[float, float]) -> SineWaves:
         """The same tasks but amplitudes from `amplitude` (the out-of-distribution test of ConML Fig. 2f)."""
-        return SineWaves(self.shots, self.queries, amplitude, self.phase, self.x_range, self.seed)
+        return SineWaves(
+            shots=self.shots,
+            queries=self.queries,
+            amplitude=amplitude,
+            phase=self.phase,
+            x_range=self.x_range,
+            seed=self.seed,
+        )
 
     def sample(
         self, split: str, first: int, count: int, shots: int | None = None, queries: int | None = None

@@ -18,9 +18,9 @@ class Curriculum:
 
     dims_start: int
     points_start: int
-    dims_inc: int = 1
-    points_inc: int = 2
-    interval: int = 2000
+    dims_inc: int
+    points_inc: int
+    interval: int
 
     def __post_init__(self):
         if self.dims_start < 1 or self.points_start < 2:

@@ -46,7 +46,7 @@ class LinearFunctions:
 class SparseLinearFunctions(LinearFunctions):
     """y = <w, x> with w ~ N(0, I) restricted to `sparsity` coordinates drawn among the active ones."""
 
-    def __init__(self, sparsity: int = 3):
+    def __init__(self, sparsity: int):
         if sparsity < 1:
             raise ConfigError(f"dataset.functions.sparsity must be at least 1, got {sparsity}.")
         self.sparsity = sparsity
@@ -74,7 +74,7 @@ class DecisionTrees:
     N(0, 1) value, of which only the leaves' are ever returned.
     """
 
-    def __init__(self, depth: int = 4):
+    def __init__(self, depth: int):
         if depth < 1:
             raise ConfigError(f"dataset.functions.depth must be at least 1, got {depth}.")
         self.depth = depth
@@ -104,7 +104,7 @@ class DecisionTrees:
 class ReLUNets:
     """y = sqrt(2 / hidden) * relu(x W1) W2 with standard normal weights (the scaling keeps y at unit scale)."""
 
-    def __init__(self, hidden: int = 100):
+    def __init__(self, hidden: int):
         if hidden < 1:
             raise ConfigError(f"dataset.functions.hidden must be at least 1, got {hidden}.")
         self.hidden = hidden

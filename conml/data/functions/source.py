@@ -45,13 +45,13 @@ class FunctionTasks(EpisodeSource):
     def __init__(
         self,
         functions: FunctionClass,
-        dims: int = 20,
-        points: int = 41,
-        curriculum: Optional[Curriculum] = None,
-        queries: int = 1,
-        meta_batch_size: int = 64,
-        device: str = "cpu",
-        seed: int = 0,
+        dims: int,
+        points: int,
+        curriculum: Optional[Curriculum],
+        queries: int,
+        meta_batch_size: int,
+        device: str,
+        seed: int,
     ):
         if dims < 1 or points < 2:
             raise ConfigError(

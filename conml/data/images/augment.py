@@ -20,17 +20,17 @@ _GRAY = (0.299, 0.587, 0.114)
 class Augmentation:
     """Random crop after zero padding, horizontal flip, then brightness, contrast and saturation jitter.
 
-    The defaults are learn2learn's `lee2019` miniImageNet transform (crop 84 with padding 8,
-    flip, jitter 0.4). Jitter factors are uniform in [1 - s, 1 + s] and applied in that fixed order.
+    configs/dataset/augmentation/lee2019.yaml holds learn2learn's `lee2019` miniImageNet transform (crop 84 with
+    padding 8, flip, jitter 0.4). Jitter factors are uniform in [1 - s, 1 + s] and applied in that fixed order.
     """
 
     def __init__(
         self,
-        crop_padding: int = 8,
-        flip: bool = True,
-        brightness: float = 0.4,
-        contrast: float = 0.4,
-        saturation: float = 0.4,
+        crop_padding: int,
+        flip: bool,
+        brightness: float,
+        contrast: float,
+        saturation: float,
     ):
         strengths = {"brightness": brightness, "contrast": contrast, "saturation": saturation}
         if crop_padding < 0 or any(not 0.0 <= s <= 1.0 for s in strengths.values()):

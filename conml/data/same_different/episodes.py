@@ -2,7 +2,7 @@
 
 Episode e of (task, support size S, split) is a pure function of (seed, split, task, S, e): its
 labels are S/2 same + S/2 different in the support and queries/2 of each in the query set, each
-set shuffled. A split holds `episodes` such episodes per (task, S): 1000/200/200 by default.
+set shuffled. A split holds `episodes` such episodes per (task, S): 1000/200/200 in configs/dataset/same_different.yaml.
 
 Tasks of one meta-batch must share S, because per-task BatchNorm statistics would see padding.
 So index i of a split (with `shots` unset) is laid out in blocks of `block` consecutive indices:
@@ -24,7 +24,7 @@ import torch
 from conml.data.episode_source import EpisodeSource
 from conml.data.same_different.cache import EpisodeCache
 from conml.data.same_different.naturalistic import ObjectPairs
-from conml.data.same_different.tasks import ALL_TASKS, NATURALISTIC, SHAPE_TASKS, EpisodeImages, ShapeTask
+from conml.data.same_different.tasks import ALL_TASKS, NATURALISTIC, EpisodeImages, ShapeTask
 from conml.data.seeding import SPLITS
 from conml.episodes import EpisodeBatch, Tasks
 from conml.errors import ConfigError
@@ -44,16 +44,16 @@ class SameDifferentEpisodes(EpisodeSource):
 
     def __init__(
         self,
-        tasks: list[str] = list(SHAPE_TASKS),
-        held_out: Optional[str] = None,
-        support_sizes: list[int] = [4, 6, 8, 10],
-        queries: int = 2,
-        episodes: list[int] = [1000, 200, 200],
-        block: int = 1,
-        seed: int = 0,
-        root: str = "data/same_different",
-        cached: bool = False,
-        objects_root: Optional[str] = None,
+        tasks: list[str],
+        held_out: Optional[str],
+        support_sizes: list[int],
+        queries: int,
+        episodes: list[int],
+        block: int,
+        seed: int,
+        root: str,
+        cached: bool,
+        objects_root: Optional[str],
     ):
         unknown = [t for t in tasks if t not in ALL_TASKS]
         if unknown or not tasks or len(set(tasks)) != len(tasks):
