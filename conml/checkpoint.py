@@ -126,27 +126,32 @@ def load_data_only(path: Path, allowed: list, holds: str, advice: str) -> object
         ) from None
 
 
-# Network settings that configs/model/*.yaml came to write after runs had been recorded without them. Such a run
-# built its net with the value the class's signature then gave, the value the file writes now; its checkpoint's
-# config is given that value, so that the run is rebuilt, evaluated and resumed as it ran.
+# Settings that configs/model/*.yaml and configs/dataset/*.yaml came to write after runs had been recorded without
+# them, by config section and class. Such a run built its net or episode source with the value the class's signature
+# then gave, the value the file writes now; its checkpoint's config is given that value, so that the run is rebuilt,
+# evaluated and resumed as it ran.
 WRITTEN_LATER = {
-    "conml.nets.conv.ConvNet": {"stride": 1, "max_pool": True, "spatial_mean": False},
-    "conml.nets.kim_conv.KimConvNet": {"track_running_stats": True},
+    "model": {
+        "conml.nets.conv.ConvNet": {"stride": 1, "max_pool": True, "spatial_mean": False},
+        "conml.nets.kim_conv.KimConvNet": {"track_running_stats": True},
+    },
+    "dataset": {"conml.data.images.source.FewShotImages": {"rotations": 1}},
 }
 
 
 def with_settings_written_later(config: dict) -> dict:
-    """A run's recorded config with the net settings it lacks from WRITTEN_LATER (in place; returned)."""
-    model = config.get("model")
-    if isinstance(model, dict):
-        for key, value in WRITTEN_LATER.get(model.get("_target_"), {}).items():
-            model.setdefault(key, value)
+    """A run's recorded config with the settings it lacks from WRITTEN_LATER (in place; returned)."""
+    for section, by_target in WRITTEN_LATER.items():
+        node = config.get(section)
+        if isinstance(node, dict):
+            for key, value in by_target.get(node.get("_target_"), {}).items():
+                node.setdefault(key, value)
     return config
 
 
 def load_checkpoint(path: Path) -> dict:
     """Load a checkpoint onto the CPU, building data only; a damaged or unsafe file is named in the error. The
-    run's config is completed with the net settings written after it was recorded (WRITTEN_LATER)."""
+    run's config is completed with the net and source settings written after it was recorded (WRITTEN_LATER)."""
     if not path.is_file():
         raise DataError(f"Checkpoint {path} does not exist.")
     try:

@@ -9,10 +9,8 @@ import inspect
 
 import pytest
 from hydra.utils import get_class
-from omegaconf import OmegaConf
 
 from conml.build import SUPPLIED
-from conml.checkpoint import WRITTEN_LATER, load_checkpoint, save_checkpoint
 from tests.conftest import CONFIGS, compose_config
 
 MODELS = sorted(path.stem for path in (CONFIGS / "model").glob("*.yaml"))
@@ -31,15 +29,3 @@ def test_the_config_file_holds_every_default(name):
         "a default in the signature would be a second copy of the YAML's"
     )
     assert sorted(p.name for p in settings) == sorted(key for key in node if key != "_target_")
-
-
-@pytest.mark.parametrize("target", sorted(WRITTEN_LATER))
-def test_a_run_recorded_before_a_setting_was_written_is_rebuilt_as_it_ran(target, tmp_path):
-    """A checkpoint whose config lacks a setting a model file came to write later gets the value the file writes
-    (the signature's default when the run was recorded), so the run is rebuilt, evaluated and resumed as it ran."""
-    name = next(stem for stem in MODELS if OmegaConf.load(CONFIGS / "model" / f"{stem}.yaml").get("_target_") == target)
-    written = OmegaConf.to_container(compose_config([f"model={name}"]).model, resolve=True)
-    assert {key: written[key] for key in WRITTEN_LATER[target]} == WRITTEN_LATER[target]
-    recorded = {key: value for key, value in written.items() if key not in WRITTEN_LATER[target]}
-    save_checkpoint({"config": {"model": recorded}}, tmp_path / "last.pt")
-    assert load_checkpoint(tmp_path / "last.pt")["config"]["model"] == written
