@@ -105,28 +105,17 @@ def network(setup: MAMLSetup, seed: int = 0) -> nn.Module:
     torch.manual_seed(seed)
     if setup.sine:
         return MLP(in_features=1, hidden=(40, 40), out_features=1)
-    if setup.omniglot:
-        return ConvNet(
-            in_channels=1,
-            hidden=setup.hidden,
-            blocks=4,
-            out_features=setup.ways,
-            image_size=setup.image_size,
-            bn_eps=1e-3,
-            stride=2,
-            max_pool=False,
-            spatial_mean=True,
-        )
+    # Finn et al.'s Omniglot Conv-4 (stride-2 convolutions, the last map averaged) or their miniImageNet one.
     return ConvNet(
-        in_channels=3,
+        in_channels=1 if setup.omniglot else 3,
         hidden=setup.hidden,
         blocks=4,
         out_features=setup.ways,
         image_size=setup.image_size,
         bn_eps=1e-3,
-        stride=1,
-        max_pool=True,
-        spatial_mean=False,
+        stride=2 if setup.omniglot else 1,
+        max_pool=not setup.omniglot,
+        spatial_mean=setup.omniglot,
     )
 
 
