@@ -11,6 +11,7 @@ from omegaconf import DictConfig
 
 from conml.checks.fit import check_fit
 from conml.checks.settings import check_learner_kind, check_ways
+from conml.checks.targets import check_targets
 from conml.errors import ConfigError, UserError
 
 # Arguments supplied here when each `_target_` group is built, so configs never set them.
@@ -63,7 +64,10 @@ def build(node: DictConfig, **supplied: Any) -> Any:
 
 
 def build_source_and_learner(cfg: DictConfig, device: torch.device):
-    """The episode source and the learner (its net built from `model`), on `device`, checked to fit each other."""
+    """The episode source and the learner (its net built from `model`), on `device`, checked to fit each other.
+    The settings are checked against the classes first: a recorded config (a checkpoint's) may lack one that the
+    code now requires."""
+    check_targets(cfg, SUPPLIED)
     source = build(cfg.dataset)
     check_learner_kind(cfg, source.kind)
     check_ways(cfg, source.kind)

@@ -19,10 +19,12 @@ from pathlib import Path
 from typing import Callable, Iterator, Optional
 
 import torch
-from hydra.utils import get_object, instantiate
+from hydra.utils import get_object
 from matplotlib.figure import Figure
+from omegaconf import OmegaConf
 from tqdm.auto import tqdm
 
+from conml.build import build_source_and_learner
 from conml.checkpoint import load_checkpoint
 from conml.config import Checkpoint
 from conml.data.functions import FunctionTasks
@@ -120,10 +122,9 @@ def load_run(run_dir: Path, checkpoint: Optional[str], device: torch.device) -> 
     # eval.checkpoint is stored as the config's enum (Checkpoint.best), or as its value by older runs
     checkpoint = checkpoint or Checkpoint(config["eval"]["checkpoint"]).value
     state = last if checkpoint == "last" else load_checkpoint(run_dir / "checkpoints" / f"{checkpoint}.pt")
-    source = instantiate(config["dataset"])
-    learner = instantiate(config["learner"], net=instantiate(config["model"]), kind=source.kind)
+    source, learner = build_source_and_learner(OmegaConf.create(config), device)
     learner.load_state_dict(state["learner"])
-    return TrainedRun(config["name"], learner.to(device), source, config, checkpoint)
+    return TrainedRun(config["name"], learner, source, config, checkpoint)
 
 
 def _check_in_context(run_dir: Path, config: dict) -> None:

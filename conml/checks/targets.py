@@ -72,7 +72,13 @@ def _check_node(node: DictConfig, path: str, supplied: set[str]) -> None:
     partial = node.get("_partial_", False)
     missing = [n for n, p in parameters.items() if p.default is p.empty and n not in node and n not in supplied]
     if missing and not partial:
-        raise ConfigError(f"{path} lacks required setting(s) {', '.join(missing)} of {target}.")
+        raise ConfigError(
+            f"{path} lacks required setting(s) {', '.join(missing)} of {target}: set "
+            f"{', '.join(f'{path}.{name}' for name in missing)} in its config file or on the command line. A run "
+            "recorded before its config file wrote such a setting (when the class's signature still gave it a "
+            "default) is completed from conml.checkpoint.WRITTEN_LATER: add the setting there with that default, or "
+            "load the run with the version of the code that trained it."
+        )
 
 
 def _type_hints(built: Any) -> dict[str, Any]:

@@ -5,9 +5,12 @@ its checkpoint's config gets the value the file writes, which the class's signat
 from __future__ import annotations
 
 import pytest
+import torch
 from omegaconf import OmegaConf
 
+from conml.build import build_source_and_learner
 from conml.checkpoint import WRITTEN_LATER, load_checkpoint, save_checkpoint
+from conml.errors import ConfigError
 from tests.conftest import CONFIGS, compose_config
 
 CASES = [(section, target) for section, by_target in WRITTEN_LATER.items() for target in sorted(by_target)]
@@ -39,3 +42,14 @@ def test_a_recorded_setting_is_kept(tmp_path):
     dataset = {"_target_": "conml.data.images.source.FewShotImages", "rotations": 4}
     save_checkpoint({"config": {"dataset": dataset}}, tmp_path / "last.pt")
     assert load_checkpoint(tmp_path / "last.pt")["config"]["dataset"]["rotations"] == 4
+
+
+def test_a_recorded_config_without_a_setting_the_code_now_requires_is_refused_in_one_paragraph():
+    """A checkpoint older than WRITTEN_LATER knows (its config lacks a setting that the class no longer defaults) is
+    named with the setting and the two ways out, not a TypeError from inside Hydra's instantiate."""
+    recorded = OmegaConf.to_container(compose_config(["experiment=sine/plain", "device=cpu"]), resolve=True)
+    del recorded["dataset"]["x_range"]
+    with pytest.raises(ConfigError) as refused:
+        build_source_and_learner(OmegaConf.create(recorded), torch.device("cpu"))
+    message = str(refused.value)
+    assert "dataset.x_range" in message and "WRITTEN_LATER" in message and "\n" not in message
