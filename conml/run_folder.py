@@ -30,6 +30,7 @@ from conml.errors import ConfigError, UserError, exit_with
 from conml.run_log import RunLog
 
 LOCK = ".lock"
+STAMP_WAIT_S = 2.0  # how long a holder may take between locking its folder and stamping the lock file
 # Folders this process made for its run (absolute paths); see MakeRunFolder.
 _made: set[Path] = set()
 
@@ -195,9 +196,20 @@ def _holder(path: Path) -> str | None:
         fcntl.flock(descriptor, fcntl.LOCK_SH | fcntl.LOCK_NB)
         return None
     except BlockingIOError:
-        return os.read(descriptor, 512).decode(errors="replace").strip() or "another run"
+        return _stamp(descriptor)
     finally:
         os.close(descriptor)
+
+
+def _stamp(descriptor: int) -> str:
+    """The holder's stamp. A holder writes it just after taking the lock, so a reader that comes in
+    between finds the file empty: it reads again for up to STAMP_WAIT_S before naming no one."""
+    deadline = time.monotonic() + STAMP_WAIT_S
+    while True:
+        stamp = os.pread(descriptor, 512, 0).decode(errors="replace").strip()
+        if stamp or time.monotonic() > deadline:
+            return stamp or "another run"
+        time.sleep(0.01)
 
 
 def _busy(folder: Path, holder: str) -> str:

@@ -14,10 +14,12 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 from pathlib import Path
 
 import pytest
 
+from conml.run_folder import RunFolderBusy, _lock
 from tests.conftest import TINY
 from tests.runs.test_faults import child_env, command_line
 from tests.train_cli import checksums, train_cli
@@ -158,6 +160,35 @@ def test_a_live_lock_refuses_and_a_dead_runs_lock_is_taken_over(tmp_path):
     finished = train_cli(*TINY, f"hydra.run.dir={run_dir}")
     assert finished.code == 0, finished.err
     assert (run_dir / "results.json").exists() and not (run_dir / ".lock").exists()
+
+
+def test_a_holder_caught_between_locking_and_stamping_is_still_named(tmp_path):
+    """The refusal names the holder even when it is read in the moment before the holder's stamp is written."""
+    lock = tmp_path / ".lock"
+    holder = subprocess.Popen(
+        [
+            sys.executable,
+            "-c",
+            "import fcntl, os, sys, time\n"
+            f"fd = os.open({str(lock)!r}, os.O_RDWR | os.O_CREAT)\n"
+            "fcntl.flock(fd, fcntl.LOCK_EX); print('held', flush=True); sys.stdin.readline()\n"
+            "os.write(fd, b'process 4242 on elsewhere'); time.sleep(120)",
+        ],
+        stdin=subprocess.PIPE,
+        stdout=subprocess.PIPE,
+        text=True,
+    )
+    try:
+        assert holder.stdout.readline().strip() == "held"
+        assert lock.read_text() == "", "the lock is held and not yet stamped"
+        stamp_soon = threading.Timer(0.2, lambda: (holder.stdin.write("stamp\n"), holder.stdin.flush()))
+        stamp_soon.start()
+        with pytest.raises(RunFolderBusy, match=r"in use by another run \(process 4242 on elsewhere\)"):
+            _lock(lock)
+        stamp_soon.join()
+    finally:
+        holder.send_signal(signal.SIGKILL)
+        holder.wait()
 
 
 @pytest.mark.parametrize("where", ["new folder", "existing run folder"])
