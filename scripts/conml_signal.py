@@ -130,11 +130,11 @@ def overrides_case(overrides: list[str], synthetic_images: bool = False) -> Case
     # Hydra runtime): a run it refuses is refused here with the same paragraph.
     for check in (check_known_keys, check_ranges, check_learning_rates, check_combinations):
         check(cfg)
-    check_targets(cfg, SUPPLIED)
     if synthetic_images:
+        check_targets(cfg, SUPPLIED)
         check_learner_kind(cfg, CLASSIFICATION)
     else:
-        build_source_and_learner(cfg, torch.device("cpu"))
+        build_source_and_learner(cfg, torch.device("cpu"))  # checks the targets first
     if not cfg.conml.enabled:
         raise ConfigError(
             f"--overrides {' '.join(overrides)} compose a run with ConML off (conml.enabled=false), which has no "
