@@ -60,6 +60,23 @@ PAPER = Scale(
     icl_batch=64,
     icl_points=41,
 )
+# The smallest problems that still run every case: smoke checks of the machinery, not timings.
+SMOKE = Scale(
+    "tiny",
+    image_size=16,
+    queries=2,
+    inner_steps=1,
+    warmup=1,
+    repeats=2,
+    max_seconds=0.05,
+    meta_batches=(2, 4),
+    shots=(1,),
+    conml_shots=(1,),
+    gpt2_layers=1,
+    gpt2_width=16,
+    icl_batch=4,
+    icl_points=11,
+)
 SCALES = {scale.name: scale for scale in (SMALL, PAPER)}
 
 

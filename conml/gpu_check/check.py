@@ -30,7 +30,7 @@ import torch
 from omegaconf import open_dict
 
 from conml.benchmarks.results import format_case
-from conml.benchmarks.scale import PAPER, BenchRun, Scale
+from conml.benchmarks.scale import PAPER, SMOKE, BenchRun
 from conml.benchmarks.suite import environment, select_cases
 from conml.composer import CONFIGS, Composer
 from conml.gpu_check.budget import Budget
@@ -55,22 +55,6 @@ PARTS = {"settings": 0.06, "tests": 0.16, "presets": 0.5, "bench": 0.28}
 BENCH_CASES = ["B1", "B1b", "B3", "B5"]
 # Paper sizes with short timing loops: enough iterations for a median, not for `make bench`'s tails.
 CHECK_SCALE = replace(PAPER, name="paper (gpu-check timing)", warmup=2, repeats=20, max_seconds=1.0)
-TINY_SCALE = Scale(
-    "tiny",
-    image_size=16,
-    queries=2,
-    inner_steps=1,
-    warmup=1,
-    repeats=2,
-    max_seconds=0.05,
-    meta_batches=(2, 4),
-    shots=(1,),
-    conml_shots=(1,),
-    gpt2_layers=1,
-    gpt2_width=16,
-    icl_batch=4,
-    icl_points=11,
-)
 
 
 @dataclass
@@ -88,7 +72,7 @@ class Options:
 def run_check(options: Options) -> int:
     """Run the chosen parts; 0 if every correctness check passed (a preset out of memory is a finding, not a failure)."""
     device = options.device
-    scale = TINY_SCALE if options.tiny else CHECK_SCALE
+    scale = SMOKE if options.tiny else CHECK_SCALE
     info = environment(BenchRun(scale, device)) | {
         "budget_s": options.budget,
         "mode": "tiny sizes" if options.tiny else "paper sizes",

@@ -5,31 +5,17 @@ from __future__ import annotations
 import json
 import math
 import sys
+from dataclasses import replace
 from pathlib import Path
 
 import pytest
 import torch
 
 from conml.benchmarks.cases import CASES
-from conml.benchmarks.scale import BenchRun, Scale
+from conml.benchmarks.scale import SMOKE, BenchRun
 from conml.benchmarks.suite import run_suite
 
-TINY = Scale(
-    "tiny",
-    image_size=16,
-    queries=2,
-    inner_steps=1,
-    warmup=0,
-    repeats=1,
-    max_seconds=0.0,
-    meta_batches=(2, 3),
-    shots=(1,),
-    conml_shots=(1,),
-    gpt2_layers=1,
-    gpt2_width=16,
-    icl_batch=4,
-    icl_points=5,
-)
+TINY = replace(SMOKE, warmup=0, repeats=1, max_seconds=0.0, meta_batches=(2, 3), icl_points=5)
 
 
 @pytest.fixture(scope="module")
