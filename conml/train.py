@@ -21,11 +21,12 @@ try:  # Ctrl-C while torch and the project load (a second or more): one line and
     from hydra.types import RunMode
     from omegaconf import DictConfig, OmegaConf, open_dict
 
-    from conml.build import build, build_source_and_learner, resolve_device
+    from conml.build import SUPPLIED, build, build_source_and_learner, resolve_device
     from conml.checkpoint import load_checkpoint, seed_everything
     from conml.checks.command_line import check_overrides
     from conml.checks.local_config import check_local_config
     from conml.checks.settings import check_evaluation, check_settings
+    from conml.checks.targets import check_targets
     from conml.config import (
         RESUMABLE_CHANGES,
         JobType,
@@ -62,6 +63,7 @@ def run(cfg: DictConfig, run_dir: Path, log: RunLog | None = None, launch: Launc
     `launch` is what the launcher said (`Launch.from_environment`, read at the entry point).
     """
     check_settings(cfg, launch.world_size)
+    check_targets(cfg, SUPPLIED)  # before the process group: a refusal must not wait on the other ranks
     record_provenance(cfg)
     shard, device = join_process_group(resolve_device(cfg.device), launch.world_size, launch.local_rank)
     config = OmegaConf.to_container(cfg, resolve=True)

@@ -78,3 +78,21 @@ def test_meta_batch_must_split_evenly():
 
     with pytest.raises(ConfigError, match="multiple of the number of processes"):
         TaskShard(0, 3).local_tasks(32)
+
+
+def test_a_multi_process_run_refuses_a_missing_setting_before_joining_the_process_group(monkeypatch, tmp_path):
+    """Every check that can refuse a run comes before torchrun's process group is joined: otherwise each rank
+    waits on the others before it can say what is wrong."""
+    import conml.train
+    from conml.errors import ConfigError
+    from conml.launch import Launch
+    from tests.conftest import TINY, compose_config
+
+    def joined(*args):
+        raise AssertionError("the process group was joined before the settings were checked")
+
+    monkeypatch.setattr(conml.train, "join_process_group", joined)
+    cfg = compose_config([*TINY, "~learner.inner_lr"])
+    with pytest.raises(ConfigError, match="lacks required setting"):
+        conml.train.run(cfg, tmp_path / "run", launch=Launch(world_size=WORLD))
+    assert not (tmp_path / "run").exists()
