@@ -10,11 +10,15 @@ import torch
 import torch.distributed as dist
 import torch.multiprocessing as mp
 
+import conml.train
 from conml.distributed import TaskShard
 from conml.episodes import EpisodeBatch, Tasks
+from conml.errors import ConfigError
+from conml.launch import Launch
 from conml.learners.maml import MAML
 from conml.objective import ConMLObjective, ConMLSettings
 from conml.task_kind import CLASSIFICATION
+from tests.conftest import TINY, compose_config
 from tests.learner_settings import configured
 from tests.net_settings import configured_net
 
@@ -74,8 +78,6 @@ def test_two_processes_give_the_single_process_meta_gradient(unused_tcp_port):
 
 
 def test_meta_batch_must_split_evenly():
-    from conml.errors import ConfigError
-
     with pytest.raises(ConfigError, match="multiple of the number of processes"):
         TaskShard(0, 3).local_tasks(32)
 
@@ -83,10 +85,6 @@ def test_meta_batch_must_split_evenly():
 def test_a_multi_process_run_refuses_a_missing_setting_before_joining_the_process_group(monkeypatch, tmp_path):
     """Every check that can refuse a run comes before torchrun's process group is joined: otherwise each rank
     waits on the others before it can say what is wrong."""
-    import conml.train
-    from conml.errors import ConfigError
-    from conml.launch import Launch
-    from tests.conftest import TINY, compose_config
 
     def joined(*args):
         raise AssertionError("the process group was joined before the settings were checked")
